@@ -1,0 +1,61 @@
+// The HTTP side of a channel, for requests that are not websocket upgrades: GET and HEAD serve the channel
+// page, POST publishes its body, anything else is 405. The channel name arrives already checked, as a binding.
+
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Config } from "./config.ts";
+import type { Hub } from "./hub.ts";
+import { originAllowed } from "./origin.ts";
+import { channelPage } from "./page.ts";
+
+export interface ChannelBindings {
+  channel: string;
+}
+
+export const ALLOWED_METHODS = "GET, HEAD, POST";
+export const SUBSCRIBERS_HEADER = "X-Pinghub-Subscribers";
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+export function createApp(hub: Hub, config: Config, refuse: (reason: RefusalReason) => void = () => {}) {
+  const app = new Hono<{ Bindings: ChannelBindings }>();
+
+  app.get("*", (c) => c.html(channelPage(c.env.channel)));
+
+  app.post(
+    "*",
+    (c, next) => {
+      // Checked before the body is read: a page on another site must not publish through a visitor's browser.
+      if (originAllowed(config.origin, c.req.header("origin") ?? null)) return next();
+      refuse("origin");
+      return Promise.resolve(c.text(`forbidden: Origin is not ${config.origin}\n`, 403));
+    },
+    // Counts the bytes of chunked bodies too, and stops reading at the limit.
+    bodyLimit({
+      maxSize: config.maxMessageSize,
+      onError: (c) => {
+        refuse("too_large");
+        return c.text(`message too large: the limit is ${config.maxMessageSize} bytes\n`, 413);
+      },
+    }),
+    async (c) => {
+      let message: string;
+      try {
+        message = strictUtf8.decode(await c.req.arrayBuffer());
+      } catch {
+        refuse("not_utf8");
+        return c.text("message is not valid UTF-8\n", 400);
+      }
+      // An empty body is accepted and dropped, as the original did: there is nothing to deliver.
+      const delivered = message.length === 0 ? 0 : hub.publishPost(c.env.channel, message);
+      return c.text("OK\n", 200, { [SUBSCRIBERS_HEADER]: String(delivered) });
+    },
+  );
+
+  app.all("*", (c) => c.text(`method not allowed: use ${ALLOWED_METHODS}\n`, 405, { Allow: ALLOWED_METHODS }));
+
+  return app;
+}
+
+/** Why a request was refused, as counted by the metrics. */
+export type RefusalReason = "bad_path" | "origin" | "too_large" | "not_utf8" | "bad_upgrade";

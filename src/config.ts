@@ -1,0 +1,152 @@
+// Parsing and checking pinghub's settings. Every value a user can give is checked here, before anything is
+// bound, so that a bad flag is one clear line and exit status 2 rather than a half-started server.
+
+/** Where the channel server listens: a TCP host and port, or a UNIX socket path. */
+export type Listen = { kind: "tcp"; hostname: string; port: number } | { kind: "unix"; path: string };
+
+export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
+export const LOG_LEVELS: readonly LogLevel[] = ["silent", "error", "warn", "info", "debug"];
+
+export interface Config {
+  listen: Listen;
+  /** Port of the metrics server on 127.0.0.1; 0 turns it off. */
+  metricsPort: number;
+  /** The allowed Origin, normalised (`https://example.com`); undefined turns the check off. */
+  origin: string | undefined;
+  /** Absolute path of the log file; undefined logs to stderr. */
+  logFile: string | undefined;
+  logLevel: LogLevel;
+  /** Largest message, in bytes, by websocket or POST. */
+  maxMessageSize: number;
+  /** Bytes queued for one websocket that is not reading before it is disconnected. */
+  maxBacklog: number;
+  /** Seconds of silence after which a websocket is closed; it is pinged half way. */
+  idleTimeout: number;
+  /** Permission bits of a UNIX socket. */
+  socketMode: number;
+}
+
+export const DEFAULTS = {
+  addr: "127.0.0.1:8081",
+  mport: "8082",
+  logLevel: "info",
+  // 64 KiB: far above any notification, small enough that one message never strains a subscriber.
+  maxMessageSize: "65536",
+  // 1 MiB: sixteen maximum-size messages, or thousands of typical ones, of slack for a subscriber that is
+  // briefly slow; 10,000 stalled subscribers then hold at most 10 GiB, and usually far less.
+  maxBacklog: "1048576",
+  // The original pings every 27 s and gives up after 30 s; Bun pings after half the timeout and closes
+  // after the whole of it, so a peer that answers nothing is closed after 30 s.
+  idleTimeout: "30",
+  // Owner and group may connect (the proxy is put in pinghub's group), others may not.
+  socketMode: "0660",
+} as const;
+
+/** A value that cannot be used; its message is the whole line printed before exit 2. */
+export class ConfigError extends Error {}
+
+/** Parses `host:port`, `:port` (all interfaces), `[v6]:port`, or an absolute UNIX socket path. */
+export function parseAddr(value: string): Listen {
+  if (value.startsWith("/")) return { kind: "unix", path: value };
+  const bad = (why: string) => new ConfigError(`bad --addr "${value}": ${why}`);
+  const colon = value.lastIndexOf(":");
+  if (colon < 0) throw bad("expected host:port, :port, [ipv6]:port or an absolute socket path");
+  let host = value.slice(0, colon);
+  const port = parsePort(value.slice(colon + 1), `--addr "${value}"`);
+  if (host.startsWith("[") && host.endsWith("]")) {
+    host = host.slice(1, -1);
+    if (!/^[0-9a-fA-F:.]+$/.test(host) || !host.includes(":")) throw bad("not an IPv6 address in brackets");
+    return { kind: "tcp", hostname: host, port };
+  }
+  // An empty host means every interface; "::" is dual-stack in Bun, so IPv4 clients reach it too.
+  if (host === "") return { kind: "tcp", hostname: "::", port };
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) {
+    throw bad(host.includes(":") ? "put an IPv6 address in brackets: [::1]:8081" : "not a host name or IPv4 address");
+  }
+  return { kind: "tcp", hostname: host, port };
+}
+
+/** A TCP port, 0 to 65535 (0 asks the system for a free one). */
+export function parsePort(value: string, what: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) {
+    throw new ConfigError(`bad ${what}: port must be a number from 0 to 65535`);
+  }
+  return Number(value);
+}
+
+/** `scheme://host[:port]`, returned in the form browsers send in the Origin header. */
+export function parseOrigin(value: string): string {
+  const bad = new ConfigError(`bad --origin "${value}": expected scheme://host[:port], such as https://example.com`);
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#@]+\/?$/i.test(value)) throw bad;
+  try {
+    const url = new URL(value);
+    if (url.origin === "null") throw bad;
+    return url.origin;
+  } catch {
+    throw bad;
+  }
+}
+
+export function parseLogFile(value: string): string {
+  if (!value.startsWith("/")) throw new ConfigError(`bad --log "${value}": the log file must be an absolute path`);
+  return value;
+}
+
+export function parseLogLevel(value: string): LogLevel {
+  const level = LOG_LEVELS.find((l) => l === value);
+  if (!level) throw new ConfigError(`bad --log-level "${value}": expected one of ${LOG_LEVELS.join(", ")}`);
+  return level;
+}
+
+/** A whole number above zero, as bytes or seconds. */
+export function parsePositiveInt(value: string, what: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw new ConfigError(`bad ${what} "${value}": expected a whole number above zero`);
+  }
+  return n;
+}
+
+/** An octal file mode such as 0660. */
+export function parseSocketMode(value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) throw new ConfigError(`bad --socket-mode "${value}": expected octal such as 0660`);
+  return Number.parseInt(value, 8);
+}
+
+/** The raw settings, one string each, as they come from flags, the environment or the defaults. */
+export interface RawSettings {
+  addr: string;
+  mport: string;
+  origin: string | undefined;
+  log: string | undefined;
+  logLevel: string;
+  maxMessageSize: string;
+  maxBacklog: string;
+  idleTimeout: string;
+  socketMode: string;
+}
+
+export function toConfig(raw: RawSettings): Config {
+  const origin = raw.origin === undefined || raw.origin === "" ? undefined : parseOrigin(raw.origin);
+  const logFile = raw.log === undefined || raw.log === "" ? undefined : parseLogFile(raw.log);
+  const idleTimeout = parsePositiveInt(raw.idleTimeout, "--idle-timeout");
+  // Bun's idle timer counts in whole seconds and stops at 960.
+  if (idleTimeout > 960) throw new ConfigError(`bad --idle-timeout "${raw.idleTimeout}": at most 960 seconds`);
+  return {
+    listen: parseAddr(raw.addr),
+    metricsPort: parsePort(raw.mport, `--mport "${raw.mport}"`),
+    origin,
+    logFile,
+    logLevel: parseLogLevel(raw.logLevel),
+    maxMessageSize: parsePositiveInt(raw.maxMessageSize, "--max-message-size"),
+    maxBacklog: parsePositiveInt(raw.maxBacklog, "--max-backlog"),
+    idleTimeout,
+    socketMode: parseSocketMode(raw.socketMode),
+  };
+}
+
+/** How a listen address is written in logs and messages. */
+export function formatListen(listen: Listen): string {
+  if (listen.kind === "unix") return `unix:${listen.path}`;
+  return listen.hostname.includes(":") ? `[${listen.hostname}]:${listen.port}` : `${listen.hostname}:${listen.port}`;
+}

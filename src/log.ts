@@ -1,0 +1,50 @@
+// Logging with consola: to stderr by default, or appended to --log, a file that SIGHUP reopens so logrotate
+// can rename it. Pinghub logs events (start, stop, a subscriber cut off, a listener error), never a line per
+// message, so a synchronous write per line costs nothing that matters and loses nothing on exit.
+
+import { closeSync, openSync, writeSync } from "node:fs";
+import { type ConsolaInstance, createConsola, type LogObject } from "consola";
+import type { LogLevel } from "./config.ts";
+
+/** consola's numeric levels for pinghub's level names. */
+const LEVELS: Record<LogLevel, number> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4 };
+
+export interface Log {
+  logger: ConsolaInstance;
+  /** Closes and opens the log file again at its path; nothing is written to the old file afterwards. */
+  reopen(): void;
+  close(): void;
+}
+
+export function createLog(level: LogLevel, file: string | undefined): Log {
+  let fd = file === undefined ? 2 : openLogFile(file);
+  const write = (line: string) => writeSync(fd, line);
+  const logger = createConsola({
+    level: LEVELS[level],
+    reporters: [{ log: (entry: LogObject) => write(formatLine(entry)) }],
+  });
+  return {
+    logger,
+    reopen() {
+      if (file === undefined) return;
+      const next = openLogFile(file);
+      const previous = fd;
+      fd = next;
+      closeSync(previous);
+    },
+    close() {
+      if (fd !== 2) closeSync(fd);
+      fd = 2;
+    },
+  };
+}
+
+function openLogFile(path: string): number {
+  return openSync(path, "a", 0o640);
+}
+
+/** One line per event: time, level, message. Plain text, so grep and logrotate's users read it as it is. */
+function formatLine(entry: LogObject): string {
+  const text = entry.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
+  return `${entry.date.toISOString()} ${entry.type} ${text}\n`;
+}

@@ -1,0 +1,46 @@
+// The websocket side of a channel: Bun's native handler, not Hono's upgradeWebSocket, because Hono builds a
+// context object per event and a message bus cannot pay that per message.
+
+import type { WebSocketHandler } from "bun";
+import type { Config } from "./config.ts";
+import type { Hub, Subscriber } from "./hub.ts";
+
+/** Close codes pinghub sends itself; Bun sends 1007 (not UTF-8) and 1009 (too large) on its own. */
+export const CLOSE_UNSUPPORTED_DATA = 1003;
+
+export function websocketHandler(hub: Hub, config: Config): WebSocketHandler<Subscriber> {
+  return {
+    // Bun closes with 1009 a message larger than this, before any of it reaches us.
+    maxPayloadLength: config.maxMessageSize,
+    // Past this many queued bytes Bun stops sending to the subscriber and drops it, so one stalled reader
+    // costs bounded memory and never holds back the others.
+    backpressureLimit: config.maxBacklog,
+    closeOnBackpressureLimit: true,
+    // Bun pings a connection silent for half this time and closes it once the whole time passes unanswered.
+    idleTimeout: config.idleTimeout,
+    sendPings: true,
+    // Compression would cost CPU per subscriber on every message; notifications are small.
+    perMessageDeflate: false,
+
+    open(ws) {
+      hub.join(ws);
+    },
+
+    message(ws, message) {
+      if (typeof message !== "string") {
+        ws.close(CLOSE_UNSUPPORTED_DATA, "binary messages are not accepted: send text");
+        return;
+      }
+      // An empty message is a keepalive: answered to its sender alone, never published.
+      if (message.length === 0) {
+        ws.send("");
+        return;
+      }
+      hub.publishWebsocket(ws.data.channel, message);
+    },
+
+    close(ws) {
+      hub.leave(ws);
+    },
+  };
+}
