@@ -6,7 +6,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
 import { originAllowed } from "./origin.ts";
-import { channelPage } from "./page.ts";
+import { CLIENT_LIBRARY_PATH, channelPage, clientLibraryResponse } from "./page.ts";
 
 export interface ChannelBindings {
   channel: string;
@@ -19,6 +19,10 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 export function createApp(hub: Hub, config: Config, refuse: (reason: RefusalReason) => void = () => {}) {
   const app = new Hono<{ Bindings: ChannelBindings }>();
+
+  // The browser client library at its one reserved path (see page.ts). GET and HEAD only: a websocket or a POST
+  // to this path still reaches the channel of that name. Registered first, so it wins over the channel page.
+  app.get(CLIENT_LIBRARY_PATH, (c) => clientLibraryResponse(c.req.raw));
 
   app.get("*", (c) => c.html(channelPage(c.env.channel)));
 

@@ -60,7 +60,7 @@ const FLAGS: Record<string, Flag> = {
   "idle-timeout": {
     key: "idleTimeout",
     valueHint: "seconds",
-    description: "close a websocket silent this long; it is pinged half way",
+    description: "close a websocket silent this long; it is pinged a few seconds before",
     default: DEFAULTS.idleTimeout,
   },
   "socket-mode": {

@@ -16,7 +16,8 @@ export function websocketHandler(hub: Hub, config: Config): WebSocketHandler<Sub
     // costs bounded memory and never holds back the others.
     backpressureLimit: config.maxBacklog,
     closeOnBackpressureLimit: true,
-    // Bun pings a connection silent for half this time and closes it once the whole time passes unanswered.
+    // Bun pings a connection silent for most of this time (all but 4 to 16 s, in its steps of 4 s) and closes
+    // it once the whole time passes with nothing received; any frame, a pong too, restarts the count.
     idleTimeout: config.idleTimeout,
     sendPings: true,
     // Compression would cost CPU per subscriber on every message; notifications are small.

@@ -1,0 +1,111 @@
+// Real pinghub servers for the tests: in this process on a free port (fast, for protocol tests), or as a
+// separate `bun src/main.ts` process (for flags, signals, files and exit codes).
+
+import type { Subprocess } from "bun";
+import { type Config, toConfig } from "../../src/config.ts";
+import { type ChannelServer, type ServerEvents, startChannelServer } from "../../src/server.ts";
+
+export const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** The defaults, on a free loopback port, with the metrics server off. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return {
+    ...toConfig({
+      addr: "127.0.0.1:0",
+      mport: "0",
+      origin: undefined,
+      log: undefined,
+      logLevel: "silent",
+      maxMessageSize: "65536",
+      maxBacklog: "1048576",
+      idleTimeout: "30",
+      socketMode: "0660",
+    }),
+    ...overrides,
+  };
+}
+
+export interface TestServer extends ChannelServer {
+  /** `http://127.0.0.1:PORT` + path, with the path used as given (no encoding added). */
+  http(path: string): string;
+  ws(path: string): string;
+  port: number;
+}
+
+export async function startServer(overrides: Partial<Config> = {}, events: ServerEvents = {}): Promise<TestServer> {
+  const channels = await startChannelServer(testConfig(overrides), events);
+  const port = channels.server.port ?? 0;
+  return {
+    ...channels,
+    port,
+    http: (path) => `http://127.0.0.1:${port}${path}`,
+    ws: (path) => `ws://127.0.0.1:${port}${path}`,
+  };
+}
+
+export interface PinghubProcess {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** Resolves with the first stderr text matching `pattern`. */
+  waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  exited: Promise<number>;
+}
+
+/** Runs `bun src/main.ts` with these flags, as an operator would. */
+export function spawnPinghub(args: string[], env: Record<string, string> = {}): PinghubProcess {
+  const proc = Bun.spawn([process.execPath, "src/main.ts", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1", ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let text = "";
+  const waiters = new Set<() => void>();
+  (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) {
+      text += decoder.decode(chunk, { stream: true });
+      for (const wake of waiters) wake();
+    }
+  })();
+  return {
+    proc,
+    stderr: () => text,
+    exited: proc.exited,
+    waitForStderr(pattern, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = text.match(pattern);
+          if (match === null) return false;
+          cleanup();
+          resolve(match);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`stderr never matched ${pattern}; it was:\n${text}`));
+        }, timeoutMs);
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(wake);
+        };
+        const wake = () => void check();
+        if (!check()) {
+          waiters.add(wake);
+          proc.exited.then(() =>
+            setTimeout(() => check() || (cleanup(), reject(new Error(`exited; stderr:\n${text}`)))),
+          );
+        }
+      });
+    },
+  };
+}
+
+/** Starts a pinghub process on a free port and returns it with its URL, once it says it is serving. */
+export async function spawnServing(args: string[] = [], env: Record<string, string> = {}) {
+  const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", ...args], env);
+  const [, url] = await pinghub.waitForStderr(/serving (\S+)/);
+  return { ...pinghub, url: url as string };
+}
