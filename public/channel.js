@@ -63,8 +63,8 @@ function showState(state) {
       notice.hidden = true;
       break;
     case "reconnecting": {
-      const why = state.wasLive ? describeClose(state.code, state.reason) : "could not connect";
-      stateText.textContent = `Closed: ${why}. Reconnecting`;
+      const why = state.wasLive ? `Closed: ${describeClose(state.code, state.reason)}` : "Could not connect";
+      stateText.textContent = `${why}. Reconnecting`;
       const tick = () => {
         const seconds = Math.max(1, Math.ceil((state.retryAt - Date.now()) / 1000));
         countdownText.textContent = ` in ${seconds} s`;

@@ -1,10 +1,11 @@
 // The HTTP side of a channel, for requests that are not websocket upgrades: GET and HEAD serve the channel
 // page, POST publishes its body, anything else is 405. The channel name arrives already checked, as a binding.
 
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
+import type { RefusalReason } from "./metrics.ts";
 import { originAllowed } from "./origin.ts";
 import { CLIENT_LIBRARY_PATH, channelPage, clientLibraryResponse } from "./page.ts";
 
@@ -17,8 +18,16 @@ export const SUBSCRIBERS_HEADER = "X-Pinghub-Subscribers";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
-export function createApp(hub: Hub, config: Config, refuse: (reason: RefusalReason) => void = () => {}) {
+export interface AppHooks {
+  refused(reason: RefusalReason): void;
+  /** Runs around every request the app handles: the HTTP request metrics. */
+  middleware?: MiddlewareHandler;
+}
+
+export function createApp(hub: Hub, config: Config, hooks: AppHooks) {
   const app = new Hono<{ Bindings: ChannelBindings }>();
+  const refuse = hooks.refused;
+  if (hooks.middleware) app.use(hooks.middleware);
 
   // The browser client library at its one reserved path (see page.ts). GET and HEAD only: a websocket or a POST
   // to this path still reaches the channel of that name. Registered first, so it wins over the channel page.
@@ -31,7 +40,7 @@ export function createApp(hub: Hub, config: Config, refuse: (reason: RefusalReas
     (c, next) => {
       // Checked before the body is read: a page on another site must not publish through a visitor's browser.
       if (originAllowed(config.origin, c.req.header("origin") ?? null)) return next();
-      refuse("origin");
+      refuse("bad_origin");
       return Promise.resolve(c.text(`forbidden: Origin is not ${config.origin}\n`, 403));
     },
     // Counts the bytes of chunked bodies too, and stops reading at the limit.
@@ -60,6 +69,3 @@ export function createApp(hub: Hub, config: Config, refuse: (reason: RefusalReas
 
   return app;
 }
-
-/** Why a request was refused, as counted by the metrics. */
-export type RefusalReason = "bad_path" | "origin" | "too_large" | "not_utf8" | "bad_upgrade";

@@ -79,6 +79,13 @@ export class Hub {
     if (ws.data.slow) this.counters.slowSubscribers++;
   }
 
+  /** Closes every websocket, as at shutdown. */
+  closeAll(code: number, reason: string): void {
+    for (const subscribers of this.channels.values()) {
+      for (const ws of subscribers) ws.close(code, reason);
+    }
+  }
+
   /** Publishes a message that came in a POST; returns the number of subscribers it went to. */
   publishPost(channel: string, message: string): number {
     this.counters.postMessages++;

@@ -1,10 +1,12 @@
-// The pinghub process: read the command line, open the log, start the channel server, and stop cleanly on
-// SIGTERM or SIGINT. `bun run pinghub` runs this file.
+// The pinghub process: read the command line, open the log, start the metrics and channel servers, reopen the
+// log on SIGHUP, and shut down cleanly on SIGTERM or SIGINT. `bun run pinghub` runs this file.
 
 import pkg from "../package.json" with { type: "json" };
 import { parseCommandLine } from "./cli.ts";
 import { type Config, formatListen } from "./config.ts";
-import { createLog } from "./log.ts";
+import { Hub } from "./hub.ts";
+import { createLog, type Log } from "./log.ts";
+import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
 
 async function main(): Promise<number> {
@@ -18,7 +20,7 @@ async function main(): Promise<number> {
 }
 
 async function run(config: Config): Promise<number> {
-  let log: ReturnType<typeof createLog>;
+  let log: Log;
   try {
     log = createLog(config.logLevel, config.logFile);
   } catch (error) {
@@ -26,32 +28,60 @@ async function run(config: Config): Promise<number> {
     return 1;
   }
   const { logger } = log;
-  let channels: ChannelServer;
-  try {
-    channels = await startChannelServer(config, {
-      slowSubscriber: (channel) =>
-        logger.warn(`subscriber of ${JSON.stringify(channel)} cut off: over ${config.maxBacklog} bytes behind`),
-    });
-  } catch (error) {
-    const line = `pinghub: cannot serve on ${formatListen(config.listen)}: ${(error as Error).message}`;
+  const fatal = (line: string) => {
     logger.error(line);
-    // A fatal start-up error also goes to stderr when the log is a file, so whoever started pinghub sees it.
+    // When the log is a file, whoever started pinghub still sees why it did not start.
     if (config.logFile !== undefined) process.stderr.write(`${line}\n`);
+    log.close();
     return 1;
-  }
-  logger.info(`pinghub ${pkg.version} started: pid ${process.pid}, serving ${channels.url}`);
+  };
 
-  process.on("SIGHUP", () => {
-    log.reopen();
-    logger.info("log file reopened");
-  });
-  const stopped = new Promise<string>((resolve) => {
+  // Listened for from the start, so a signal during start-up still ends in an orderly stop.
+  const stopSignal = new Promise<string>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
   });
-  const signal = await stopped;
-  logger.info(`stopping on ${signal}: closing ${channels.hub.websockets} websockets`);
+  const health: Health = { serving: true };
+  const hub = new Hub(config.maxBacklog, (ws) =>
+    logger.warn(
+      `slow subscriber cut off: over ${config.maxBacklog} bytes behind on ${JSON.stringify(ws.data.channel)}`,
+    ),
+  );
+  let metrics: Metrics;
+  try {
+    metrics = createMetrics(hub, health, config.metricsPort);
+  } catch (error) {
+    return fatal(`pinghub: cannot serve metrics on 127.0.0.1:${config.metricsPort}: ${(error as Error).message}`);
+  }
+  let channels: ChannelServer;
+  try {
+    channels = await startChannelServer(config, hub, {
+      refused: metrics.refused,
+      httpMiddleware: metrics.httpMiddleware,
+    });
+  } catch (error) {
+    await metrics.stop();
+    return fatal(`pinghub: cannot serve on ${formatListen(config.listen)}: ${(error as Error).message}`);
+  }
+  logger.info(
+    `pinghub ${pkg.version} started: pid ${process.pid}, serving ${channels.url}, metrics ${metrics.url ?? "off"}`,
+  );
+
+  process.on("SIGHUP", () => {
+    try {
+      log.reopen();
+      logger.info("log file reopened");
+    } catch (error) {
+      // Keep writing to the file we have rather than lose the log.
+      logger.warn(`cannot reopen log file ${config.logFile}: ${(error as Error).message}`);
+    }
+  });
+  const signal = await stopSignal;
+
+  health.serving = false;
+  logger.info(`stopping on ${signal}: closing ${hub.websockets} websockets`);
   await channels.stop();
+  await metrics.stop();
   logger.info("pinghub stopped");
   log.close();
   return 0;

@@ -2,34 +2,46 @@
 // after checking the channel name once for both. Also listening on TCP or a UNIX socket, and stopping.
 
 import type { Server } from "bun";
-import { createApp, type RefusalReason } from "./app.ts";
+import type { MiddlewareHandler } from "hono";
+import { createApp } from "./app.ts";
 import { channelFromUrl } from "./channel-path.ts";
 import type { Config } from "./config.ts";
 import { Hub, type Subscriber } from "./hub.ts";
+import type { RefusalReason } from "./metrics.ts";
 import { originAllowed } from "./origin.ts";
 import { prepareUnixSocket, removeUnixSocket, withSocketMode } from "./unix-socket.ts";
 import { websocketHandler } from "./websocket.ts";
 
-export interface ServerEvents {
-  /** A request refused before it reached a channel, by reason. */
+export interface ServerHooks {
+  /** A request or websocket refused, by reason. */
   refused?: (reason: RefusalReason) => void;
-  /** A subscriber cut off because its backlog passed --max-backlog. */
-  slowSubscriber?: (channel: string) => void;
+  /** Runs around every request the Hono app handles. */
+  httpMiddleware?: MiddlewareHandler;
 }
+
+/** Close code and reason for every websocket when the server stops: clients should reconnect elsewhere. */
+export const GOING_AWAY = { code: 1001, reason: "server shutting down" } as const;
 
 export interface ChannelServer {
   hub: Hub;
   server: Server<Subscriber>;
   /** Where it listens, as a URL for clients: `http://127.0.0.1:8081` or `unix:/run/pinghub/pinghub.sock`. */
   url: string;
-  /** Stops accepting, closes every websocket with 1001 (going away), and removes a UNIX socket file. */
+  /**
+   * Stops accepting, closes every websocket with 1001 (going away), lets requests in flight finish, and
+   * removes a UNIX socket file.
+   */
   stop(): Promise<void>;
 }
 
-export async function startChannelServer(config: Config, events: ServerEvents = {}): Promise<ChannelServer> {
-  const refused = events.refused ?? (() => {});
-  const hub = new Hub(config.maxBacklog, (ws) => events.slowSubscriber?.(ws.data.channel));
-  const app = createApp(hub, config, refused);
+/** Serves the channels of `hub` where the config says; resolves once listening. */
+export async function startChannelServer(
+  config: Config,
+  hub: Hub = new Hub(config.maxBacklog),
+  hooks: ServerHooks = {},
+): Promise<ChannelServer> {
+  const refused = hooks.refused ?? (() => {});
+  const app = createApp(hub, config, { refused, middleware: hooks.httpMiddleware });
   const listen = config.listen;
   if (listen.kind === "unix") await prepareUnixSocket(listen.path);
 
@@ -42,7 +54,7 @@ export async function startChannelServer(config: Config, events: ServerEvents = 
       }
       if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return app.fetch(req, { channel });
       if (!originAllowed(config.origin, req.headers.get("origin"))) {
-        refused("origin");
+        refused("bad_origin");
         return new Response(`forbidden: Origin is not ${config.origin}\n`, { status: 403 });
       }
       if (server.upgrade(req, { data: { channel, slow: false } })) return undefined;
@@ -51,8 +63,8 @@ export async function startChannelServer(config: Config, events: ServerEvents = 
         status: 400,
       });
     },
-    websocket: websocketHandler(hub, config),
-    // Bun's own limit on request bodies; the app enforces --max-message-size itself with a clear answer.
+    websocket: websocketHandler(hub, config, refused),
+    // Bun's own ceiling on request bodies; the app enforces --max-message-size itself with a clear answer.
     maxRequestBodySize: Math.max(config.maxMessageSize + 1, 1024 * 1024),
   };
   const server =
@@ -71,9 +83,11 @@ export async function startChannelServer(config: Config, events: ServerEvents = 
     server,
     url,
     async stop() {
-      // stop(true) closes every websocket with 1001 "going away" so clients reconnect elsewhere.
-      await server.stop(true);
+      // Stop listening first, so no new client arrives while the others are told to go.
+      const drained = server.stop(false);
       if (listen.kind === "unix") removeUnixSocket(listen.path);
+      hub.closeAll(GOING_AWAY.code, GOING_AWAY.reason);
+      await drained;
     },
   };
 }

@@ -4,11 +4,22 @@
 import type { WebSocketHandler } from "bun";
 import type { Config } from "./config.ts";
 import type { Hub, Subscriber } from "./hub.ts";
+import type { RefusalReason } from "./metrics.ts";
 
 /** Close codes pinghub sends itself; Bun sends 1007 (not UTF-8) and 1009 (too large) on its own. */
 export const CLOSE_UNSUPPORTED_DATA = 1003;
 
-export function websocketHandler(hub: Hub, config: Config): WebSocketHandler<Subscriber> {
+/** The reasons Bun gives its own closes, which it reports to us as 1006 with this text. */
+const BUN_CLOSE_REASONS: Record<string, RefusalReason> = {
+  "Received invalid UTF-8": "not_utf8",
+  "Received too big message": "too_large",
+};
+
+export function websocketHandler(
+  hub: Hub,
+  config: Config,
+  refused: (reason: RefusalReason) => void,
+): WebSocketHandler<Subscriber> {
   return {
     // Bun closes with 1009 a message larger than this, before any of it reaches us.
     maxPayloadLength: config.maxMessageSize,
@@ -29,6 +40,7 @@ export function websocketHandler(hub: Hub, config: Config): WebSocketHandler<Sub
 
     message(ws, message) {
       if (typeof message !== "string") {
+        refused("binary");
         ws.close(CLOSE_UNSUPPORTED_DATA, "binary messages are not accepted: send text");
         return;
       }
@@ -40,8 +52,10 @@ export function websocketHandler(hub: Hub, config: Config): WebSocketHandler<Sub
       hub.publishWebsocket(ws.data.channel, message);
     },
 
-    close(ws) {
+    close(ws, _code, reason) {
       hub.leave(ws);
+      const refusal = BUN_CLOSE_REASONS[reason];
+      if (refusal !== undefined) refused(refusal);
     },
   };
 }

@@ -12,7 +12,7 @@ import { startServer, type TestServer } from "./support/server.ts";
 
 const CLIENT_COUNTS = [1, 10, 100];
 /** At most this many messages per client; each sends at least one. */
-const MAX_MESSAGES_PER_CLIENT = 5;
+const MAX_MESSAGES_PER_CLIENT = 10;
 /** A message is empty (a keepalive) this often. */
 const EMPTY_MESSAGE_CHANCE = 0.2;
 const MAX_MESSAGE_CODE_POINTS = 20;

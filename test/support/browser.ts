@@ -49,6 +49,8 @@ export interface RecordedPage {
   violations(): Promise<string[]>;
   /** Text messages the page sent and received on its websockets, in order, empty ones included. */
   frames(): Promise<Frames>;
+  /** Every state the channel page's state box showed, in order (states may pass too fast to poll). */
+  statesShown(): Promise<StateShown[]>;
   /** Waits until the page has sent and received at least these many empty (keepalive) messages. */
   waitForEmpty(sent: number, received: number): Promise<void>;
 }
@@ -58,7 +60,17 @@ export interface Frames {
   received: string[];
 }
 
-type Recorder = { __violations: string[]; __frames: Frames };
+/** What the channel page's state box showed, each time it changed. */
+export interface StateShown {
+  state: string | undefined;
+  /** The whole box as seen, countdown included. */
+  shown: string;
+  /** The live region's text, what a screen reader announces. */
+  announced: string;
+  retry: boolean;
+}
+
+type Recorder = { __violations: string[]; __frames: Frames; __states: StateShown[] };
 
 /** A fresh context and page that records every request, websocket frame, dialog, error and CSP violation. */
 export async function recordedPage(browser: Browser, options: BrowserContextOptions = {}): Promise<RecordedPage> {
@@ -71,6 +83,20 @@ export async function recordedPage(browser: Browser, options: BrowserContextOpti
     const frames: Frames = { sent: [], received: [] };
     recorder.__violations = violations;
     recorder.__frames = frames;
+    const states: StateShown[] = [];
+    recorder.__states = states;
+    new MutationObserver(() => {
+      const box = document.getElementById("state");
+      if (box === null) return;
+      const seen: StateShown = {
+        state: box.dataset.state,
+        shown: box.textContent ?? "",
+        announced: document.getElementById("state-text")?.textContent ?? "",
+        retry: !(document.getElementById("retry")?.hidden ?? true),
+      };
+      const last = states.at(-1);
+      if (last === undefined || JSON.stringify(last) !== JSON.stringify(seen)) states.push(seen);
+    }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
     document.addEventListener("securitypolicyviolation", (e) =>
       violations.push(`${e.violatedDirective} ${e.blockedURI}`),
     );
@@ -95,6 +121,7 @@ export async function recordedPage(browser: Browser, options: BrowserContextOpti
     errors: [],
     violations: () => page.evaluate(() => (window as unknown as Recorder).__violations.slice()),
     frames: () => page.evaluate(() => structuredClone((window as unknown as Recorder).__frames)),
+    statesShown: () => page.evaluate(() => structuredClone((window as unknown as Recorder).__states)),
     async waitForEmpty(sent, received) {
       // Polled from here rather than with waitForFunction, which would stall under a page's fake clock.
       const empty = (list: string[]) => list.filter((f) => f === "").length;

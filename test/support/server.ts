@@ -3,7 +3,8 @@
 
 import type { Subprocess } from "bun";
 import { type Config, toConfig } from "../../src/config.ts";
-import { type ChannelServer, type ServerEvents, startChannelServer } from "../../src/server.ts";
+import { Hub } from "../../src/hub.ts";
+import { type ChannelServer, type ServerHooks, startChannelServer } from "../../src/server.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -32,8 +33,9 @@ export interface TestServer extends ChannelServer {
   port: number;
 }
 
-export async function startServer(overrides: Partial<Config> = {}, events: ServerEvents = {}): Promise<TestServer> {
-  const channels = await startChannelServer(testConfig(overrides), events);
+export async function startServer(overrides: Partial<Config> = {}, hooks: ServerHooks = {}): Promise<TestServer> {
+  const config = testConfig(overrides);
+  const channels = await startChannelServer(config, new Hub(config.maxBacklog), hooks);
   const port = channels.server.port ?? 0;
   return {
     ...channels,
@@ -106,6 +108,20 @@ export function spawnPinghub(args: string[], env: Record<string, string> = {}): 
 /** Starts a pinghub process on a free port and returns it with its URL, once it says it is serving. */
 export async function spawnServing(args: string[] = [], env: Record<string, string> = {}) {
   const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", ...args], env);
-  const [, url] = await pinghub.waitForStderr(/serving (\S+)/);
+  const [, url] = await pinghub.waitForStderr(/serving ([^\s,]+)/);
   return { ...pinghub, url: url as string };
+}
+
+/** A TCP port that was free a moment ago, for a flag that cannot take 0 (0 turns the metrics server off). */
+export function freePort(): number {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = listener;
+  listener.stop(true);
+  return port;
+}
+
+/** Reads one sample from a Prometheus text scrape: `name` or `name{labels}` as written there. */
+export function sample(scrape: string, series: string): number | undefined {
+  const line = scrape.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }

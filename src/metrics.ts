@@ -1,0 +1,130 @@
+// Metrics for Prometheus, served by a second Bun.serve on 127.0.0.1:--mport, apart from the channels so that a
+// scrape never competes with clients and the port is never exposed by a proxy that forwards everything.
+//
+// The hub keeps its totals as plain numbers; they are read into prom-client only when scraped, so counting
+// costs nothing per message. No label ever carries a channel name: ten thousand channels add no series.
+
+import { prometheus } from "@hono/prometheus";
+import type { MiddlewareHandler } from "hono";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { Hub } from "./hub.ts";
+
+/** Why a request or a websocket was refused; a small fixed set, so a label may carry it. */
+export const REFUSAL_REASONS = ["bad_path", "bad_origin", "too_large", "not_utf8", "binary", "bad_upgrade"] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+export interface Metrics {
+  registry: Registry;
+  /** Counts HTTP requests handled by the Hono app, by method, status and route pattern. */
+  httpMiddleware: MiddlewareHandler;
+  refused(reason: RefusalReason): void;
+  /** Stops the metrics server, if there is one. */
+  stop(): Promise<void>;
+  /** `http://127.0.0.1:PORT`, or undefined when --mport is 0. */
+  url: string | undefined;
+}
+
+export interface Health {
+  /** False once shutdown has begun: /healthz answers 503 so load balancers stop sending clients. */
+  serving: boolean;
+}
+
+export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool says so); the
+  // same figures remain, by type, in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+    registry.removeSingleMetric(name);
+  }
+  const { registerMetrics } = prometheus({ registry });
+
+  gauge(registry, "pinghub_websockets", "Connected websockets.", () => hub.websockets);
+  gauge(registry, "pinghub_channels", "Channels with at least one subscriber.", () => hub.channelCount);
+  const totals = hub.counters;
+  total(registry, "pinghub_post_messages_total", "Messages published by POST.", () => totals.postMessages);
+  total(
+    registry,
+    "pinghub_websocket_messages_total",
+    "Messages published by websocket clients.",
+    () => totals.websocketMessages,
+  );
+  total(
+    registry,
+    "pinghub_dropped_messages_total",
+    "Messages published to a channel with no subscribers.",
+    () => totals.droppedMessages,
+  );
+  total(
+    registry,
+    "pinghub_sent_messages_total",
+    "Deliveries: one per subscriber a message went to.",
+    () => totals.sentMessages,
+  );
+  total(
+    registry,
+    "pinghub_slow_subscribers_total",
+    "Subscribers disconnected because their backlog passed --max-backlog.",
+    () => totals.slowSubscribers,
+  );
+  const refusals = new Counter({
+    name: "pinghub_refused_total",
+    help: "Requests and websockets refused, by reason.",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  // Every reason is present from the start, at zero, so rate() works from the first scrape.
+  for (const reason of REFUSAL_REASONS) refusals.inc({ reason }, 0);
+
+  const server =
+    port === 0
+      ? undefined
+      : Bun.serve({
+          hostname: "127.0.0.1",
+          port,
+          async fetch(req) {
+            const path = new URL(req.url).pathname;
+            if (path === "/metrics") {
+              return new Response(await registry.metrics(), { headers: { "Content-Type": registry.contentType } });
+            }
+            if (path === "/healthz") {
+              return health.serving ? new Response("ok\n") : new Response("shutting down\n", { status: 503 });
+            }
+            return new Response("not found: try /metrics or /healthz\n", { status: 404 });
+          },
+        });
+
+  return {
+    registry,
+    httpMiddleware: registerMetrics,
+    refused: (reason) => refusals.inc({ reason }),
+    url: server === undefined ? undefined : `http://127.0.0.1:${server.port}`,
+    async stop() {
+      await server?.stop(true);
+    },
+  };
+}
+
+function gauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+function total(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      // The hub's count only grows, so resetting and adding it back keeps the counter monotonic.
+      this.reset();
+      this.inc(read());
+    },
+  });
+}

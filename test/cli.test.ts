@@ -1,0 +1,484 @@
+// The command line: --help, bad values (exit 2, one line on stderr, nothing bound), the Go-style single-dash
+// forms, environment variables and their precedence, listen addresses, and stopping on a signal. Real
+// `bun src/main.ts` processes where the process matters, parseCommandLine as a function where it does not.
+
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, lstatSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TCPSocketListener } from "bun";
+import pkg from "../package.json" with { type: "json" };
+import { parseCommandLine } from "../src/cli.ts";
+import type { Config } from "../src/config.ts";
+import { subscribe } from "./support/clients.ts";
+import { type PinghubProcess, ROOT, spawnPinghub, spawnServing } from "./support/server.ts";
+
+/** Every flag with the default --help must show; undefined: the flag has none (off unless given). */
+const FLAG_DEFAULTS: Record<string, string | undefined> = {
+  addr: "127.0.0.1:8081",
+  mport: "8082",
+  origin: undefined,
+  log: undefined,
+  "log-level": "info",
+  "max-message-size": "65536",
+  "max-backlog": "1048576",
+  "idle-timeout": "30",
+  "socket-mode": "0660",
+};
+
+const DEFAULT_CONFIG: Config = {
+  listen: { kind: "tcp", hostname: "127.0.0.1", port: 8081 },
+  metricsPort: 8082,
+  origin: undefined,
+  logFile: undefined,
+  logLevel: "info",
+  maxMessageSize: 65536,
+  maxBacklog: 1048576,
+  idleTimeout: 30,
+  socketMode: 0o660,
+};
+
+// ---- helpers
+
+const running: PinghubProcess[] = [];
+
+/** spawnPinghub, remembered so that a failing test does not leave a server behind. */
+function spawn(args: string[], env: Record<string, string> = {}): PinghubProcess {
+  const pinghub = spawnPinghub(args, env);
+  running.push(pinghub);
+  return pinghub;
+}
+
+async function serving(args: string[], env: Record<string, string> = {}) {
+  const pinghub = await spawnServing(args, env);
+  running.push(pinghub);
+  return pinghub;
+}
+
+afterEach(() => {
+  for (const pinghub of running.splice(0)) if (pinghub.proc.exitCode === null) pinghub.proc.kill("SIGKILL");
+});
+
+/**
+ * Runs a pinghub that is expected to exit by itself (as spawnPinghub does, but reading stdout and stderr to
+ * their end, so "exactly one line" is checked on all of stderr). Killed if it is still running after 10 s.
+ */
+async function runToExit(args: string[], env: Record<string, string> = {}) {
+  const proc = Bun.spawn([process.execPath, "src/main.ts", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1", ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+  const [status, stdout, stderr] = await Promise.all([
+    proc.exited,
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+  ]);
+  clearTimeout(timer);
+  return { status, stdout, stderr };
+}
+
+/** A listener of our own on a free loopback port: pinghub cannot bind the port while we hold it. */
+function holdPort(): TCPSocketListener {
+  return Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+}
+
+async function parseOk(argv: string[], env: Record<string, string | undefined> = {}): Promise<Config> {
+  const result = await parseCommandLine(argv, env);
+  if (result.kind !== "run") throw new Error(`expected a config, got exit ${result.status}: ${result.stderr}`);
+  return result.config;
+}
+
+/** The URL in pinghub's "started … serving URL, metrics …" line. */
+async function servingUrl(pinghub: PinghubProcess): Promise<string> {
+  const [, url = ""] = await pinghub.waitForStderr(/serving ([^\s,]+)/);
+  return url;
+}
+
+/**
+ * Stops pinghub with a signal and expects exit 0. Callers have had an answer from the server first: pinghub
+ * installs its signal handlers only after printing its "serving" line (see the todo test at the end).
+ */
+async function stopWithSignal(pinghub: PinghubProcess, signal: "SIGTERM" | "SIGINT" = "SIGTERM") {
+  pinghub.proc.kill(signal);
+  expect(await pinghub.exited).toBe(0);
+}
+
+const portOf = (url: string) => Number(new URL(url).port);
+
+let tempDir = "";
+beforeAll(() => {
+  tempDir = mkdtempSync(join(tmpdir(), "pinghub-cli-"));
+});
+afterAll(() => {
+  rmSync(tempDir, { recursive: true, force: true });
+});
+
+// ---- --help and --version
+
+describe("--help", () => {
+  test("lists every flag with its environment variable and default, on stdout, and exits 0", async () => {
+    const { status, stdout, stderr } = await runToExit(["--help"]);
+    expect(status).toBe(0);
+    expect(stderr).toBe("");
+    expect(stdout).not.toContain("\x1b"); // NO_COLOR is honoured
+    const lines = stdout.split("\n");
+    for (const [flag, fallback] of Object.entries(FLAG_DEFAULTS)) {
+      const line = lines.find((l) => l.includes(`--${flag}=`));
+      expect(line, `--${flag} is missing from --help`).toBeDefined();
+      expect(line).toContain(`[env PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}]`);
+      if (fallback === undefined) expect(line).not.toContain("(default");
+      else expect(line).toContain(`(default: ${fallback})`);
+    }
+  });
+
+  test("-h and the single-dash -help print the same", async () => {
+    const long = await runToExit(["--help"]);
+    for (const form of ["-h", "-help"]) {
+      const { status, stdout } = await runToExit([form]);
+      expect(status).toBe(0);
+      expect(stdout).toBe(long.stdout);
+    }
+  });
+
+  test("--version prints the package version and exits 0", async () => {
+    const { status, stdout, stderr } = await runToExit(["--version"]);
+    expect(status).toBe(0);
+    expect(stdout).toBe(`${pkg.version}\n`);
+    expect(stderr).toBe("");
+  });
+
+  // BUG (src/cli.ts): isKnownFlag accepts "-version" because "version" is a known name, but singleDashToDouble
+  // only rewrites the names in FLAGS, so citty reads "-version" as the short flags -v -e -r -s -i -o -n, none
+  // of which it knows, and the process starts serving on the default 127.0.0.1:8081 instead of printing the
+  // version or refusing the flag. Remove `.failing` once it is fixed.
+  test.failing("the single-dash -version does not start a server", async () => {
+    const result = await parseCommandLine(["-version"], {});
+    expect(result.kind).toBe("exit");
+  });
+});
+
+// ---- bad values
+
+interface BadCase {
+  args: string[];
+  env?: Record<string, string>;
+  /** The stderr line must match this. */
+  says: RegExp;
+}
+
+const BAD_ADDR: BadCase[] = [
+  { args: ["--addr", "nonsense"], says: /--addr "nonsense"/ },
+  { args: ["--addr", "host:99999"], says: /--addr "host:99999".*port/ },
+  { args: ["--addr", "::1:80"], says: /--addr "::1:80".*brackets/ },
+  { args: ["--addr", "127.0.0.1:65536"], says: /--addr "127.0.0.1:65536".*port/ },
+  { args: ["--addr", "127.0.0.1:-1"], says: /--addr "127.0.0.1:-1"/ },
+  { args: ["--addr", "127.0.0.1:http"], says: /--addr "127.0.0.1:http"/ },
+  { args: ["--addr", "[::1]"], says: /--addr "\[::1\]"/ },
+  { args: ["--addr", "[nothex]:80"], says: /--addr "\[nothex\]:80"/ },
+  { args: ["--addr", "relative/pinghub.sock"], says: /--addr "relative\/pinghub.sock"/ },
+  { args: ["--addr"], says: /--addr needs a value/ },
+  { args: ["-addr", "nonsense"], says: /--addr "nonsense"/ },
+  { args: ["-addr=host:99999"], says: /--addr "host:99999"/ },
+  { args: [], env: { PINGHUB_ADDR: "nonsense" }, says: /--addr "nonsense"/ },
+];
+
+const BAD_OTHER: BadCase[] = [
+  { args: ["--mport", "65536"], says: /--mport "65536".*port/ },
+  { args: ["--mport", "metrics"], says: /--mport "metrics"/ },
+  { args: ["--log", "pinghub.log"], says: /--log "pinghub.log".*absolute/ },
+  { args: ["--log", "./pinghub.log"], says: /--log "\.\/pinghub.log".*absolute/ },
+  { args: ["--origin", "https://x.com/path"], says: /--origin "https:\/\/x.com\/path".*scheme:\/\/host\[:port\]/ },
+  { args: ["--origin", "example.com"], says: /--origin "example.com".*scheme:\/\/host\[:port\]/ },
+  { args: ["--origin", "https://x.com?q=1"], says: /--origin "https:\/\/x.com\?q=1"/ },
+  { args: ["--origin", "https://user@x.com"], says: /--origin "https:\/\/user@x.com"/ },
+  { args: ["--log-level", "loud"], says: /--log-level "loud"/ },
+  { args: ["--max-message-size", "0"], says: /--max-message-size "0".*whole number/ },
+  { args: ["--max-message-size", "-5"], says: /--max-message-size "-5".*whole number/ },
+  { args: ["--max-message-size=-5"], says: /--max-message-size "-5".*whole number/ },
+  { args: ["--max-message-size", "1.5"], says: /--max-message-size "1.5".*whole number/ },
+  { args: ["--max-message-size", "abc"], says: /--max-message-size "abc".*whole number/ },
+  { args: ["--max-message-size", "1e3"], says: /--max-message-size "1e3".*whole number/ },
+  { args: ["--max-message-size"], says: /--max-message-size needs a value/ },
+  { args: ["-max-message-size=0"], says: /--max-message-size "0"/ },
+  { args: ["--max-backlog", "0"], says: /--max-backlog "0".*whole number/ },
+  { args: ["--idle-timeout", "0"], says: /--idle-timeout "0".*whole number/ },
+  { args: ["--idle-timeout", "961"], says: /--idle-timeout "961"/ },
+  { args: ["--socket-mode", "999"], says: /--socket-mode "999".*octal/ },
+  { args: ["--nope"], says: /unknown flag --nope/ },
+  { args: ["--nope=1"], says: /unknown flag --nope\b/ },
+  { args: ["-nope"], says: /unknown flag -nope/ },
+  { args: ["--Addr", "127.0.0.1:0"], says: /unknown flag --Addr/ },
+  { args: ["serve"], says: /unexpected argument "serve"/ },
+  { args: [], env: { PINGHUB_MAX_MESSAGE_SIZE: "0" }, says: /--max-message-size "0"/ },
+  { args: [], env: { PINGHUB_ORIGIN: "example.com" }, says: /--origin "example.com"/ },
+];
+
+function expectUsageError(result: { status: number; stdout: string; stderr: string }, says: RegExp) {
+  expect(result.status).toBe(2);
+  expect(result.stdout).toBe("");
+  // Exactly one line.
+  expect(result.stderr).toMatch(/^[^\n]+\n$/);
+  expect(result.stderr).toMatch(says);
+}
+
+describe("a bad value exits 2 with one line on stderr, before anything is bound", () => {
+  // Ports we hold: had pinghub tried to bind one before checking its flags, it would fail with exit 1
+  // ("cannot serve") rather than report the bad value with exit 2.
+  let addrPort: TCPSocketListener;
+  let metricsPort: TCPSocketListener;
+  beforeAll(() => {
+    addrPort = holdPort();
+    metricsPort = holdPort();
+  });
+  afterAll(() => {
+    addrPort.stop(true);
+    metricsPort.stop(true);
+  });
+
+  const named = (c: BadCase) =>
+    [...c.args, ...Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v}`)].map((a) => JSON.stringify(a)).join(" ");
+
+  for (const c of BAD_ADDR) {
+    test.concurrent(`address: ${named(c)}`, async () => {
+      const addrGiven = c.args.some((a) => /^--?addr\b/.test(a));
+      expect(addrGiven || c.env?.PINGHUB_ADDR !== undefined).toBe(true);
+      // The metrics port is held, so a metrics server started before the address is checked would show.
+      expectUsageError(await runToExit([...c.args, "--mport", String(metricsPort.port)], c.env), c.says);
+    });
+  }
+
+  BAD_OTHER.forEach((c, i) => {
+    test.concurrent(`other: ${named(c)}`, async () => {
+      // A UNIX socket leaves a file behind when bound: after a bad value there must be none.
+      const socket = join(tempDir, `bad-${i}.sock`);
+      expectUsageError(
+        await runToExit([...c.args, "--addr", socket, "--mport", String(metricsPort.port)], c.env),
+        c.says,
+      );
+      expect(existsSync(socket)).toBe(false);
+    });
+  });
+
+  test.concurrent("a bad value with a held TCP address is still a usage error, not a failure to bind", async () => {
+    const addr = `127.0.0.1:${addrPort.port}`;
+    expectUsageError(
+      await runToExit(["--addr", addr, "--mport", "0", "--max-message-size", "0"]),
+      /--max-message-size "0"/,
+    );
+    // The control: with good flags the held port is noticed, so the check above means something.
+    const good = await runToExit(["--addr", addr, "--mport", "0"]);
+    expect(good.status).toBe(1);
+    expect(good.stderr).toContain(`cannot serve on ${addr}`);
+  });
+
+  test.concurrent("the control: good flags on a UNIX socket bind it, and SIGTERM removes it", async () => {
+    const socket = join(tempDir, "good.sock");
+    const pinghub = spawn(["--addr", socket, "--mport", "0", "--socket-mode", "0600"]);
+    await pinghub.waitForStderr(/serving unix:/);
+    expect(lstatSync(socket).isSocket()).toBe(true);
+    expect(lstatSync(socket).mode & 0o777).toBe(0o600);
+    const response = await fetch("http://localhost/control", { unix: socket });
+    expect(response.status).toBe(200);
+    await stopWithSignal(pinghub);
+    expect(existsSync(socket)).toBe(false);
+  });
+
+  test("every bad value fails the same way through parseCommandLine", async () => {
+    for (const c of [...BAD_ADDR, ...BAD_OTHER]) {
+      const result = await parseCommandLine(c.args, c.env ?? {});
+      expect(result.kind).toBe("exit");
+      if (result.kind !== "exit") continue;
+      expect(result.status).toBe(2);
+      expect(result.stdout).toBeUndefined();
+      expect(result.stderr).toMatch(/^[^\n]+\n$/);
+      expect(result.stderr).toMatch(c.says);
+    }
+  });
+});
+
+// ---- flags, environment variables and defaults, as a function
+
+describe("parseCommandLine", () => {
+  test("no flags and no environment: the defaults", async () => {
+    expect(await parseOk([], {})).toEqual(DEFAULT_CONFIG);
+  });
+
+  const env = {
+    PINGHUB_ADDR: "[::1]:9000",
+    PINGHUB_MPORT: "9001",
+    PINGHUB_ORIGIN: "https://example.com",
+    PINGHUB_LOG: "/var/log/pinghub-env.log",
+    PINGHUB_LOG_LEVEL: "debug",
+    PINGHUB_MAX_MESSAGE_SIZE: "100",
+    PINGHUB_MAX_BACKLOG: "2000",
+    PINGHUB_IDLE_TIMEOUT: "60",
+    PINGHUB_SOCKET_MODE: "0600",
+  };
+  const fromEnv: Config = {
+    listen: { kind: "tcp", hostname: "::1", port: 9000 },
+    metricsPort: 9001,
+    origin: "https://example.com",
+    logFile: "/var/log/pinghub-env.log",
+    logLevel: "debug",
+    maxMessageSize: 100,
+    maxBacklog: 2000,
+    idleTimeout: 60,
+    socketMode: 0o600,
+  };
+  const flags: Record<string, string> = {
+    addr: "/run/pinghub/pinghub.sock",
+    mport: "0",
+    origin: "http://localhost:3000",
+    log: "/var/log/pinghub-flag.log",
+    "log-level": "warn",
+    "max-message-size": "200",
+    "max-backlog": "4000",
+    "idle-timeout": "90",
+    "socket-mode": "0666",
+  };
+  const fromFlags: Config = {
+    listen: { kind: "unix", path: "/run/pinghub/pinghub.sock" },
+    metricsPort: 0,
+    origin: "http://localhost:3000",
+    logFile: "/var/log/pinghub-flag.log",
+    logLevel: "warn",
+    maxMessageSize: 200,
+    maxBacklog: 4000,
+    idleTimeout: 90,
+    socketMode: 0o666,
+  };
+
+  test("every PINGHUB_ variable is used", async () => {
+    expect(await parseOk([], env)).toEqual(fromEnv);
+  });
+
+  const forms: Record<string, (name: string, value: string) => string[]> = {
+    "--flag value": (name, value) => [`--${name}`, value],
+    "--flag=value": (name, value) => [`--${name}=${value}`],
+    "-flag value": (name, value) => [`-${name}`, value],
+    "-flag=value": (name, value) => [`-${name}=${value}`],
+  };
+  for (const [form, write] of Object.entries(forms)) {
+    test(`every flag, written ${form}, beats its variable`, async () => {
+      const argv = Object.entries(flags).flatMap(([name, value]) => write(name, value));
+      expect(await parseOk(argv, env)).toEqual(fromFlags);
+    });
+  }
+
+  test("a flag beats its variable one at a time, and the other variables still apply", async () => {
+    expect(await parseOk(["--max-message-size", "7"], env)).toEqual({ ...fromEnv, maxMessageSize: 7 });
+    expect(await parseOk(["-addr", "127.0.0.1:1"], env)).toEqual({
+      ...fromEnv,
+      listen: { kind: "tcp", hostname: "127.0.0.1", port: 1 },
+    });
+  });
+
+  test("a flag hides a bad variable: the variable is not even checked", async () => {
+    const config = await parseOk(["--addr", "127.0.0.1:0", "--max-message-size", "10"], {
+      PINGHUB_ADDR: "nonsense",
+      PINGHUB_MAX_MESSAGE_SIZE: "0",
+    });
+    expect(config.listen).toEqual({ kind: "tcp", hostname: "127.0.0.1", port: 0 });
+    expect(config.maxMessageSize).toBe(10);
+  });
+
+  test("address forms", async () => {
+    const listen = async (addr: string) => (await parseOk(["--addr", addr])).listen;
+    expect(await listen(":8081")).toEqual({ kind: "tcp", hostname: "::", port: 8081 });
+    expect(await listen("[::1]:0")).toEqual({ kind: "tcp", hostname: "::1", port: 0 });
+    expect(await listen("localhost:80")).toEqual({ kind: "tcp", hostname: "localhost", port: 80 });
+    expect(await listen("10.0.0.1:65535")).toEqual({ kind: "tcp", hostname: "10.0.0.1", port: 65535 });
+    expect(await listen("/tmp/pinghub.sock")).toEqual({ kind: "unix", path: "/tmp/pinghub.sock" });
+  });
+
+  test("an origin is kept in the form browsers send it", async () => {
+    expect((await parseOk(["--origin", "HTTPS://Example.COM:443"])).origin).toBe("https://example.com");
+    expect((await parseOk(["--origin", "http://localhost:3000/"])).origin).toBe("http://localhost:3000");
+  });
+});
+
+// ---- real processes
+
+describe("a running pinghub", () => {
+  for (const [form, args] of [
+    ["-addr 127.0.0.1:0", ["-addr", "127.0.0.1:0", "-mport", "0"]],
+    ["-addr=127.0.0.1:0", ["-addr=127.0.0.1:0", "-mport=0"]],
+  ] as const) {
+    test(`single-dash ${form} serves`, async () => {
+      const pinghub = spawn([...args]);
+      const url = await servingUrl(pinghub);
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const response = await fetch(`${url}/single-dash`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toContain("text/html");
+      await stopWithSignal(pinghub);
+    });
+  }
+
+  test("PINGHUB_ADDR and PINGHUB_MAX_MESSAGE_SIZE are used", async () => {
+    const pinghub = spawn(["--mport", "0"], { PINGHUB_ADDR: "127.0.0.1:0", PINGHUB_MAX_MESSAGE_SIZE: "5" });
+    const url = await servingUrl(pinghub);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect((await fetch(`${url}/env`, { method: "POST", body: "12345" })).status).toBe(200);
+    expect((await fetch(`${url}/env`, { method: "POST", body: "123456" })).status).toBe(413);
+    await stopWithSignal(pinghub);
+  });
+
+  test("flags beat PINGHUB_ADDR and PINGHUB_MAX_MESSAGE_SIZE", async () => {
+    const pinghub = await serving(["--max-message-size", "10"], {
+      PINGHUB_ADDR: "nonsense",
+      PINGHUB_MAX_MESSAGE_SIZE: "5",
+    });
+    expect(pinghub.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect((await fetch(`${pinghub.url}/flag`, { method: "POST", body: "1234567890" })).status).toBe(200);
+    expect((await fetch(`${pinghub.url}/flag`, { method: "POST", body: "12345678901" })).status).toBe(413);
+    await stopWithSignal(pinghub);
+  });
+
+  test(":0 listens on all interfaces: one server reached by 127.0.0.1 and by [::1]", async () => {
+    const pinghub = spawn(["--addr", ":0", "--mport", "0"]);
+    const url = await servingUrl(pinghub);
+    const port = portOf(url);
+    expect(port).toBeGreaterThan(0);
+    for (const host of ["127.0.0.1", "[::1]"]) {
+      expect((await fetch(`http://${host}:${port}/all`)).status).toBe(200);
+    }
+    // The same server and channel by both: subscribe over IPv4, publish over IPv6 and the other way round.
+    const v4 = await subscribe(`ws://127.0.0.1:${port}/both`);
+    const v6 = await subscribe(`ws://[::1]:${port}/both`);
+    const answer = await fetch(`http://[::1]:${port}/both`, { method: "POST", body: "over v6" });
+    expect(answer.headers.get("X-Pinghub-Subscribers")).toBe("2");
+    await fetch(`http://127.0.0.1:${port}/both`, { method: "POST", body: "over v4" });
+    expect(await v4.received(2)).toEqual(["over v6", "over v4"]);
+    expect(await v6.received(2)).toEqual(["over v6", "over v4"]);
+    await stopWithSignal(pinghub);
+  });
+
+  test("[::1]:0 serves on the IPv6 loopback", async () => {
+    const pinghub = spawn(["--addr", "[::1]:0", "--mport", "0"]);
+    const url = await servingUrl(pinghub);
+    expect(url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    const subscriber = await subscribe(`ws://[::1]:${portOf(url)}/six`);
+    expect((await fetch(`${url}/six`, { method: "POST", body: "hello" })).status).toBe(200);
+    expect(await subscriber.received(1)).toEqual(["hello"]);
+    await stopWithSignal(pinghub);
+  });
+
+  test("SIGTERM closes the websockets with 1001 and exits 0", async () => {
+    const pinghub = await serving();
+    const subscriber = await subscribe(`${pinghub.url.replace("http", "ws")}/bye`);
+    pinghub.proc.kill("SIGTERM");
+    expect((await subscriber.closed).code).toBe(1001);
+    expect(await pinghub.exited).toBe(0);
+    expect(pinghub.stderr()).toContain("stopping on SIGTERM");
+  });
+
+  test("SIGINT exits 0 too", async () => {
+    const pinghub = await serving();
+    await stopWithSignal(pinghub, "SIGINT");
+  });
+});

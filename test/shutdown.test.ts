@@ -1,0 +1,97 @@
+// Shutdown of a real process by signal: /healthz turns 503, websockets are closed with 1001 so clients go
+// elsewhere, POSTs in flight finish, the UNIX socket is removed, the stop line is written, exit status 0.
+
+import { expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RawWebSocket } from "./support/raw-websocket.ts";
+import { freePort, spawnPinghub, spawnServing } from "./support/server.ts";
+
+test("SIGTERM on a UNIX socket: every subscriber sees 1001, the socket file goes, exit 0", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "pinghub-"));
+  const path = join(dir, "pinghub.sock");
+  const log = join(dir, "pinghub.log");
+  const pinghub = spawnPinghub(["--addr", path, "--mport", "0", "--log", log]);
+  await waitUntil(async () => readLog(log).includes("started"));
+  const subscribers = await Promise.all(
+    ["/a", "/a", "/b"].map((channel) => RawWebSocket.connect({ unix: path }, channel)),
+  );
+  expect(subscribers.map((s) => s.status)).toEqual([101, 101, 101]);
+
+  pinghub.proc.kill("SIGTERM");
+  for (const s of subscribers) expect(await s.closeFrame()).toEqual({ code: 1001, reason: "server shutting down" });
+  expect(await pinghub.exited).toBe(0);
+  expect(existsSync(path)).toBe(false);
+  const lines = readLog(log).trimEnd().split("\n");
+  expect(lines.at(-2)).toContain("stopping on SIGTERM: closing 3 websockets");
+  expect(lines.at(-1)).toContain("pinghub stopped");
+});
+
+test("a POST in flight at SIGTERM finishes; meanwhile /healthz answers 503", async () => {
+  const mport = freePort();
+  const pinghub = await spawnServing(["--mport", String(mport)]);
+  const { port } = new URL(pinghub.url);
+  let response = "";
+  const responded = Promise.withResolvers<void>();
+  const client = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: Number(port),
+    socket: {
+      data(_socket, data) {
+        response += data.toString();
+        if (response.includes("OK\n")) responded.resolve();
+      },
+    },
+  });
+  // With Expect: 100-continue the server says when it starts reading the body: then the request is in flight.
+  client.write("POST /in-flight HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+  await waitUntil(async () => response.startsWith("HTTP/1.1 100"));
+  client.write("half ");
+  pinghub.proc.kill("SIGTERM");
+  await waitUntil(async () => (await fetch(`http://127.0.0.1:${mport}/healthz`)).status === 503);
+
+  client.write("done!");
+  await responded.promise;
+  expect(response).toContain("HTTP/1.1 200");
+  expect(response).toEndWith("OK\n");
+  expect(await pinghub.exited).toBe(0);
+});
+
+test(
+  "SIGTERM with 10,000 websockets connected: all see 1001 within a few seconds",
+  async () => {
+    const pinghub = await spawnServing();
+    const url = pinghub.url.replace("http", "ws");
+    const closes: Promise<number>[] = [];
+    for (let i = 0; i < 10_000; i += 500) {
+      const batch = Array.from({ length: 500 }, (_, j) => {
+        const ws = new WebSocket(`${url}/shutdown/${(i + j) % 1000}`);
+        closes.push(new Promise((resolve) => (ws.onclose = (e) => resolve(e.code))));
+        return new Promise((resolve, reject) => Object.assign(ws, { onopen: resolve, onerror: reject }));
+      });
+      await Promise.all(batch);
+    }
+    const started = performance.now();
+    pinghub.proc.kill("SIGTERM");
+    const codes = await Promise.all(closes);
+    expect(await pinghub.exited).toBe(0);
+    const seconds = (performance.now() - started) / 1000;
+    console.log(`10,000 websockets closed and process exited in ${seconds.toFixed(2)} s`);
+    expect(codes.filter((c) => c !== 1001)).toEqual([]);
+    expect(seconds).toBeLessThan(5);
+  },
+  { timeout: 60_000 },
+);
+
+function readLog(path: string): string {
+  return existsSync(path) ? readFileSync(path, "utf8") : "";
+}
+
+async function waitUntil(condition: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await condition()) return;
+    await Bun.sleep(10);
+  }
+  throw new Error("condition never held");
+}
