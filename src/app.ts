@@ -7,7 +7,7 @@ import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
 import { originAllowed } from "./origin.ts";
-import { CLIENT_LIBRARY_PATH, channelPage, clientLibraryResponse } from "./page.ts";
+import { CHANNEL_PAGE_HEADERS, CLIENT_LIBRARY_PATH, channelPage, clientLibraryResponse } from "./page.ts";
 
 export interface ChannelBindings {
   channel: string;
@@ -33,7 +33,11 @@ export function createApp(hub: Hub, config: Config, hooks: AppHooks) {
   // to this path still reaches the channel of that name. Registered first, so it wins over the channel page.
   app.get(CLIENT_LIBRARY_PATH, (c) => clientLibraryResponse(c.req.raw));
 
-  app.get("*", (c) => c.html(channelPage(c.env.channel)));
+  app.get("*", (c) => {
+    const page = channelPage(c.env.channel);
+    // Written out so that HEAD, which Hono answers with this response less its body, gives GET's length too.
+    return c.html(page, 200, { ...CHANNEL_PAGE_HEADERS, "Content-Length": String(Buffer.byteLength(page)) });
+  });
 
   app.post(
     "*",

@@ -41,9 +41,8 @@ export const CHANNEL_PAGE_CSP = [
 ].join("; ");
 
 /**
- * Headers worth sending with the page (not sent yet: app.ts answers with c.html alone). The policy in a header
- * also takes frame-ancestors, which a <meta> policy cannot: no other site can frame the page and trick a visitor
- * into sending. Use as `c.html(channelPage(channel), 200, CHANNEL_PAGE_HEADERS)`.
+ * Headers sent with the page. The policy in a header also takes frame-ancestors, which a <meta> policy cannot:
+ * no other site can frame the page and trick a visitor into sending.
  */
 export const CHANNEL_PAGE_HEADERS = {
   "Content-Security-Policy": `${CHANNEL_PAGE_CSP}; frame-ancestors 'none'`,

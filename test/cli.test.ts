@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import pkg from "../package.json" with { type: "json" };
-import { parseCommandLine } from "../src/cli.ts";
+import { envName, parseCommandLine } from "../src/cli.ts";
 import type { Config } from "../src/config.ts";
 import { subscribe } from "./support/clients.ts";
 import { type PinghubProcess, ROOT, spawnPinghub, spawnServing } from "./support/server.ts";
@@ -49,7 +49,7 @@ function spawn(args: string[], env: Record<string, string> = {}): PinghubProcess
   return pinghub;
 }
 
-async function serving(args: string[], env: Record<string, string> = {}) {
+async function serving(args: string[] = [], env: Record<string, string> = {}) {
   const pinghub = await spawnServing(args, env);
   running.push(pinghub);
   return pinghub;
@@ -100,7 +100,8 @@ async function servingUrl(pinghub: PinghubProcess): Promise<string> {
 
 /**
  * Stops pinghub with a signal and expects exit 0. Callers have had an answer from the server first: pinghub
- * installs its signal handlers only after printing its "serving" line (see the todo test at the end).
+ * installs its SIGTERM and SIGINT handlers only after printing its "serving" line, so a signal sent the
+ * instant that line appears can arrive before them and kill it (exit 143 or 130). That is a bug in main.ts.
  */
 async function stopWithSignal(pinghub: PinghubProcess, signal: "SIGTERM" | "SIGINT" = "SIGTERM") {
   pinghub.proc.kill(signal);
@@ -226,7 +227,7 @@ function expectUsageError(result: { status: number; stdout: string; stderr: stri
 }
 
 describe("a bad value exits 2 with one line on stderr, before anything is bound", () => {
-  // Ports we hold: had pinghub tried to bind one before checking its flags, it would fail with exit 1
+  // Ports we hold: had pinghub tried to bind one before checking all its values, that would fail with exit 1
   // ("cannot serve") rather than report the bad value with exit 2.
   let addrPort: TCPSocketListener;
   let metricsPort: TCPSocketListener;
@@ -239,50 +240,53 @@ describe("a bad value exits 2 with one line on stderr, before anything is bound"
     metricsPort.stop(true);
   });
 
+  const mentions = (c: BadCase, flag: string) =>
+    c.args.some((a) => a.replace(/^--?/, "").split("=")[0] === flag) || c.env?.[envName(flag)] !== undefined;
   const named = (c: BadCase) =>
     [...c.args, ...Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v}`)].map((a) => JSON.stringify(a)).join(" ");
 
-  for (const c of BAD_ADDR) {
-    test.concurrent(`address: ${named(c)}`, async () => {
-      const addrGiven = c.args.some((a) => /^--?addr\b/.test(a));
-      expect(addrGiven || c.env?.PINGHUB_ADDR !== undefined).toBe(true);
-      // The metrics port is held, so a metrics server started before the address is checked would show.
-      expectUsageError(await runToExit([...c.args, "--mport", String(metricsPort.port)], c.env), c.says);
-    });
+  /**
+   * The case's own flags go last (a flag missing its value must be the last argument), after a metrics port
+   * we hold and an address that would show if bound: a UNIX socket, which leaves a file behind.
+   */
+  function badRun(c: BadCase, socket: string) {
+    const before = [
+      ...(mentions(c, "addr") ? [] : ["--addr", socket]),
+      ...(mentions(c, "mport") ? [] : ["--mport", String(metricsPort.port)]),
+    ];
+    return runToExit([...before, ...c.args], c.env);
   }
 
-  BAD_OTHER.forEach((c, i) => {
-    test.concurrent(`other: ${named(c)}`, async () => {
-      // A UNIX socket leaves a file behind when bound: after a bad value there must be none.
+  [...BAD_ADDR, ...BAD_OTHER].forEach((c, i) => {
+    test(named(c), async () => {
       const socket = join(tempDir, `bad-${i}.sock`);
-      expectUsageError(
-        await runToExit([...c.args, "--addr", socket, "--mport", String(metricsPort.port)], c.env),
-        c.says,
-      );
+      expectUsageError(await badRun(c, socket), c.says);
       expect(existsSync(socket)).toBe(false);
     });
   });
 
-  test.concurrent("a bad value with a held TCP address is still a usage error, not a failure to bind", async () => {
+  test("the controls: good values do bind, so the held ports and the socket file above mean something", async () => {
     const addr = `127.0.0.1:${addrPort.port}`;
+    const heldAddr = await runToExit(["--addr", addr, "--mport", "0"]);
+    expect(heldAddr.status).toBe(1);
+    expect(heldAddr.stderr).toContain(`cannot serve on ${addr}`);
+    const heldMetrics = await runToExit(["--addr", "127.0.0.1:0", "--mport", String(metricsPort.port)]);
+    expect(heldMetrics.status).toBe(1);
+    expect(heldMetrics.stderr).toContain(String(metricsPort.port));
+    // And with a bad value as well, the port is never tried: a usage error, not a failure to bind.
     expectUsageError(
-      await runToExit(["--addr", addr, "--mport", "0", "--max-message-size", "0"]),
+      await runToExit(["--addr", addr, "--mport", String(metricsPort.port), "--max-message-size", "0"]),
       /--max-message-size "0"/,
     );
-    // The control: with good flags the held port is noticed, so the check above means something.
-    const good = await runToExit(["--addr", addr, "--mport", "0"]);
-    expect(good.status).toBe(1);
-    expect(good.stderr).toContain(`cannot serve on ${addr}`);
   });
 
-  test.concurrent("the control: good flags on a UNIX socket bind it, and SIGTERM removes it", async () => {
+  test("the control: good values on a UNIX socket bind it, and SIGTERM removes it", async () => {
     const socket = join(tempDir, "good.sock");
     const pinghub = spawn(["--addr", socket, "--mport", "0", "--socket-mode", "0600"]);
-    await pinghub.waitForStderr(/serving unix:/);
+    expect(await servingUrl(pinghub)).toBe(`unix:${socket}`);
     expect(lstatSync(socket).isSocket()).toBe(true);
     expect(lstatSync(socket).mode & 0o777).toBe(0o600);
-    const response = await fetch("http://localhost/control", { unix: socket });
-    expect(response.status).toBe(200);
+    expect((await fetch("http://localhost/control", { unix: socket })).status).toBe(200);
     await stopWithSignal(pinghub);
     expect(existsSync(socket)).toBe(false);
   });
@@ -474,11 +478,12 @@ describe("a running pinghub", () => {
     pinghub.proc.kill("SIGTERM");
     expect((await subscriber.closed).code).toBe(1001);
     expect(await pinghub.exited).toBe(0);
-    expect(pinghub.stderr()).toContain("stopping on SIGTERM");
+    await pinghub.waitForStderr(/stopping on SIGTERM/);
   });
 
   test("SIGINT exits 0 too", async () => {
     const pinghub = await serving();
+    expect((await fetch(`${pinghub.url}/interrupt`)).status).toBe(200);
     await stopWithSignal(pinghub, "SIGINT");
   });
 });

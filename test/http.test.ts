@@ -33,6 +33,7 @@ test("HEAD behaves as GET without a body", async () => {
   const head = await fetch(server.http("/head"), { method: "HEAD" });
   expect(head.status).toBe(200);
   expect(head.headers.get("content-type")).toBe(get.headers.get("content-type"));
+  expect(head.headers.get("content-length")).toBe(String((await get.arrayBuffer()).byteLength));
   expect(await head.text()).toBe("");
 });
 
