@@ -22,12 +22,18 @@ export interface AppHooks {
   refused(reason: RefusalReason): void;
   /** Runs around every request the app handles: the HTTP request metrics. */
   middleware?: MiddlewareHandler;
+  /** An error thrown by a handler, such as a client that vanished while sending its body. */
+  error?: (error: Error) => void;
 }
 
 export function createApp(hub: Hub, config: Config, hooks: AppHooks) {
   const app = new Hono<{ Bindings: ChannelBindings }>();
   const refuse = hooks.refused;
   if (hooks.middleware) app.use(hooks.middleware);
+  app.onError((error, c) => {
+    hooks.error?.(error);
+    return c.text("internal error\n", 500);
+  });
 
   // The browser client library at its one reserved path (see page.ts). GET and HEAD only: a websocket or a POST
   // to this path still reaches the channel of that name. Registered first, so it wins over the channel page.

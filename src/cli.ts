@@ -116,7 +116,8 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
     if (value === true || (value === "" && normalised.includes(`--${name}`))) {
       return { kind: "exit", status: 2, stderr: `flag --${name} needs a value: see pinghub --help\n` };
     }
-    raw[flag.key] = typeof value === "string" ? value : (env[envName(name)] ?? flag.default);
+    // A variable set but empty counts as unset, as in most shells' and systemd's use.
+    raw[flag.key] = typeof value === "string" ? value : env[envName(name)] || flag.default;
   }
   try {
     return { kind: "run", config: toConfig(raw as RawSettings) };
@@ -129,7 +130,7 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
 /** `-addr` and `-addr=:8081`, the Go flag package's forms, become `--addr` and `--addr=:8081`. */
 function singleDashToDouble(arg: string): string {
   const match = /^-([a-z][a-z-]+)(=.*)?$/.exec(arg);
-  return match?.[1] !== undefined && match[1] in FLAGS ? `-${arg}` : arg;
+  return match?.[1] !== undefined && isKnownFlag(match[1]) ? `-${arg}` : arg;
 }
 
 function isKnownFlag(arg: string): boolean {

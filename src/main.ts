@@ -58,6 +58,7 @@ async function run(config: Config): Promise<number> {
     channels = await startChannelServer(config, hub, {
       refused: metrics.refused,
       httpMiddleware: metrics.httpMiddleware,
+      error: (error) => logger.warn(`request failed: ${error.message}`),
     });
   } catch (error) {
     await metrics.stop();

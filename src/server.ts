@@ -17,6 +17,8 @@ export interface ServerHooks {
   refused?: (reason: RefusalReason) => void;
   /** Runs around every request the Hono app handles. */
   httpMiddleware?: MiddlewareHandler;
+  /** An error thrown while handling a request; the client gets 500. */
+  error?: (error: Error) => void;
 }
 
 /** Close code and reason for every websocket when the server stops: clients should reconnect elsewhere. */
@@ -41,7 +43,7 @@ export async function startChannelServer(
   hooks: ServerHooks = {},
 ): Promise<ChannelServer> {
   const refused = hooks.refused ?? (() => {});
-  const app = createApp(hub, config, { refused, middleware: hooks.httpMiddleware });
+  const app = createApp(hub, config, { refused, middleware: hooks.httpMiddleware, error: hooks.error });
   const listen = config.listen;
   if (listen.kind === "unix") await prepareUnixSocket(listen.path);
 
@@ -64,6 +66,10 @@ export async function startChannelServer(
       });
     },
     websocket: websocketHandler(hub, config, refused),
+    error(error: Error) {
+      hooks.error?.(error);
+      return new Response("internal error\n", { status: 500 });
+    },
     // Bun's own ceiling on request bodies; the app enforces --max-message-size itself with a clear answer.
     maxRequestBodySize: Math.max(config.maxMessageSize + 1, 1024 * 1024),
   };

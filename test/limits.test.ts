@@ -73,6 +73,30 @@ describe("message size", () => {
   });
 });
 
+describe("clients that vanish", () => {
+  for (const [kind, head] of [
+    ["Content-Length", "Content-Length: 100\r\n"],
+    ["chunked", "Transfer-Encoding: chunked\r\n"],
+  ]) {
+    test(`a POST whose ${kind} body is cut short publishes nothing`, async () => {
+      const w = await witness("/vanish");
+      const closed = Promise.withResolvers<void>();
+      const client = await Bun.connect({
+        hostname: "127.0.0.1",
+        port: server.port,
+        socket: { data() {}, close: () => closed.resolve() },
+      });
+      const body = kind === "chunked" ? "5\r\nabc" : "abc";
+      client.write(`POST /vanish HTTP/1.1\r\nHost: localhost\r\n${head}\r\n${body}`);
+      client.end();
+      // The server closes its side once it has given up on the request.
+      await closed.promise;
+      expect(server.server.pendingRequests).toBe(0);
+      await w.saw([]);
+    });
+  }
+});
+
 describe("encoding", () => {
   test("a POST body that is not UTF-8 gets 400 and is not published", async () => {
     const w = await witness("/utf8/post");

@@ -94,6 +94,8 @@ interface Client {
   kind: "websocket" | "post";
   /** What it sends, in order; "" is a keepalive. */
   messages: string[];
+  /** For a websocket client: whether it lets the others run after sending each message. */
+  yields: boolean[];
   subscriber?: Subscriber;
 }
 
@@ -114,7 +116,8 @@ function randomClients(random: Random, count: number, sentinel: string): Client[
       used.add(message);
       messages.push(message);
     }
-    clients.push({ id, kind: random() < 0.5 ? "websocket" : "post", messages });
+    const kind = random() < 0.5 ? "websocket" : "post";
+    clients.push({ id, kind, messages, yields: messages.map(() => random() < 0.5) });
   }
   return clients;
 }
@@ -152,26 +155,27 @@ async function runRandomTest(caseNumber: number, clientCount: number, unicodePat
   const websocketClients = clients.filter((c) => c.kind === "websocket");
   const nonEmpty = clients.flatMap((c) => c.messages.filter((m) => m !== ""));
 
-  server = await startServer();
-  const url = server.http(path);
+  const running = await startServer();
+  server = running;
+  const url = running.http(path);
 
   // Everyone subscribes first: each websocket client must then receive every non-empty message.
   await Promise.all(
     websocketClients.map(async (client) => {
-      client.subscriber = await subscribe(server?.ws(path) ?? "");
+      client.subscriber = await subscribe(running.ws(path));
       open.push(client.subscriber);
     }),
   );
-  expect(server.hub.subscriberCount(channel)).toBe(websocketClients.length);
-  expect(server.hub.channelCount).toBe(websocketClients.length === 0 ? 0 : 1);
+  expect(running.hub.subscriberCount(channel)).toBe(websocketClients.length);
+  expect(running.hub.channelCount).toBe(websocketClients.length === 0 ? 0 : 1);
 
   // Then everyone publishes at once: websocket clients send and yield at random, POST clients await each answer.
   await Promise.all(
     clients.map(async (client) => {
-      for (const message of client.messages) {
+      for (const [i, message] of client.messages.entries()) {
         if (client.subscriber !== undefined) {
           client.subscriber.send(message);
-          if (random() < 0.5) await yieldToOthers();
+          if (client.yields[i]) await yieldToOthers();
           continue;
         }
         const response = await post(url, message);
@@ -201,7 +205,8 @@ async function runRandomTest(caseNumber: number, clientCount: number, unicodePat
     if (order === undefined) {
       order = published;
       expect(order.toSorted()).toEqual(nonEmpty.toSorted());
-    } else expect(published).toEqual(order);
+    } else
+      expect(published, `client ${client.id}: another order than client ${websocketClients[0]?.id}`).toEqual(order);
     checkEchoes(client, received.slice(0, -1));
   }
 
@@ -210,14 +215,16 @@ async function runRandomTest(caseNumber: number, clientCount: number, unicodePat
     const position = new Map(order.map((m, i) => [m, i]));
     for (const client of clients) {
       const positions = client.messages.filter((m) => m !== "").map((m) => position.get(m) ?? -1);
-      expect(positions).toEqual(positions.toSorted((a, b) => a - b));
+      expect(positions, `client ${client.id} (${client.kind}): its messages out of order`).toEqual(
+        positions.toSorted((a, b) => a - b),
+      );
     }
   }
 
   // The channel is forgotten with its last subscriber.
   for (const client of websocketClients) client.subscriber?.close();
-  await untilTrue(() => server?.hub.channelCount === 0, "the channel is forgotten");
-  expect(server.hub.subscriberCount(channel)).toBe(0);
+  await untilTrue(() => running.hub.channelCount === 0, "the channel is forgotten");
+  expect(running.hub.subscriberCount(channel)).toBe(0);
 }
 
 /**
@@ -229,7 +236,7 @@ function checkEchoes(client: Client, received: string[]): void {
   // What the client sent, and what came back of it, as the same kind of sequence: its own messages and "".
   const sent = client.messages;
   const back = received.filter((m) => m === "" || own.has(m));
-  expect(back).toEqual(sent);
+  expect(back, `client ${client.id}: its own messages and empty echoes`).toEqual(sent);
 }
 
 let caseNumber = 0;
@@ -240,7 +247,7 @@ for (const clientCount of CLIENT_COUNTS) {
       try {
         await runRandomTest(thisCase, clientCount, unicodePath);
       } catch (error) {
-        console.log(`failed with seed ${SEED}, case ${thisCase}: replay with PINGHUB_SEED=${SEED}`);
+        console.log(`failed with seed ${SEED} (case ${thisCase}): replay with PINGHUB_SEED=${SEED}`);
         throw error;
       }
     });
