@@ -33,7 +33,7 @@ async function gaugeBecomes(series: string, value: number): Promise<void> {
 
 test("the six figures of the original, by name, moving by exactly what happened", async () => {
   const before = await scrape();
-  const at = (text: string, name: string) => sample(text, name) ?? Number.NaN;
+  const at = (text: string, name: string) => sample(text, name) ?? 0;
   expect(at(before, "pinghub_websockets")).toBe(0);
   expect(at(before, "pinghub_channels")).toBe(0);
 
@@ -58,6 +58,8 @@ test("the six figures of the original, by name, moving by exactly what happened"
   expect(moved("pinghub_websocket_messages_total")).toBe(1);
   expect(moved("pinghub_dropped_messages_total")).toBe(1);
   expect(moved("pinghub_sent_messages_total")).toBe(3);
+  // HTTP request metrics from @hono/prometheus, labelled by route pattern, never by channel.
+  expect(moved('http_requests_total{method="POST",route="/*",status="200",ok="true"}')).toBe(3);
 
   for (const s of [a, b, c]) s.close();
   await gaugeBecomes("pinghub_websockets", 0);

@@ -1,0 +1,71 @@
+// What the benchmark reads about a server process from /proc, and what it says about the machine. /proc is
+// read rather than asked of the server so that the floor and pinghub are measured the same way, from outside,
+// with nothing added to either.
+
+import { readFileSync } from "node:fs";
+import { availableParallelism, release, totalmem } from "node:os";
+
+/** Clock ticks per second of utime and stime in /proc/PID/stat: USER_HZ, 100 on every Linux build there is. */
+const CLOCK_TICKS = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
+
+/** CPU seconds a process has used so far, user and system, all its threads (GC and I/O threads too). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  // The command name in parentheses may hold spaces; the fields are counted from after its closing one.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of the line, 12 and 13 here (state is field 3, index 0).
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Resident memory of a process now (VmRSS) and at its peak (VmHWM), in bytes. */
+export function memory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "latin1");
+  return { rss: statusKiB(status, "VmRSS") * 1024, peak: statusKiB(status, "VmHWM") * 1024 };
+}
+
+function statusKiB(status: string, field: string): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+  if (!match?.[1]) throw new Error(`no ${field} in /proc status`);
+  return Number(match[1]);
+}
+
+/** This process's CPU seconds so far: the load generator's own load, to tell when it is the bottleneck. */
+export function ownCpuSeconds(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1e6;
+}
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  kernel: string;
+  bun: string;
+  wrk: string | undefined;
+  commit: string;
+  date: string;
+}
+
+export function describeMachine(): Machine {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "latin1");
+  const wrkPath = Bun.which("wrk");
+  return {
+    cpus: availableParallelism(),
+    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    bun: Bun.version,
+    // `wrk -v` prints its version and exits with status 1; the first line is all we want.
+    wrk: wrkPath === null ? undefined : Bun.spawnSync([wrkPath, "-v"]).stdout.toString().split("\n")[0]?.trim(),
+    commit: gitCommit(),
+    date: new Date().toISOString(),
+  };
+}
+
+/** The commit measured, with "+changes" when the work tree differs from it: figures belong to code. */
+function gitCommit(): string {
+  const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"]);
+  if (head.exitCode !== 0) return "unknown";
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src", "package.json"]).stdout.toString();
+  return `${head.stdout.toString().trim()}${dirty.trim() === "" ? "" : "+changes"}`;
+}
