@@ -63,6 +63,12 @@ const FLAGS: Record<string, Flag> = {
     description: "close a websocket silent this long; it is pinged a few seconds before",
     default: DEFAULTS.idleTimeout,
   },
+  "shutdown-timeout": {
+    key: "shutdownTimeout",
+    valueHint: "seconds",
+    description: "at SIGTERM, how long requests in flight may take to finish before they are cut",
+    default: DEFAULTS.shutdownTimeout,
+  },
   "socket-mode": {
     key: "socketMode",
     valueHint: "octal",

@@ -24,6 +24,8 @@ export interface Config {
   idleTimeout: number;
   /** Permission bits of a UNIX socket. */
   socketMode: number;
+  /** Seconds that requests in flight at shutdown may take to finish before they are cut. */
+  shutdownTimeout: number;
 }
 
 export const DEFAULTS = {
@@ -40,6 +42,8 @@ export const DEFAULTS = {
   idleTimeout: "30",
   // Owner and group may connect (the proxy is put in pinghub's group), others may not.
   socketMode: "0660",
+  // Long enough for any honest POST to finish, short enough to stop within systemd's default 90 s.
+  shutdownTimeout: "10",
 } as const;
 
 /** A value that cannot be used; its message is the whole line printed before exit 2. */
@@ -124,6 +128,7 @@ export interface RawSettings {
   maxBacklog: string;
   idleTimeout: string;
   socketMode: string;
+  shutdownTimeout: string;
 }
 
 export function toConfig(raw: RawSettings): Config {
@@ -144,6 +149,7 @@ export function toConfig(raw: RawSettings): Config {
     maxBacklog: parsePositiveInt(raw.maxBacklog, "--max-backlog"),
     idleTimeout,
     socketMode: parseSocketMode(raw.socketMode),
+    shutdownTimeout: parsePositiveInt(raw.shutdownTimeout, "--shutdown-timeout"),
   };
 }
 

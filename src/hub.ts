@@ -34,6 +34,8 @@ export class Hub {
   private readonly channels = new Map<string, Set<SubscriberSocket>>();
   private websocketCount = 0;
   private server: Server<Subscriber> | undefined;
+  /** Set by closeAll: a websocket whose upgrade was under way at shutdown is closed as it opens. */
+  private closing: { code: number; reason: string } | undefined;
 
   constructor(
     private readonly maxBacklog: number,
@@ -59,6 +61,10 @@ export class Hub {
   }
 
   join(ws: SubscriberSocket): void {
+    if (this.closing !== undefined) {
+      ws.close(this.closing.code, this.closing.reason);
+      return;
+    }
     const channel = ws.data.channel;
     let subscribers = this.channels.get(channel);
     if (subscribers === undefined) {
@@ -79,8 +85,9 @@ export class Hub {
     if (ws.data.slow) this.counters.slowSubscribers++;
   }
 
-  /** Closes every websocket, as at shutdown. */
+  /** Closes every websocket, and any that opens from now on, as at shutdown. */
   closeAll(code: number, reason: string): void {
+    this.closing = { code, reason };
     for (const subscribers of this.channels.values()) {
       for (const ws of subscribers) ws.close(code, reason);
     }

@@ -93,7 +93,10 @@ export async function startChannelServer(
       const drained = server.stop(false);
       if (listen.kind === "unix") removeUnixSocket(listen.path);
       hub.closeAll(GOING_AWAY.code, GOING_AWAY.reason);
+      // A request that drips its body could hold the stop for ever: past the grace period, cut what is left.
+      const cut = setTimeout(() => server.stop(true), config.shutdownTimeout * 1000);
       await drained;
+      clearTimeout(cut);
     },
   };
 }

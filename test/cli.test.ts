@@ -24,6 +24,7 @@ const FLAG_DEFAULTS: Record<string, string | undefined> = {
   "max-backlog": "1048576",
   "idle-timeout": "30",
   "socket-mode": "0660",
+  "shutdown-timeout": "10",
 };
 
 const DEFAULT_CONFIG: Config = {
@@ -36,6 +37,7 @@ const DEFAULT_CONFIG: Config = {
   maxBacklog: 1048576,
   idleTimeout: 30,
   socketMode: 0o660,
+  shutdownTimeout: 10,
 };
 
 // ---- helpers
@@ -204,6 +206,7 @@ const BAD_OTHER: BadCase[] = [
   { args: ["--idle-timeout", "0"], says: /--idle-timeout "0".*whole number/ },
   { args: ["--idle-timeout", "961"], says: /--idle-timeout "961"/ },
   { args: ["--socket-mode", "999"], says: /--socket-mode "999".*octal/ },
+  { args: ["--shutdown-timeout", "0"], says: /--shutdown-timeout "0".*whole number/ },
   { args: ["--nope"], says: /unknown flag --nope/ },
   { args: ["--nope=1"], says: /unknown flag --nope\b/ },
   { args: ["-nope"], says: /unknown flag -nope/ },
@@ -316,6 +319,7 @@ describe("parseCommandLine", () => {
     PINGHUB_MAX_BACKLOG: "2000",
     PINGHUB_IDLE_TIMEOUT: "60",
     PINGHUB_SOCKET_MODE: "0600",
+    PINGHUB_SHUTDOWN_TIMEOUT: "20",
   };
   const fromEnv: Config = {
     listen: { kind: "tcp", hostname: "::1", port: 9000 },
@@ -327,6 +331,7 @@ describe("parseCommandLine", () => {
     maxBacklog: 2000,
     idleTimeout: 60,
     socketMode: 0o600,
+    shutdownTimeout: 20,
   };
   const flags: Record<string, string> = {
     addr: "/run/pinghub/pinghub.sock",
@@ -338,6 +343,7 @@ describe("parseCommandLine", () => {
     "max-backlog": "4000",
     "idle-timeout": "90",
     "socket-mode": "0666",
+    "shutdown-timeout": "5",
   };
   const fromFlags: Config = {
     listen: { kind: "unix", path: "/run/pinghub/pinghub.sock" },
@@ -349,6 +355,7 @@ describe("parseCommandLine", () => {
     maxBacklog: 4000,
     idleTimeout: 90,
     socketMode: 0o666,
+    shutdownTimeout: 5,
   };
 
   test("every PINGHUB_ variable is used", async () => {

@@ -125,26 +125,34 @@ describe("encoding", () => {
 });
 
 describe("slow subscribers", () => {
-  test("a subscriber that stops reading is cut off past its backlog; the others get everything", async () => {
-    const stalled = await RawWebSocket.connect({ port: server.port }, "/slow");
-    expect(stalled.status).toBe(101);
-    stalled.pause();
-    const reader = await subscribe(server.ws("/slow"));
-    const message = "m".repeat(900);
-    // Publish in batches small enough for the reader's backlog and wait for the reader after each, so only
-    // the stalled subscriber falls behind. Its kernel buffers absorb a few megabytes before Bun's queue grows.
-    let sent = 0;
-    while (server.hub.counters.slowSubscribers === 0 && sent < 50_000) {
-      for (let i = 0; i < 20; i++) server.hub.publishPost("/slow", `${sent++} ${message}`);
-      await reader.received(sent);
-    }
-    expect(server.hub.counters.slowSubscribers).toBe(1);
-    expect(server.hub.subscriberCount("/slow")).toBe(1);
-    for (let i = 0; i < 20; i++) server.hub.publishPost("/slow", `${sent++} ${message}`);
-    const received = await reader.received(sent);
-    expect(received.map((m) => Number(m.split(" ")[0]))).toEqual(Array.from({ length: sent }, (_, i) => i));
-    reader.close();
-  });
+  // The stalled subscriber joins before the reader in one case and after it in the other: Bun's fan-out walks
+  // subscribers in order, and a cut-off must be noticed wherever the stalled one stands.
+  for (const stalledJoins of ["first", "last"]) {
+    test(`a subscriber that stops reading (joined ${stalledJoins}) is cut off past its backlog; the others get everything`, async () => {
+      const channel = `/slow/${stalledJoins}`;
+      const connectStalled = () => RawWebSocket.connect({ port: server.port }, channel);
+      const stalled = stalledJoins === "first" ? await connectStalled() : undefined;
+      const reader = await subscribe(server.ws(channel));
+      const stalledSocket = stalled ?? (await connectStalled());
+      expect(stalledSocket.status).toBe(101);
+      stalledSocket.pause();
+      const slowBefore = server.hub.counters.slowSubscribers;
+      const message = "m".repeat(900);
+      // Publish in batches small enough for the reader's backlog and wait for the reader after each, so only
+      // the stalled subscriber falls behind. Its kernel buffers absorb a few megabytes before Bun's queue grows.
+      let sent = 0;
+      while (server.hub.counters.slowSubscribers === slowBefore && sent < 50_000) {
+        for (let i = 0; i < 20; i++) server.hub.publishPost(channel, `${sent++} ${message}`);
+        await reader.received(sent);
+      }
+      expect(server.hub.counters.slowSubscribers).toBe(slowBefore + 1);
+      expect(server.hub.subscriberCount(channel)).toBe(1);
+      for (let i = 0; i < 20; i++) server.hub.publishPost(channel, `${sent++} ${message}`);
+      const received = await reader.received(sent);
+      expect(received.map((m) => Number(m.split(" ")[0]))).toEqual(Array.from({ length: sent }, (_, i) => i));
+      reader.close();
+    });
+  }
 });
 
 describe("paths", () => {

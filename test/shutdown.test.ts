@@ -58,6 +58,35 @@ test("a POST in flight at SIGTERM finishes; meanwhile /healthz answers 503", asy
   expect(await pinghub.exited).toBe(0);
 });
 
+test("a POST that never finishes its body holds the stop no longer than --shutdown-timeout", async () => {
+  const pinghub = await spawnServing(["--shutdown-timeout", "1"]);
+  const { port } = new URL(pinghub.url);
+  const cutOff = Promise.withResolvers<void>();
+  let response = "";
+  const client = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: Number(port),
+    socket: {
+      data(_socket, data) {
+        response += data.toString();
+      },
+      close: () => cutOff.resolve(),
+    },
+  });
+  client.write("POST /dripping HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+  await waitUntil(async () => response.startsWith("HTTP/1.1 100"));
+  client.write("drip");
+  const started = performance.now();
+  pinghub.proc.kill("SIGTERM");
+  await cutOff.promise;
+  expect(await pinghub.exited).toBe(0);
+  const seconds = (performance.now() - started) / 1000;
+  // Cut at the end of the grace period, not before: an honest slow POST gets its second.
+  expect(seconds).toBeGreaterThanOrEqual(0.9);
+  expect(response).not.toContain("OK\n");
+  expect(pinghub.stderr()).toContain("pinghub stopped");
+});
+
 test(
   "SIGTERM with 10,000 websockets connected: all see 1001 within a few seconds",
   async () => {

@@ -21,6 +21,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
       maxBacklog: "1048576",
       idleTimeout: "30",
       socketMode: "0660",
+      shutdownTimeout: "10",
     }),
     ...overrides,
   };
