@@ -28,62 +28,53 @@ test("SIGTERM on a UNIX socket: every subscriber sees 1001, the socket file goes
   expect(lines.at(-1)).toContain("pinghub stopped");
 });
 
-test("a POST in flight at SIGTERM finishes; meanwhile /healthz answers 503", async () => {
-  const mport = freePort();
-  const pinghub = await spawnServing(["--mport", String(mport)]);
-  const { port } = new URL(pinghub.url);
+/**
+ * A POST of a 10-byte body that has sent only `firstPart` of it, once the server has begun reading the body:
+ * with Expect: 100-continue the server says when it starts on the body, so the request is surely in flight.
+ */
+async function postInFlight(port: number, firstPart: string) {
   let response = "";
-  const responded = Promise.withResolvers<void>();
+  const closed = Promise.withResolvers<void>();
   const client = await Bun.connect({
     hostname: "127.0.0.1",
-    port: Number(port),
+    port,
     socket: {
       data(_socket, data) {
         response += data.toString();
-        if (response.includes("OK\n")) responded.resolve();
       },
+      close: () => closed.resolve(),
     },
   });
-  // With Expect: 100-continue the server says when it starts reading the body: then the request is in flight.
   client.write("POST /in-flight HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
   await waitUntil(async () => response.startsWith("HTTP/1.1 100"));
-  client.write("half ");
+  client.write(firstPart);
+  return { client, closed: closed.promise, response: () => response };
+}
+
+test("a POST in flight at SIGTERM finishes; meanwhile /healthz answers 503", async () => {
+  const mport = freePort();
+  const pinghub = await spawnServing(["--mport", String(mport)]);
+  const post = await postInFlight(Number(new URL(pinghub.url).port), "half ");
   pinghub.proc.kill("SIGTERM");
   await waitUntil(async () => (await fetch(`http://127.0.0.1:${mport}/healthz`)).status === 503);
 
-  client.write("done!");
-  await responded.promise;
-  expect(response).toContain("HTTP/1.1 200");
-  expect(response).toEndWith("OK\n");
+  post.client.write("done!");
+  await waitUntil(async () => post.response().endsWith("OK\n"));
+  expect(post.response()).toContain("HTTP/1.1 200");
   expect(await pinghub.exited).toBe(0);
 });
 
 test("a POST that never finishes its body holds the stop no longer than --shutdown-timeout", async () => {
   const pinghub = await spawnServing(["--shutdown-timeout", "1"]);
-  const { port } = new URL(pinghub.url);
-  const cutOff = Promise.withResolvers<void>();
-  let response = "";
-  const client = await Bun.connect({
-    hostname: "127.0.0.1",
-    port: Number(port),
-    socket: {
-      data(_socket, data) {
-        response += data.toString();
-      },
-      close: () => cutOff.resolve(),
-    },
-  });
-  client.write("POST /dripping HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
-  await waitUntil(async () => response.startsWith("HTTP/1.1 100"));
-  client.write("drip");
+  const post = await postInFlight(Number(new URL(pinghub.url).port), "drip");
   const started = performance.now();
   pinghub.proc.kill("SIGTERM");
-  await cutOff.promise;
+  await post.closed;
   expect(await pinghub.exited).toBe(0);
   const seconds = (performance.now() - started) / 1000;
   // Cut at the end of the grace period, not before: an honest slow POST gets its second.
   expect(seconds).toBeGreaterThanOrEqual(0.9);
-  expect(response).not.toContain("OK\n");
+  expect(post.response()).not.toContain("OK\n");
   expect(pinghub.stderr()).toContain("pinghub stopped");
 });
 
