@@ -1,0 +1,506 @@
+// The shipped nginx recipes, run for real: three pinghub nodes on UNIX sockets behind nginx started from
+// examples/nginx.conf, then from examples/nginx-auth.conf with examples/internal-auth.ts, each changed only in
+// its paths and ports. Checked: channels spread over the nodes and every URL of a channel meets on one node;
+// publishing by POST and websocket reaches exactly the right subscribers; a node killed or stopped hands its
+// channels to the others once its subscribers reconnect; a reload brings a returning node its channels back;
+// the auth service's 204, 403 and X-Rewrite, and that any other answer lets nobody in.
+
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { missingNginx, type Nginx, startNginx, templateConfig } from "./support/nginx.ts";
+import { RawWebSocket } from "./support/raw-websocket.ts";
+import { freePort, type PinghubProcess, ROOT, sample, spawnPinghub } from "./support/server.ts";
+
+setDefaultTimeout(20_000);
+
+const CI = process.env.CI === "true";
+const noNginx = missingNginx(false);
+const noLua = missingNginx(true);
+if (noLua !== "" && !CI) {
+  console.warn(`\n*** SKIPPED nginx tests: ${noLua}. Without them the nginx recipes are not tested. ***\n`);
+}
+// In CI nothing may be skipped: a missing program is a failure, not a skip.
+if (CI && noLua !== "") {
+  test("nginx and its Lua module are installed", () => {
+    throw new Error(noLua);
+  });
+}
+
+/** What the pinghub nodes allow as Origin: the site whose pages use the channels. */
+const SITE = "https://app.example";
+const dir = mkdtempSync(join(tmpdir(), "pinghub-nginx-"));
+// The shipped config runs nginx's workers as www-data, which in production is in pinghub's group. Here that
+// user must reach the sockets some other way: the directories are open to all and the sockets are 0666.
+chmodSync(dir, 0o755);
+
+// ---------------------------------------------------------------------------------------------------------
+// The pinghub nodes
+
+interface Node {
+  /** 1, 2 or 3, as in /run/pinghub1/pinghub.sock. */
+  n: number;
+  socket: string;
+  metrics: string;
+  process: PinghubProcess;
+}
+
+const nodes: Node[] = [];
+
+async function startNode(n: number): Promise<Node> {
+  const socketDir = join(dir, `run${n}`);
+  mkdirSync(socketDir, { recursive: true });
+  chmodSync(socketDir, 0o755);
+  const socket = join(socketDir, "pinghub.sock");
+  const mport = freePort();
+  const pinghub = spawnPinghub(["--addr", socket, "--mport", String(mport), "--socket-mode", "0666", "--origin", SITE]);
+  await pinghub.waitForStderr(/serving /);
+  const node = { n, socket, metrics: `http://127.0.0.1:${mport}/metrics`, process: pinghub };
+  nodes[n - 1] = node;
+  return node;
+}
+
+async function scrape(node: Node, series: string): Promise<number> {
+  const value = sample(await (await fetch(node.metrics)).text(), series);
+  if (value === undefined) throw new Error(`no ${series} on node ${node.n}`);
+  return value;
+}
+
+/** Channels per node, in node order. */
+const channelsOn = (list: Node[]) => Promise.all(list.map((node) => scrape(node, "pinghub_channels")));
+
+const total = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+/** The shipped config with its paths and ports, and nothing else, moved to this test's. */
+function configFor(example: string, name: string, port: number, authPort?: number): string {
+  const base = join(dir, name);
+  mkdirSync(join(base, "var"), { recursive: true });
+  chmodSync(base, 0o755);
+  return templateConfig(readFileSync(join(ROOT, "examples", example), "utf8"), [
+    ...[1, 2, 3].map((n) => [`/run/pinghub${n}/pinghub.sock`, join(dir, `run${n}`, "pinghub.sock")] as const),
+    ["/run/nginx.pid", join(base, "nginx.pid")],
+    ["/var/log/nginx/", `${join(base, "logs")}/`],
+    ["/var/lib/nginx/", `${join(base, "var")}/`],
+    ["listen 80;", `listen 127.0.0.1:${port};`],
+    ...(authPort === undefined ? [] : [["127.0.0.1:8089", `127.0.0.1:${authPort}`] as const]),
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Clients
+
+/** Resolves once `check` returns something other than undefined or false; polls, and fails after `timeoutMs`. */
+async function until<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await check();
+    if (result !== undefined && result !== false) return result;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+/**
+ * A subscriber that reconnects after every close, as the browser library does, with a short backoff: 25 ms,
+ * doubling to at most 400 ms, from the first again once a connection opens. Only its first connection must
+ * succeed at once: a refusal there is the test's failure, not something to retry.
+ */
+class Subscriber {
+  readonly messages: string[] = [];
+  /** Close codes of connections that had opened, in order. */
+  readonly closes: number[] = [];
+  private ws: WebSocket | undefined;
+  private failures = 0;
+  private stopped = false;
+  private everOpened = false;
+  private firstOpen = Promise.withResolvers<void>();
+
+  constructor(
+    readonly url: string,
+    private readonly headers: Record<string, string> = {},
+  ) {}
+
+  get live(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** Connects; resolves once the first connection is open. */
+  start(): Promise<void> {
+    this.open();
+    return this.firstOpen.promise;
+  }
+
+  send(text: string): void {
+    if (this.ws === undefined || !this.live) throw new Error(`${this.url} is not connected`);
+    this.ws.send(text);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.ws?.close();
+  }
+
+  private open(): void {
+    // Bun's WebSocket takes headers, as a browser sends its cookies.
+    const ws = new WebSocket(this.url, { headers: this.headers } as unknown as string[]);
+    this.ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this.everOpened = true;
+      this.failures = 0;
+      this.firstOpen.resolve();
+    };
+    ws.onmessage = (event) => this.messages.push(String(event.data));
+    ws.onclose = (event) => {
+      if (opened) this.closes.push(event.code);
+      if (!this.everOpened) {
+        this.stopped = true;
+        this.firstOpen.reject(new Error(`${this.url} was refused`));
+      }
+      if (this.stopped) return;
+      const delay = Math.min(25 * 2 ** this.failures++, 400);
+      setTimeout(() => this.open(), delay);
+    };
+  }
+}
+
+async function post(url: string, body: BodyInit, headers: Record<string, string> = {}) {
+  const response = await fetch(url, { method: "POST", body, headers });
+  return {
+    status: response.status,
+    subscribers: response.headers.get("x-pinghub-subscribers"),
+    text: await response.text(),
+  };
+}
+
+/** Runs `work` over `items`, `width` at a time. */
+async function inBatches<T>(items: T[], width: number, work: (item: T, index: number) => Promise<void>) {
+  for (let i = 0; i < items.length; i += width) {
+    await Promise.all(items.slice(i, i + width).map((item, j) => work(item, i + j)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+beforeAll(async () => {
+  if (noNginx !== "") return;
+  await Promise.all([1, 2, 3].map(startNode));
+});
+
+afterAll(async () => {
+  for (const node of nodes) node?.process.proc.kill("SIGKILL");
+  await Promise.all(nodes.map((node) => node?.process.exited));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe.skipIf(noNginx !== "")("examples/nginx.conf", () => {
+  const CHANNELS = 300;
+  let nginx: Nginx;
+  let ws: (path: string) => string;
+  let subscribers: Subscriber[] = [];
+  const path = (i: number) => `/pinghub/load/${i}`;
+
+  beforeAll(async () => {
+    const port = freePort();
+    nginx = await startNginx(join(dir, "plain"), "nginx", configFor("nginx.conf", "plain", port), port);
+    ws = (p) => `${nginx.url.replace("http:", "ws:")}${p}`;
+  });
+
+  afterAll(async () => {
+    for (const subscriber of subscribers) subscriber.stop();
+    await nginx?.stop();
+  });
+
+  /**
+   * Publishes one message to every channel by POST, then one by websocket from its subscriber, and checks that
+   * each subscriber got exactly those two, in that order, and nothing from any other channel.
+   */
+  async function publishToAll(round: string) {
+    const seen = subscribers.map((s) => s.messages.length);
+    await inBatches(subscribers, 50, async (_, i) => {
+      const response = await post(`${nginx.url}${path(i)}`, `${round} post ${i}`);
+      expect(response).toEqual({ status: 200, subscribers: "1", text: "OK\n" });
+    });
+    for (const [i, s] of subscribers.entries()) s.send(`${round} ws ${i}`);
+    await until(`every subscriber to receive the ${round} messages`, () =>
+      subscribers.every((s, i) => s.messages.length >= (seen[i] ?? 0) + 2),
+    );
+    subscribers.forEach((s, i) => {
+      expect(s.messages.slice(seen[i])).toEqual([`${round} post ${i}`, `${round} ws ${i}`]);
+    });
+  }
+
+  /** The subscribers closed since `closesBefore` was taken, once every one of them is connected again. */
+  function backSince(closesBefore: number[]): Subscriber[] | undefined {
+    const dropped = subscribers.filter((s, i) => s.closes.length > (closesBefore[i] ?? 0));
+    return dropped.every((s) => s.live) ? dropped : undefined;
+  }
+
+  test("300 channels spread over the three nodes; POSTs and websocket messages reach exactly their channel", async () => {
+    subscribers = Array.from({ length: CHANNELS }, (_, i) => new Subscriber(ws(path(i))));
+    await inBatches(subscribers, 100, (s) => s.start());
+    const counts = await until("all channels counted on the nodes", async () => {
+      const c = await channelsOn(nodes);
+      return total(c) === CHANNELS && c;
+    });
+    for (const count of counts) expect(count).toBeGreaterThan(0);
+
+    await publishToAll("first");
+    // Every POST found its channel's node: none was dropped for want of a subscriber.
+    expect(total(await Promise.all(nodes.map((n) => scrape(n, "pinghub_post_messages_total"))))).toBe(CHANNELS);
+    expect(total(await Promise.all(nodes.map((n) => scrape(n, "pinghub_dropped_messages_total"))))).toBe(0);
+    expect(total(await Promise.all(nodes.map((n) => scrape(n, "pinghub_sent_messages_total"))))).toBe(2 * CHANNELS);
+  });
+
+  test("every URL of one channel meets on one node: query string, percent-encoding, raw UTF-8", async () => {
+    const encoded = new Subscriber(ws("/pinghub/caf%C3%A9?x=1"));
+    await encoded.start();
+    // Written to the request line byte for byte: lower-case escapes, and raw UTF-8 as curl would send it.
+    const lower = await RawWebSocket.connect({ port: Number(new URL(nginx.url).port) }, "/pinghub/caf%c3%a9");
+    const raw = await RawWebSocket.connect(
+      { port: Number(new URL(nginx.url).port) },
+      new TextEncoder().encode("/pinghub/café"),
+    );
+    expect([lower.status, raw.status]).toEqual([101, 101]);
+
+    const posts = ["/pinghub/caf%C3%A9", "/pinghub/caf%c3%a9?token=1", "/pinghub/café"];
+    for (const p of posts) {
+      expect((await post(`${nginx.url}${p}`, `to ${p}`)).subscribers).toBe("3");
+    }
+    const expected = posts.map((p) => `to ${p}`);
+    await until("the three messages on each variant", () => encoded.messages.length === 3);
+    await lower.until(() => lower.texts().length === 3);
+    await raw.until(() => raw.texts().length === 3);
+    expect([encoded.messages, lower.texts(), raw.texts()]).toEqual([expected, expected, expected]);
+    encoded.stop();
+    lower.end();
+    raw.end();
+  });
+
+  test("pinghub's Origin check works through nginx", async () => {
+    const port = Number(new URL(nginx.url).port);
+    const foreign = await RawWebSocket.connect({ port }, "/pinghub/origin", { Origin: "https://evil.example" });
+    expect(foreign.status).toBe(403);
+    foreign.end();
+    const own = await RawWebSocket.connect({ port }, "/pinghub/origin", { Origin: SITE });
+    expect(own.status).toBe(101);
+    own.end();
+    expect((await post(`${nginx.url}/pinghub/origin`, "x", { Origin: "https://evil.example" })).status).toBe(403);
+  });
+
+  test("a POST body up to 64 KiB goes through; a larger one gets nginx's 413, with or without a length", async () => {
+    const limit = 65536;
+    expect((await post(`${nginx.url}/pinghub/big`, "x".repeat(limit))).status).toBe(200);
+    const tooLarge = await post(`${nginx.url}/pinghub/big`, "x".repeat(limit + 1));
+    expect(tooLarge).toEqual({ status: 413, subscribers: null, text: "message too large: the limit is 65536 bytes\n" });
+    const chunked = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i <= limit; i += 8192) controller.enqueue(new TextEncoder().encode("x".repeat(8192)));
+        controller.close();
+      },
+    });
+    expect((await post(`${nginx.url}/pinghub/big`, chunked)).status).toBe(413);
+  });
+
+  test("a node killed: its subscribers are dropped, reconnect, and their channels work on the other nodes", async () => {
+    const victim = nodes[1] as Node;
+    const [lost] = await channelsOn([victim]);
+    const closesBefore = subscribers.map((s) => s.closes.length);
+
+    victim.process.proc.kill("SIGKILL");
+    await victim.process.exited;
+    const dropped = await until("the killed node's subscribers to be dropped and reconnected", () => {
+      const back = backSince(closesBefore);
+      return back !== undefined && back.length >= (lost ?? 0) && back;
+    });
+    expect(dropped.length).toBe(lost as number);
+    // No close frame from a killed process: nginx just closes the connection.
+    for (const s of dropped) expect(s.closes.at(-1)).toBe(1006);
+
+    const survivors = [nodes[0] as Node, nodes[2] as Node];
+    await until("all channels on the two surviving nodes", async () => total(await channelsOn(survivors)) === CHANNELS);
+    await publishToAll("after the kill");
+  });
+
+  test("the node back and nginx reloaded: everyone reconnects, the node has its channels again", async () => {
+    await startNode(2);
+    const closesBefore = subscribers.map((s) => s.closes.length);
+    // Without this, subscribers moved during the outage would stay on the other nodes while publishers of
+    // their channels were sent back to this one. Old workers close every websocket after worker_shutdown_timeout.
+    nginx.reload();
+    await until(
+      "every subscriber to be reconnected after the reload",
+      () => backSince(closesBefore)?.length === CHANNELS,
+    );
+    const counts = await until("all channels counted on the three nodes", async () => {
+      const c = await channelsOn(nodes);
+      return total(c) === CHANNELS && c;
+    });
+    for (const count of counts) expect(count).toBeGreaterThan(0);
+    await publishToAll("after the reload");
+  });
+
+  test("a node stopped: its subscribers see 1001 through nginx and move to the other nodes", async () => {
+    const victim = nodes[2] as Node;
+    const [lost] = await channelsOn([victim]);
+    const closesBefore = subscribers.map((s) => s.closes.length);
+
+    victim.process.proc.kill("SIGTERM");
+    expect(await victim.process.exited).toBe(0);
+    const dropped = await until("the stopped node's subscribers to reconnect", () => {
+      const back = backSince(closesBefore);
+      return back !== undefined && back.length >= (lost ?? 0) && back;
+    });
+    expect(dropped.length).toBe(lost as number);
+    for (const s of dropped) expect(s.closes.at(-1)).toBe(1001);
+    const survivors = [nodes[0] as Node, nodes[1] as Node];
+    await until("all channels on the two remaining nodes", async () => total(await channelsOn(survivors)) === CHANNELS);
+    await publishToAll("after the stop");
+    await startNode(3);
+  });
+});
+
+describe.skipIf(noLua !== "")("examples/nginx-auth.conf with examples/internal-auth.ts", () => {
+  const ALICE = { Authorization: "Bearer alice-secret" };
+  const ALICE_COOKIE = { Cookie: "theme=dark; pinghub_token=alice-secret" };
+  const BOB = { Authorization: "Bearer bob-secret" };
+  const APP = { Authorization: "Bearer app-server-secret" };
+  let nginx: Nginx;
+  let port: number;
+  let auth: Subprocess<"ignore", "ignore", "pipe">;
+  /** Between nginx and the example service: passes requests on, or answers as a broken auth service would. */
+  let front: ReturnType<typeof Bun.serve>;
+  let behaviour: "pass" | 200 | 500 = "pass";
+  const open: Subscriber[] = [];
+  const ws = (p: string) => `${nginx.url.replace("http:", "ws:")}${p}`;
+  const subscribe = async (p: string, headers: Record<string, string>) => {
+    const s = new Subscriber(ws(p), headers);
+    open.push(s);
+    await s.start();
+    return s;
+  };
+  /** The status of a websocket upgrade through nginx (101 when let in). */
+  const upgrade = async (p: string, headers: Record<string, string> = {}) => {
+    const raw = await RawWebSocket.connect({ port }, p, headers);
+    raw.end();
+    return raw.status;
+  };
+
+  beforeAll(async () => {
+    auth = Bun.spawn([process.execPath, "examples/internal-auth.ts", "--port", "0"], {
+      cwd: ROOT,
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    let said = "";
+    for await (const chunk of auth.stderr) {
+      said += new TextDecoder().decode(chunk);
+      if (said.includes("\n")) break;
+    }
+    const authUrl = /listening on (\S+)/.exec(said)?.[1];
+    if (authUrl === undefined) throw new Error(`examples/internal-auth.ts did not start: ${said}`);
+    front = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req) {
+        if (behaviour !== "pass") return new Response("whatever\n", { status: behaviour });
+        const url = new URL(req.url);
+        return fetch(`${authUrl}${url.pathname}${url.search}`, { headers: req.headers });
+      },
+    });
+    port = freePort();
+    nginx = await startNginx(
+      join(dir, "auth"),
+      "nginx",
+      configFor("nginx-auth.conf", "auth", port, front.port ?? 0),
+      port,
+    );
+  });
+
+  afterAll(async () => {
+    for (const s of open) s.stop();
+    await nginx?.stop();
+    await front?.stop(true);
+    auth?.kill();
+    await auth?.exited;
+  });
+
+  test("an allowed client subscribes and receives; the others get 403", async () => {
+    const byHeader = await subscribe("/pinghub/user/157/inbox", ALICE);
+    const byCookie = await subscribe("/pinghub/user/157/inbox", ALICE_COOKIE);
+    expect(await post(`${nginx.url}/pinghub/user/157/inbox`, "hello", APP)).toEqual({
+      status: 200,
+      subscribers: "2",
+      text: "OK\n",
+    });
+
+    expect(await upgrade("/pinghub/user/157/inbox")).toBe(403); // nobody
+    expect(await upgrade("/pinghub/user/157/inbox", BOB)).toBe(403); // someone else
+    expect(await upgrade("/pinghub/user/157/inbox", APP)).toBe(403); // the app server publishes, never reads
+    // The same channel spelt otherwise: the auth service judges the path nginx routes by, not the raw URI.
+    expect(await upgrade("/pinghub/%75ser/157/inbox", BOB)).toBe(403);
+    expect(await upgrade("/pinghub//user/157/inbox", BOB)).toBe(403);
+    expect(await upgrade("/pinghub/elsewhere", ALICE)).toBe(403); // no rule
+    expect((await post(`${nginx.url}/pinghub/user/157/inbox`, "from nobody")).status).toBe(403);
+    expect((await post(`${nginx.url}/pinghub/user/157/inbox`, "from bob", BOB)).status).toBe(403);
+    // The browser library is for everyone.
+    expect((await fetch(`${nginx.url}/pinghub/.pinghub/pinghub.js`)).status).toBe(200);
+
+    expect((await post(`${nginx.url}/pinghub/user/157/inbox`, "from alice", ALICE)).subscribers).toBe("2");
+    await until("both of alice's subscribers to receive", () =>
+      [byHeader, byCookie].every((s) => s.messages.length === 2),
+    );
+    expect(byHeader.messages).toEqual(["hello", "from alice"]);
+    expect(byCookie.messages).toEqual(["hello", "from alice"]);
+    // ... by which alice's own channel spelt otherwise is hers.
+    expect(await upgrade("/pinghub/%75ser/157/inbox", ALICE)).toBe(101);
+  });
+
+  test("/pinghub/me/... is rewritten to the user's own channel, and routed there", async () => {
+    const alice = await subscribe("/pinghub/me/news", ALICE_COOKIE);
+    const bob = await subscribe("/pinghub/me/news", BOB);
+    expect((await post(`${nginx.url}/pinghub/user/157/news`, "for alice", APP)).subscribers).toBe("1");
+    expect((await post(`${nginx.url}/pinghub/me/news?from=me`, "alice to herself", ALICE)).subscribers).toBe("1");
+    expect((await post(`${nginx.url}/pinghub/user/158/news`, "for bob", APP)).subscribers).toBe("1");
+    await until("the messages", () => alice.messages.length === 2 && bob.messages.length === 1);
+    expect(alice.messages).toEqual(["for alice", "alice to herself"]);
+    expect(bob.messages).toEqual(["for bob"]);
+    // Anonymous: no "me" to rewrite to.
+    expect(await upgrade("/pinghub/me/news")).toBe(403);
+
+    // X-Rewrite is percent-encoded and nginx decodes it: a + stays a +, UTF-8 stays UTF-8.
+    const odd = await subscribe("/pinghub/me/tea+café", ALICE);
+    expect((await post(`${nginx.url}/pinghub/user/157/tea+caf%C3%A9`, "odd name", APP)).subscribers).toBe("1");
+    await until("the message on the odd name", () => odd.messages.length === 1);
+    expect(odd.messages).toEqual(["odd name"]);
+  });
+
+  for (const status of [200, 500] as const) {
+    test(`an auth service answering ${status} lets nobody in`, async () => {
+      const channel = `/pinghub/user/157/broken-${status}`;
+      const alice = await subscribe(channel, ALICE);
+      behaviour = status;
+      try {
+        expect(await upgrade(channel, ALICE)).toBe(500);
+        expect(await upgrade("/pinghub/me/broken", ALICE)).toBe(500);
+        expect((await post(`${nginx.url}${channel}`, "let through?", APP)).status).toBe(500);
+        expect((await fetch(`${nginx.url}/pinghub/.pinghub/pinghub.js`)).status).toBe(500);
+      } finally {
+        behaviour = "pass";
+      }
+      expect(nginx.errorLog()).toContain(`internal auth answered ${status} (not 204 or 403)`);
+      // The refused POST was not delivered: the next message alice gets is the next one let through.
+      expect((await post(`${nginx.url}${channel}`, "after", APP)).subscribers).toBe("1");
+      await until("alice's message", () => alice.messages.length > 0);
+      expect(alice.messages).toEqual(["after"]);
+    });
+  }
+});
