@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import { Hub, type Subscriber } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
 import { originAllowed } from "./origin.ts";
+import { createPostPublisher } from "./post.ts";
 import { prepareUnixSocket, removeUnixSocket, withSocketMode } from "./unix-socket.ts";
 import { websocketHandler } from "./websocket.ts";
 
@@ -43,7 +44,8 @@ export async function startChannelServer(
   hooks: ServerHooks = {},
 ): Promise<ChannelServer> {
   const refused = hooks.refused ?? (() => {});
-  const app = createApp(hub, config, { refused, middleware: hooks.httpMiddleware, error: hooks.error });
+  const post = createPostPublisher(hub, config, refused);
+  const app = createApp(config, post, { middleware: hooks.httpMiddleware, error: hooks.error });
   const listen = config.listen;
   if (listen.kind === "unix") await prepareUnixSocket(listen.path);
 
@@ -54,6 +56,7 @@ export async function startChannelServer(
         refused("bad_path");
         return new Response(`${error}\n`, { status: 400 });
       }
+      if (req.method === "POST") return post.publish(req, channel) ?? app.fetch(req, { channel });
       if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return app.fetch(req, { channel });
       if (!originAllowed(config.origin, req.headers.get("origin"))) {
         refused("bad_origin");

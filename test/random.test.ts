@@ -6,7 +6,7 @@
 // The run is reproducible: the seed is printed, and `PINGHUB_SEED=123 bun test test/random.test.ts` replays it.
 
 import { afterEach, beforeAll, expect, test } from "bun:test";
-import { SUBSCRIBERS_HEADER } from "../src/app.ts";
+import { SUBSCRIBERS_HEADER } from "../src/post.ts";
 import { post, type Subscriber, subscribe } from "./support/clients.ts";
 import { startServer, type TestServer } from "./support/server.ts";
 

@@ -1,0 +1,63 @@
+// Publishing by POST: the door application servers use, and the one hot path that is HTTP. It runs before the
+// Hono app because Hono's routing, context and middleware cost more per request than the publish itself; the
+// common case, a body with a Content-Length within the limit, goes from the request to server.publish here.
+// A chunked body, rarer, goes on to the app, whose bodyLimit middleware counts its bytes as they arrive.
+
+import type { Config } from "./config.ts";
+import type { Hub } from "./hub.ts";
+import type { RefusalReason } from "./metrics.ts";
+import { originAllowed } from "./origin.ts";
+
+export const SUBSCRIBERS_HEADER = "X-Pinghub-Subscribers";
+const TEXT = "text/plain; charset=UTF-8";
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+export interface PostPublisher {
+  /** Answers a POST to `channel`, or returns undefined for a chunked body, which the app must read. */
+  publish(req: Request, channel: string): Response | Promise<Response> | undefined;
+  /** Publishes a body already read, checked against the size limit, and answers for it. */
+  publishBody(channel: string, body: Uint8Array | ArrayBuffer): Response;
+  /** The answer to a body over the size limit. */
+  tooLarge(): Response;
+}
+
+export function createPostPublisher(hub: Hub, config: Config, refused: (reason: RefusalReason) => void): PostPublisher {
+  const limit = config.maxMessageSize;
+  const tooLarge = () => {
+    refused("too_large");
+    return plain(`message too large: the limit is ${limit} bytes\n`, 413);
+  };
+
+  function publishBody(channel: string, body: Uint8Array | ArrayBuffer): Response {
+    let message: string;
+    try {
+      message = strictUtf8.decode(body);
+    } catch {
+      refused("not_utf8");
+      return plain("message is not valid UTF-8\n", 400);
+    }
+    // An empty body is accepted and dropped, as the original did: there is nothing to deliver.
+    const delivered = message.length === 0 ? 0 : hub.publishPost(channel, message);
+    return new Response("OK\n", { headers: { "Content-Type": TEXT, [SUBSCRIBERS_HEADER]: String(delivered) } });
+  }
+
+  return {
+    publishBody,
+    tooLarge,
+    publish(req, channel) {
+      // Checked before the body is read: a page on another site must not publish through a visitor's browser.
+      if (config.origin !== undefined && !originAllowed(config.origin, req.headers.get("origin"))) {
+        refused("bad_origin");
+        return plain(`forbidden: Origin is not ${config.origin}\n`, 403);
+      }
+      const length = req.headers.get("content-length");
+      if (length === null || req.headers.has("transfer-encoding")) return undefined;
+      if (Number(length) > limit) return tooLarge();
+      return req.bytes().then((body) => publishBody(channel, body));
+    },
+  };
+}
+
+function plain(text: string, status: number): Response {
+  return new Response(text, { status, headers: { "Content-Type": TEXT } });
+}
