@@ -97,8 +97,13 @@ export function spawnPinghub(args: string[], env: Record<string, string> = {}): 
         const wake = () => void check();
         if (!check()) {
           waiters.add(wake);
+          // Once the process has exited and its last output is read, a pattern not seen yet never will be.
           proc.exited.then(() =>
-            setTimeout(() => check() || (cleanup(), reject(new Error(`exited; stderr:\n${text}`)))),
+            setTimeout(() => {
+              if (check()) return;
+              cleanup();
+              reject(new Error(`exited; stderr:\n${text}`));
+            }),
           );
         }
       });
