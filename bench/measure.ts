@@ -29,6 +29,18 @@ function statusKiB(status: string, field: string): number {
   return Number(match[1]);
 }
 
+/**
+ * CPU seconds that processes on the whole machine, every core, have used so far. Less the server's and the
+ * load generator's, it is other work on the machine, which the report shows because it disturbs the figures.
+ * Interrupt time is left out on both sides: the kernel counts it to a process or not depending on its build.
+ */
+export function machineProcessSeconds(): number {
+  const line = readFileSync("/proc/stat", "latin1").split("\n", 1)[0] ?? "";
+  // "cpu  user nice system idle ...", in clock ticks.
+  const [, user, nice, system] = line.trim().split(/\s+/).map(Number);
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0)) / CLOCK_TICKS;
+}
+
 /** This process's CPU seconds so far: the load generator's own load, to tell when it is the bottleneck. */
 export function ownCpuSeconds(): number {
   const usage = process.cpuUsage();
@@ -66,6 +78,61 @@ export function describeMachine(): Machine {
 function gitCommit(): string {
   const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"]);
   if (head.exitCode !== 0) return "unknown";
-  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src", "package.json"]).stdout.toString();
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"]).stdout.toString();
   return `${head.stdout.toString().trim()}${dirty.trim() === "" ? "" : "+changes"}`;
+}
+
+/** Where the CPU time went over a measurement, in CPU seconds, and how long it took. */
+export interface CpuUse {
+  seconds: number;
+  server: number;
+  /** The load generator: this process, plus a load tool it ran (wrk) when given. */
+  load: number;
+  /** Everything else on the machine: other people's work, which disturbs the figures. */
+  other: number;
+}
+
+export interface CpuSnapshot {
+  at: number;
+  server: number;
+  own: number;
+  machine: number;
+}
+
+export function cpuSnapshot(serverPid: number): CpuSnapshot {
+  return {
+    at: performance.now(),
+    server: cpuSeconds(serverPid),
+    own: ownCpuSeconds(),
+    machine: machineProcessSeconds(),
+  };
+}
+
+/** CPU use since `start`; `toolCpu` is what a child load tool (wrk) used meanwhile, counted to the load. */
+export function cpuSince(start: CpuSnapshot, serverPid: number, toolCpu = 0): CpuUse {
+  const now = cpuSnapshot(serverPid);
+  const server = now.server - start.server;
+  const load = now.own - start.own + toolCpu;
+  return {
+    seconds: (now.at - start.at) / 1000,
+    server,
+    load,
+    // Ticks are counted per core and per process separately, so this may dip a little below zero.
+    other: Math.max(0, now.machine - start.machine - server - load),
+  };
+}
+
+/**
+ * Waits, up to `maxSeconds`, for a second in which processes on the machine used under `share` of one core
+ * (the benchmark itself is idle between runs). Returns the seconds waited. Starting a measurement while other
+ * work runs would only get it measured again.
+ */
+export async function waitForQuiet(maxSeconds: number, share = 0.1): Promise<number> {
+  const started = performance.now();
+  while ((performance.now() - started) / 1000 < maxSeconds) {
+    const before = machineProcessSeconds();
+    await Bun.sleep(1000);
+    if (machineProcessSeconds() - before < share) break;
+  }
+  return (performance.now() - started) / 1000;
 }

@@ -16,7 +16,8 @@ export class LatencyHistogram {
   /** Records one latency, in whole microseconds. */
   record(micros: number): void {
     const v = micros < 0 ? 0 : micros > 0xffffffff ? 0xffffffff : micros >>> 0;
-    this.counts[bucketOf(v)]++;
+    const b = bucketOf(v);
+    this.counts[b] = (this.counts[b] as number) + 1;
     this.count++;
     if (v > this.max) this.max = v;
   }
@@ -62,5 +63,7 @@ export function median(values: readonly number[]): number {
   const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
   if (sorted.length === 0) return Number.NaN;
   const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }

@@ -38,7 +38,8 @@ export function createPostPublisher(hub: Hub, config: Config, refused: (reason: 
     }
     // An empty body is accepted and dropped, as the original did: there is nothing to deliver.
     const delivered = message.length === 0 ? 0 : hub.publishPost(channel, message);
-    return new Response("OK\n", { headers: { "Content-Type": TEXT, [SUBSCRIBERS_HEADER]: String(delivered) } });
+    // Bun gives a string body its text/plain Content-Type itself; one header less to build per message.
+    return new Response("OK\n", { headers: { [SUBSCRIBERS_HEADER]: String(delivered) } });
   }
 
   return {
@@ -50,8 +51,9 @@ export function createPostPublisher(hub: Hub, config: Config, refused: (reason: 
         refused("bad_origin");
         return plain(`forbidden: Origin is not ${config.origin}\n`, 403);
       }
+      // Bun itself refuses a request with both Content-Length and Transfer-Encoding, so no length means chunked.
       const length = req.headers.get("content-length");
-      if (length === null || req.headers.has("transfer-encoding")) return undefined;
+      if (length === null) return undefined;
       if (Number(length) > limit) return tooLarge();
       return req.bytes().then((body) => publishBody(channel, body));
     },

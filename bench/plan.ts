@@ -1,0 +1,100 @@
+// How big each scenario is: the full benchmark, and the smoke run that CI uses to check that every scenario
+// still runs. Every load is bounded in connections and in time.
+
+import type { Patience } from "./compare.ts";
+
+export interface Plan {
+  name: "full" | "smoke";
+  /** Floor/pinghub pairs for fan-out and idle; medians are taken over them. */
+  pairs: number;
+  /** Pairs for POST, whose figures vary most from run to run. */
+  postPairs: number;
+  /** What to do about other work on the machine: see compare.ts. */
+  patience: Patience;
+  fanout: {
+    subscribers: number;
+    messageSize: number;
+    /** The fixed-rate phases, in messages per second, and how long each lasts. */
+    rates: number[];
+    rateSeconds: number;
+    /** The as-fast-as-it-goes phase: messages each channel keeps in flight, and for how long. */
+    window: number;
+    maxSeconds: number;
+    /** A short run before measuring, so that both servers (and the load generator) are past their JIT warm-up. */
+    warmupSeconds: number;
+  };
+  idle: { connections: number; settleSeconds: number };
+  post: { connections: number; seconds: number; warmupSeconds: number };
+  growth: {
+    /** Floor/pinghub pairs per point: fewer than the headline scenarios, as there are many points. */
+    pairs: number;
+    seconds: number;
+    subscribersPerChannel: number[];
+    channels: number[];
+    messageSizes: number[];
+    /** Subscribers on the one channel while the message size varies. */
+    subscribersForSizes: number;
+  };
+}
+
+export const FULL: Plan = {
+  name: "full",
+  pairs: 5,
+  postPairs: 9,
+  patience: { attempts: 3, quietSeconds: 30 },
+  fanout: {
+    subscribers: 1000,
+    messageSize: 64,
+    rates: [300, 1000],
+    rateSeconds: 4,
+    window: 256,
+    maxSeconds: 4,
+    warmupSeconds: 1,
+  },
+  idle: { connections: 10_000, settleSeconds: 1 },
+  post: { connections: 50, seconds: 5, warmupSeconds: 1 },
+  growth: {
+    pairs: 3,
+    seconds: 1.5,
+    subscribersPerChannel: [1, 10, 100, 1000, 10_000],
+    channels: [1, 10, 100, 1000, 10_000],
+    messageSizes: [64, 1024, 16_384, 65_536],
+    subscribersForSizes: 100,
+  },
+};
+
+export const SMOKE: Plan = {
+  name: "smoke",
+  pairs: 1,
+  postPairs: 1,
+  // The smoke run's figures mean nothing: no waiting, no second attempts.
+  patience: { attempts: 1, quietSeconds: 0 },
+  fanout: {
+    subscribers: 20,
+    messageSize: 64,
+    rates: [50, 200],
+    rateSeconds: 0.5,
+    window: 8,
+    maxSeconds: 0.5,
+    warmupSeconds: 0.1,
+  },
+  idle: { connections: 200, settleSeconds: 0.1 },
+  post: { connections: 10, seconds: 1, warmupSeconds: 0 },
+  growth: {
+    pairs: 1,
+    seconds: 0.2,
+    subscribersPerChannel: [1, 10],
+    channels: [1, 10],
+    messageSizes: [64, 65_536],
+    subscribersForSizes: 10,
+  },
+};
+
+/**
+ * Messages each channel keeps in flight in a closed-loop run: enough for the server to send in batches, not
+ * so many that a subscriber's backlog nears pinghub's 1 MiB limit (at most 256 KiB each), and fewer per
+ * channel when there are many channels, since they all publish at once.
+ */
+export function windowFor(channels: number, messageSize: number, maxWindow: number): number {
+  return Math.max(1, Math.min(maxWindow, Math.floor(1024 / channels), Math.floor((256 * 1024) / messageSize)));
+}

@@ -1,0 +1,430 @@
+// The report: every figure as a median over the runs of each server, pinghub's ratio to the floor (the median
+// of the ratios within each pair), the targets of issue 6 and whether each is met, and, from the CPU shares,
+// what limited each figure. Markdown, to be read as it is and pasted into BENCHMARKS.md.
+
+import { type Alternated, DISTURBED_SHARE, medianOf, type PerServer, pairedRatio } from "./compare.ts";
+import type { PhaseResult } from "./load/fanout.ts";
+import type { Machine } from "./measure.ts";
+import type { Plan } from "./plan.ts";
+import type { FanoutRun } from "./scenarios/fanout.ts";
+import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
+import type { IdleRun } from "./scenarios/idle.ts";
+import type { PostRun } from "./scenarios/post.ts";
+
+export interface Results {
+  plan: Plan;
+  machine: Machine;
+  pinning: string;
+  command: string;
+  seconds: number;
+  fanout?: Alternated<FanoutRun>;
+  idle?: Alternated<IdleRun>;
+  post?: Alternated<PostRun>;
+  growth?: { point: GrowthPoint; runs: Alternated<GrowthRun> }[];
+}
+
+export interface Target {
+  name: string;
+  unit: string;
+  /** Medians over each server's runs. */
+  floor: number;
+  pinghub: number;
+  /** pinghub / floor (median of the paired ratios); undefined for a target that is not a ratio. */
+  ratio: number | undefined;
+  /** The lowest and highest of the paired ratios: how far one pair can be from another. */
+  range?: [number, number];
+  goal: string;
+  met: boolean;
+}
+
+/** A CPU share at or above this means that core was the limit. */
+const BUSY = 0.9;
+const KIB = 1024;
+const KINDS = ["floor", "pinghub"] as const;
+
+export function targets(results: Results): Target[] {
+  const list: Target[] = [];
+  function ratioTarget<T>(name: string, unit: string, runs: PerServer<T[]>, figure: (r: T) => number, most: number) {
+    const ratio = pairedRatio(runs, figure);
+    const ratios = runs.pinghub.map((run, i) => figure(run) / figure(runs.floor[i] as T));
+    const range: [number, number] = [Math.min(...ratios), Math.max(...ratios)];
+    // A ceiling below 1 (CPU) or a floor below 1 (throughput): "most" says which way is better.
+    const met = most >= 1 ? ratio <= most : ratio >= most;
+    const goal = most >= 1 ? `≤ ${most} × floor` : `≥ ${most} × floor`;
+    list.push({
+      name,
+      unit,
+      floor: medianOf(runs.floor, figure),
+      pinghub: medianOf(runs.pinghub, figure),
+      ratio,
+      range,
+      goal,
+      met,
+    });
+  }
+  const { fanout, idle, post } = results;
+  if (fanout) {
+    const names = fanout.floor[0]?.phases.map((p) => p.name) ?? [];
+    names.forEach((name, i) => {
+      ratioTarget(
+        `fan-out ${name}: server CPU per delivery`,
+        "µs",
+        fanout,
+        (r) => phaseAt(r, i).serverCpuMicrosPerDelivery,
+        1.1,
+      );
+    });
+    ratioTarget(
+      "fan-out max: deliveries/s",
+      "/s",
+      fanout,
+      (r) => phaseAt(r, names.length - 1).deliveriesPerSecond,
+      0.95,
+    );
+    const bad = (runs: FanoutRun[]) =>
+      runs.reduce((sum, r) => sum + r.phases.reduce((s, p) => s + p.result.lost + p.result.outOfOrder, 0), 0);
+    list.push({
+      name: "fan-out: messages lost or out of order, all runs and phases",
+      unit: "",
+      floor: bad(fanout.floor),
+      pinghub: bad(fanout.pinghub),
+      ratio: undefined,
+      goal: "0",
+      met: bad(fanout.pinghub) === 0,
+    });
+  }
+  if (idle) {
+    const pinghub = medianOf(idle.pinghub, (r) => r.bytesPerConnection) / KIB;
+    list.push({
+      name: `server RSS per idle subscriber (${results.plan.idle.connections} on as many channels)`,
+      unit: "KiB",
+      floor: medianOf(idle.floor, (r) => r.bytesPerConnection) / KIB,
+      pinghub,
+      ratio: undefined,
+      goal: "≤ 4 KiB",
+      met: pinghub <= 4,
+    });
+  }
+  if (post) {
+    ratioTarget(
+      `POST, ${results.plan.post.connections} keep-alive connections: requests/s`,
+      "/s",
+      post,
+      (r) => r.requestsPerSecond,
+      0.9,
+    );
+  }
+  return list;
+}
+
+function phaseAt(run: FanoutRun, i: number): PhaseResult {
+  return (run.phases[i] as FanoutRun["phases"][number]).result;
+}
+
+export function renderReport(results: Results, plotFile: string | undefined): string {
+  const { plan, machine } = results;
+  const lines: string[] = [];
+  const out: Out = (...more) => lines.push(...more);
+  out(
+    `# pinghub against the bare-Bun floor: ${plan.name} run`,
+    "",
+    `- When: ${machine.date}, pinghub commit ${machine.commit}; the run took ${results.seconds.toFixed(0)} s.`,
+    `- Command: \`${results.command}\``,
+    `- Machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Linux ${machine.kernel}, ` +
+      `Bun ${machine.bun}, ${machine.wrk ?? "no wrk"}.`,
+    `- Pinning: ${results.pinning}.`,
+    "- pinghub runs as deployed: `bun src/main.ts --addr 127.0.0.1:PORT --mport PORT2 --log-level warn`, its " +
+      "metrics server on (not scraped during the runs). The floor is `bun bench/floor.ts PORT`.",
+    `- Each server is a fresh process per run; the two alternate, ${plan.pairs} pairs for fan-out and idle, ` +
+      `${plan.postPairs} for POST, ${plan.growth.pairs} per growth point. Figures are medians over each server's runs; a ratio is the ` +
+      "median of the pinghub / floor ratios within each pair.",
+    `- A pair in which other processes took over ${DISTURBED_SHARE * 100} % of the machine's CPU during a run ` +
+      `was measured again (up to ${plan.patience.attempts} attempts in all), and every attempt first waited up ` +
+      `to ${plan.patience.quietSeconds} s for a second in which other processes used under 10 % of a core: ` +
+      `${redoneSummary(results)}.`,
+    "",
+  );
+
+  const list = targets(results);
+  if (list.length > 0) {
+    out(
+      "## Targets",
+      "",
+      "| target | floor | pinghub | pinghub / floor | pairs' range | goal | met |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
+    );
+    for (const t of list) {
+      const ratio = t.ratio === undefined ? "" : `${t.ratio.toFixed(2)} ×`;
+      const range = t.range === undefined ? "" : `${t.range[0].toFixed(2)}–${t.range[1].toFixed(2)}`;
+      out(
+        `| ${t.name} | ${figure(t.floor, t.unit)} | ${figure(t.pinghub, t.unit)} | ${ratio} | ${range} | ${t.goal} | ` +
+          `${t.met ? "yes" : "**no**"} |`,
+      );
+    }
+    out("");
+  }
+
+  if (results.fanout) renderFanout(out, results.fanout, plan);
+  if (results.idle) renderIdle(out, results.idle);
+  if (results.post) renderPost(out, results.post, plan);
+  if (results.growth) renderGrowth(out, results.growth, plan, plotFile);
+  return `${lines.join("\n")}\n`;
+}
+
+type Out = (...lines: string[]) => void;
+
+function redoneSummary(results: Results): string {
+  const parts: string[] = [];
+  const add = (name: string, runs: Alternated<unknown> | undefined) => {
+    if (runs) parts.push(`${name} ${runs.redone}`);
+  };
+  add("fan-out", results.fanout);
+  add("idle", results.idle);
+  add("POST", results.post);
+  let waited = [results.fanout, results.idle, results.post].reduce((sum, r) => sum + (r?.waited ?? 0), 0);
+  if (results.growth) {
+    parts.push(`growth ${results.growth.reduce((sum, g) => sum + g.runs.redone, 0)}`);
+    waited += results.growth.reduce((sum, g) => sum + g.runs.waited, 0);
+  }
+  return `pairs redone: ${parts.join(", ")}; waited ${waited.toFixed(0)} s in all`;
+}
+
+function renderFanout(out: Out, runs: Alternated<FanoutRun>, plan: Plan): void {
+  const f = plan.fanout;
+  out(
+    `## 1. Fan-out: ${f.subscribers} subscribers on one channel, ${f.messageSize}-byte messages`,
+    "",
+    `One of the subscribers also publishes, by websocket; every message goes to all ${f.subscribers}, the ` +
+      `publisher included. First ${f.rates.join(" and then ")} messages/s for ${f.rateSeconds} s each (open ` +
+      `loop); then "max": as fast as it goes for ${f.maxSeconds} s, ${f.window} messages in flight and the next ` +
+      "one sent as soon as every subscriber has the oldest (closed loop). Latency is publish to receive, on one " +
+      "clock. A phase's time runs from its first publish to its last delivery; a CPU share is CPU seconds per " +
+      "second of it.",
+    "",
+  );
+  const names = runs.floor[0]?.phases.map((p) => p.name) ?? [];
+  names.forEach((name, i) => {
+    const phase = (r: FanoutRun) => phaseAt(r, i);
+    out(`### ${name}`, "");
+    comparisonTable(out, runs, [
+      ["deliveries/s", (r) => phase(r).deliveriesPerSecond, num],
+      ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => `${v.toFixed(3)} µs`],
+      ["latency p50", (r) => phase(r).latencyP50Ms, ms],
+      ["latency p99", (r) => phase(r).latencyP99Ms, ms],
+      ["latency max", (r) => phase(r).latencyMaxMs, ms],
+      ["server CPU share", (r) => share(phase(r), "server"), pct],
+      ["load generator CPU share", (r) => share(phase(r), "load"), pct],
+      ["other processes' CPU share", (r) => share(phase(r), "other"), pct],
+      ["lost", (r) => phase(r).lost, int],
+      ["out of order", (r) => phase(r).outOfOrder, int],
+      ["subscribers disconnected", (r) => phase(r).disconnected, int],
+    ]);
+    const busy = KINDS.map((kind) => {
+      const all = runs[kind].map(phase);
+      return `${kind}: ${limitName(
+        all.every((p) => share(p, "server") >= BUSY),
+        all.every((p) => share(p, "load") >= BUSY),
+      )}`;
+    }).join("; ");
+    // At a fixed rate the deliveries are what was offered; the cores say how much room was left.
+    out(
+      "",
+      name === "max" ? `Limited by: ${busy}.` : `Deliveries/s is the offered rate. Cores at least 90 % busy: ${busy}.`,
+      "",
+    );
+  });
+  out(
+    "Every run, in the order measured:",
+    "",
+    "| pair | server | phase | deliveries/s | CPU/delivery | p50 | p99 | server / load / other CPU | lost | out of order |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  );
+  eachRun(runs, (kind, i, run) => {
+    for (const { name, result: p } of run.phases) {
+      out(
+        `| ${i + 1} | ${kind} | ${name} | ${num(p.deliveriesPerSecond)} | ${p.serverCpuMicrosPerDelivery.toFixed(3)} µs | ` +
+          `${ms(p.latencyP50Ms)} | ${ms(p.latencyP99Ms)} | ${pct(share(p, "server"))} / ${pct(share(p, "load"))} / ` +
+          `${pct(share(p, "other"))} | ${p.lost} | ${p.outOfOrder} |`,
+      );
+    }
+  });
+  out("");
+}
+
+function renderIdle(out: Out, runs: Alternated<IdleRun>): void {
+  const n = runs.floor[0]?.connections ?? runs.pinghub[0]?.connections ?? 0;
+  out(
+    `## 2. Idle connections: ${n} subscribers, each on a channel of its own`,
+    "",
+    "Server RSS (VmRSS) before the first connection (after a warm-up: 64 connections opened and closed, so " +
+      "that one-time costs are not counted per connection) and 1 s after the last; connect time is from the " +
+      "first TCP connect to the last 101, 256 handshakes under way at once.",
+    "",
+  );
+  comparisonTable(out, runs, [
+    ["RSS per connection", (r) => r.bytesPerConnection / KIB, (v) => `${v.toFixed(2)} KiB`],
+    ["connect time", (r) => r.connectMs, (v) => `${v.toFixed(0)} ms`],
+    ["RSS before", (r) => r.baselineRssBytes / KIB / KIB, (v) => `${v.toFixed(1)} MiB`],
+    ["RSS after", (r) => r.rssBytes / KIB / KIB, (v) => `${v.toFixed(1)} MiB`],
+    ["other processes' CPU share", (r) => r.otherShare, pct],
+  ]);
+  out("");
+}
+
+function renderPost(out: Out, runs: Alternated<PostRun>, plan: Plan): void {
+  const tool = runs.floor[0]?.tool ?? runs.pinghub[0]?.tool;
+  out(
+    `## 3. POST publishing: ${plan.post.connections} keep-alive connections, ${plan.post.seconds} s`,
+    "",
+    tool === "wrk"
+      ? `\`wrk -t1 -c${plan.post.connections} -d${plan.post.seconds}s --latency -s bench/load/post.lua\`: 64-byte ` +
+          "bodies to one channel with one websocket subscriber reading, after a 1 s warm-up."
+      : `wrk not found: the Bun fallback, ${plan.post.connections} loops of fetch; 64-byte bodies to one channel ` +
+          "with one websocket subscriber reading. Its figures are lower than wrk's would be.",
+    "",
+  );
+  comparisonTable(out, runs, [
+    ["requests/s", (r) => r.requestsPerSecond, num],
+    ["latency p50", (r) => r.latencyP50Ms, ms],
+    ["latency p99", (r) => r.latencyP99Ms, ms],
+    ["server CPU per request", (r) => r.serverCpuMicrosPerRequest, (v) => `${v.toFixed(2)} µs`],
+    ["server CPU share", (r) => r.cpu.server / r.cpu.seconds, pct],
+    [`load generator CPU share (${tool})`, (r) => r.cpu.load / r.cpu.seconds, pct],
+    ["other processes' CPU share", (r) => r.cpu.other / r.cpu.seconds, pct],
+    ["errors", (r) => r.errors, int],
+    ["messages delivered to the subscriber", (r) => r.delivered, int],
+  ]);
+  out(
+    "",
+    `Limited by: ${KINDS.map(
+      (k) =>
+        `${k}: ${limitName(
+          runs[k].every((r) => r.cpu.server / r.cpu.seconds >= BUSY),
+          runs[k].every((r) => r.cpu.load / r.cpu.seconds >= BUSY),
+        )}`,
+    ).join("; ")}.`,
+    "",
+  );
+}
+
+function renderGrowth(
+  out: Out,
+  points: { point: GrowthPoint; runs: Alternated<GrowthRun> }[],
+  plan: Plan,
+  plotFile: string | undefined,
+): void {
+  const g = plan.growth;
+  out(
+    "## 4. Growth",
+    "",
+    `Each point is a fresh server and ${g.seconds} s as fast as it goes (closed loop, the window shown), ` +
+      `${g.pairs} run(s) per server. Subscribers: one channel, 64-byte messages. Channels: one subscriber on each, ` +
+      `publishing to itself, 64-byte messages. Size: ${g.subscribersForSizes} subscribers on one channel. ` +
+      "Memory is server RSS above its baseline (taken after a warm-up of 64 connections): per connection once " +
+      "all are connected (shown from 1000 connections on: RSS moves in steps of pages and heap blocks), and in " +
+      "all at the end of the run. The limit is the core, if any, that was at least 90 % busy in every run: with " +
+      "neither full, the round trips of the closed loop set the pace.",
+    "",
+  );
+  if (plotFile !== undefined) out(`![growth](${plotFile})`, "");
+  out(
+    "| axis | value | window | CPU/delivery floor | pinghub | ratio | deliveries/s floor | pinghub | KiB/conn floor | pinghub | MiB at end floor | pinghub | limit floor | pinghub |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  );
+  for (const { point, runs } of points) {
+    const m = (kind: "floor" | "pinghub", f: (r: GrowthRun) => number) => medianOf(runs[kind], f);
+    const cpu = (k: "floor" | "pinghub") => m(k, (r) => r.serverCpuMicrosPerDelivery) * 1000;
+    // RSS grows in steps of whole pages and heap blocks: per connection, it means something from 1000 on.
+    const connections = point.channels * point.subscribersPerChannel;
+    const kib = (k: "floor" | "pinghub") =>
+      connections < 1000 ? "–" : (m(k, (r) => r.idleBytesPerConnection) / KIB).toFixed(1);
+    const mib = (k: "floor" | "pinghub") => (m(k, (r) => r.loadedRssBytes) / KIB / KIB).toFixed(1);
+    const limit = (k: "floor" | "pinghub") =>
+      limitName(
+        runs[k].every((r) => r.serverCpuShare >= BUSY),
+        runs[k].every((r) => r.loadCpuShare >= BUSY),
+      );
+    const ratio = pairedRatio(runs, (r) => r.serverCpuMicrosPerDelivery);
+    out(
+      `| ${point.axis} | ${point.axis === "size" ? bytes(point.value) : point.value} | ${point.window} | ` +
+        `${cpu("floor").toFixed(0)} ns | ${cpu("pinghub").toFixed(0)} ns | ${ratio.toFixed(2)} | ` +
+        `${num(m("floor", (r) => r.deliveriesPerSecond))} | ${num(m("pinghub", (r) => r.deliveriesPerSecond))} | ` +
+        `${kib("floor")} | ${kib("pinghub")} | ${mib("floor")} | ${mib("pinghub")} | ${limit("floor")} | ${limit("pinghub")} |`,
+    );
+  }
+  const bad = points.reduce(
+    (sum, { runs }) =>
+      sum + [...runs.floor, ...runs.pinghub].reduce((s, r) => s + r.lost + r.outOfOrder + r.disconnected, 0),
+    0,
+  );
+  out("", `Lost, out of order or disconnected over all growth runs: ${bad}.`, "");
+}
+
+/** A table of medians, one row per figure: floor, pinghub, and the median of the paired ratios. */
+function comparisonTable<T>(
+  out: Out,
+  runs: PerServer<T[]>,
+  rows: [string, (run: T) => number, (value: number) => string][],
+): void {
+  out(
+    `| median of ${Math.max(runs.floor.length, runs.pinghub.length)} runs | floor | pinghub | pinghub / floor |`,
+    "| --- | --- | --- | --- |",
+  );
+  for (const [name, figure, format] of rows) {
+    const ratio = pairedRatio(runs, figure);
+    out(
+      `| ${name} | ${format(medianOf(runs.floor, figure))} | ${format(medianOf(runs.pinghub, figure))} | ` +
+        `${Number.isFinite(ratio) ? ratio.toFixed(2) : ""} |`,
+    );
+  }
+}
+
+function eachRun<T>(runs: PerServer<T[]>, f: (kind: string, i: number, run: T) => void): void {
+  const n = Math.max(runs.floor.length, runs.pinghub.length);
+  for (let i = 0; i < n; i++) {
+    for (const kind of KINDS) {
+      const run = runs[kind][i];
+      if (run !== undefined) f(kind, i, run);
+    }
+  }
+}
+
+function share(p: PhaseResult, who: "server" | "load" | "other"): number {
+  return p.cpu[who] / p.cpu.seconds;
+}
+
+/** Which core was full, from the CPU shares: the limit on a closed-loop figure. */
+function limitName(server: boolean, load: boolean): string {
+  if (server && load) return "both cores";
+  if (server) return "server core";
+  if (load) return "load generator core";
+  return "neither core full";
+}
+
+/** A target's figure with its unit; a count (no unit) as a whole number. */
+function figure(v: number, unit: string): string {
+  return unit === "" ? int(v) : `${num(v)} ${unit}`;
+}
+
+function num(v: number): string {
+  if (Number.isNaN(v)) return "–";
+  if (Math.abs(v) >= 1e6) return `${(v / 1e6).toFixed(2)} M`;
+  if (Math.abs(v) >= 1e4) return `${(v / 1e3).toFixed(1)} k`;
+  return v.toFixed(v < 10 ? 2 : 0);
+}
+
+function int(v: number): string {
+  return Number.isNaN(v) ? "–" : String(Math.round(v));
+}
+
+function ms(v: number): string {
+  return Number.isNaN(v) ? "–" : `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+}
+
+function pct(v: number): string {
+  return Number.isNaN(v) ? "–" : `${Math.round(v * 100)} %`;
+}
+
+function bytes(n: number): string {
+  return n >= KIB ? `${n / KIB} KiB` : `${n} B`;
+}

@@ -1,0 +1,50 @@
+// Scenario 1, fan-out: one channel with many subscribers, one of them publishing by websocket; at fixed rates,
+// then as fast as the load generator can take. The headline figures: server CPU per delivery, deliveries per
+// second, latency, and whether anything was lost or reordered.
+
+import { FanoutLoad, type PhaseResult } from "../load/fanout.ts";
+import type { Pinning } from "../pinning.ts";
+import type { Plan } from "../plan.ts";
+import { type ServerKind, startServer } from "../servers.ts";
+
+export interface FanoutPhase {
+  /** "300 msg/s", or "max" for the closed loop. */
+  name: string;
+  result: PhaseResult;
+}
+
+export interface FanoutRun {
+  connectMs: number;
+  /** The plan's fixed rates in order, then the closed loop. */
+  phases: FanoutPhase[];
+}
+
+export async function fanoutRun(kind: ServerKind, plan: Plan["fanout"], pinning: Pinning): Promise<FanoutRun> {
+  const server = await startServer(kind, pinning);
+  const load = await FanoutLoad.open({
+    port: server.port,
+    channels: 1,
+    subscribersPerChannel: plan.subscribers,
+    messageSize: plan.messageSize,
+  });
+  try {
+    const maxPace = { kind: "window", inFlightPerChannel: plan.window } as const;
+    await load.run(maxPace, plan.warmupSeconds * 1000, server.pid);
+    const phases: FanoutPhase[] = [];
+    for (const rate of plan.rates) {
+      const pace = { kind: "rate", messagesPerSecond: rate } as const;
+      phases.push({ name: `${rate} msg/s`, result: await load.run(pace, plan.rateSeconds * 1000, server.pid) });
+    }
+    phases.push({ name: "max", result: await load.run(maxPace, plan.maxSeconds * 1000, server.pid) });
+    return { connectMs: load.connectMs, phases };
+  } finally {
+    // The server first, so that it closes the connections and holds their TIME_WAIT, not the load generator.
+    await server.stop();
+    await load.close();
+  }
+}
+
+/** The largest share of the machine that other processes took in any phase of a run. */
+export function fanoutOtherShare(run: FanoutRun): number {
+  return Math.max(...run.phases.map((p) => p.result.cpu.other / p.result.cpu.seconds));
+}
