@@ -25,6 +25,8 @@ export function createApp(config: Config, post: PostPublisher, hooks: AppHooks =
   const app = new Hono<{ Bindings: ChannelBindings }>();
   if (hooks.middleware) app.use(hooks.middleware);
   app.onError((error, c) => {
+    // A body cut short or not parsable as chunked is the client's doing: neither a server error nor worth a line.
+    if (c.req.raw.signal.aborted) return c.text("bad request: the body was cut short or malformed\n", 400);
     hooks.error?.(error);
     return c.text("internal error\n", 500);
   });

@@ -73,13 +73,17 @@ export async function startChannelServer(
       hooks.error?.(error);
       return new Response("internal error\n", { status: 500 });
     },
-    // Bun's own ceiling on request bodies; the app enforces --max-message-size itself with a clear answer.
-    maxRequestBodySize: Math.max(config.maxMessageSize + 1, 1024 * 1024),
+    // No ceiling of Bun's own: pinghub refuses a body over --max-message-size itself, with its reason and its
+    // count, from the Content-Length before reading, or as a chunked body's bytes arrive.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   };
   const server =
     listen.kind === "unix"
       ? withSocketMode(config.socketMode, () => Bun.serve({ ...serveOptions, unix: listen.path }))
-      : Bun.serve({ ...serveOptions, hostname: listen.hostname, port: listen.port });
+      : // Bun's default for HTTP requests, written out: a request not done in 10 s is cut (websockets have their
+        // own timeout), and Bun no longer prints its own warning to stderr, outside pinghub's log. Bun's types
+        // take this option for TCP only.
+        Bun.serve({ ...serveOptions, hostname: listen.hostname, port: listen.port, idleTimeout: 10 });
   hub.attach(server);
 
   const url =

@@ -19,6 +19,13 @@ export interface FrameOptions {
   mask?: boolean;
   /** A length to declare instead of the payload's own. */
   declaredLength?: bigint;
+  /**
+   * Bytes of extended length to write: 0 (the 7-bit field alone), 2 or 8. By default the shortest that holds
+   * the length; a longer one is a non-minimal encoding, which RFC 6455 forbids and servers commonly accept.
+   */
+  lengthBytes?: 0 | 2 | 8;
+  /** The masking key for a masked frame; 12 34 56 78 unless given. */
+  maskKey?: Uint8Array;
 }
 
 export type RawTarget = { port: number; hostname?: string } | { unix: string };
@@ -81,23 +88,30 @@ export class RawWebSocket {
   }
 
   sendFrame(opcode: number, payload: string | Uint8Array, options: FrameOptions = {}): void {
+    this.socket.write(RawWebSocket.encodeFrame(opcode, payload, options));
+  }
+
+  /** The bytes of one client frame, as sendFrame would write them, for a test that splits or mangles them. */
+  static encodeFrame(opcode: number, payload: string | Uint8Array, options: FrameOptions = {}): Buffer {
     const data = typeof payload === "string" ? Buffer.from(payload) : Buffer.from(payload);
     const length = options.declaredLength ?? BigInt(data.length);
     const mask = options.mask ?? true;
     const first = ((options.fin ?? true) ? 0x80 : 0) | ((options.rsv ?? 0) << 4) | opcode;
+    const lengthBytes = options.lengthBytes ?? (length < 126n ? 0 : length < 65536n ? 2 : 8);
     let header: Buffer;
-    if (length < 126n) header = Buffer.from([first, Number(length)]);
-    else if (length < 65536n) header = Buffer.from([first, 126, Number(length >> 8n), Number(length & 0xffn)]);
+    if (lengthBytes === 0) header = Buffer.from([first, Number(length & 0x7fn)]);
+    else if (lengthBytes === 2)
+      header = Buffer.from([first, 126, Number((length >> 8n) & 0xffn), Number(length & 0xffn)]);
     else {
       header = Buffer.alloc(10);
       header[0] = first;
       header[1] = 127;
-      header.writeBigUInt64BE(length, 2);
+      header.writeBigUInt64BE(BigInt.asUintN(64, length), 2);
     }
     if (mask) header[1] = (header[1] ?? 0) | 0x80;
-    const key = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+    const key = Buffer.from(options.maskKey ?? [0x12, 0x34, 0x56, 0x78]);
     const body = mask ? data.map((b, i) => b ^ (key[i % 4] ?? 0)) : data;
-    this.socket.write(Buffer.concat(mask ? [header, key, body] : [header, body]));
+    return Buffer.concat(mask ? [header, key, body] : [header, body]);
   }
 
   sendText(text: string | Uint8Array): void {
@@ -116,6 +130,21 @@ export class RawWebSocket {
 
   end(): void {
     this.socket.end();
+  }
+
+  /** Starts reading again after pause(). */
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Drops the connection at once, without a close frame or a clean end: a client that vanished. */
+  destroy(): void {
+    this.socket.terminate();
+  }
+
+  /** True once the TCP connection has ended, from either side. */
+  get closed(): boolean {
+    return this.isEnded;
   }
 
   /** The close frame the server sent, once it has arrived. */

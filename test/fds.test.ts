@@ -1,0 +1,147 @@
+// Running out of file descriptors. pinghub is started, then its limit on open files is cut to LIMIT, and a burst
+// of upgrades, far more than fit, arrives at once. The connections it has keep being served (the canary loses
+// nothing), the others wait in the kernel's listen queue, and once descriptors free up every one of them is
+// accepted and upgraded. The operator must hear about it: once, clearly.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import { Canary } from "./support/canary.ts";
+import { cpuSeconds, fdLimit, openFds } from "./support/process-stats.ts";
+import { type PinghubProcess, spawnServing } from "./support/server.ts";
+
+/** The server's limit on open files during the test: a dozen are its own, the rest are connections. */
+const LIMIT = 128;
+/** Upgrades sent at once: more than twice what fits. */
+const BURST = 300;
+
+/** A websocket upgrade over a bare socket: connected as soon as the kernel accepts, upgraded when pinghub does. */
+class Upgrade {
+  upgraded = false;
+  /** Closed, by either side. */
+  closed = false;
+  private socket: Socket<undefined> | undefined;
+
+  static async open(port: number, path: string): Promise<Upgrade> {
+    const u = new Upgrade();
+    let head = "";
+    u.socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        data: (_s, data) => {
+          head += data.toString("latin1");
+          if (head.startsWith("HTTP/1.1 101")) u.upgraded = true;
+        },
+        close: () => {
+          u.closed = true;
+        },
+        error: () => {
+          u.closed = true;
+        },
+      },
+    });
+    u.socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    return u;
+  }
+
+  close(): void {
+    this.socket?.end();
+  }
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await Bun.sleep(10);
+  }
+}
+
+describe("out of file descriptors", () => {
+  let pinghub: PinghubProcess & { url: string };
+  let pid: number;
+  let canary: Canary;
+  let upgrades: Upgrade[] = [];
+
+  beforeAll(async () => {
+    pinghub = await spawnServing([]);
+    pid = pinghub.proc.pid;
+    // Bun raises its soft limit to the hard one at start; lower both, as `ulimit -n` in a service would.
+    const prlimit = Bun.spawnSync(["prlimit", `--pid=${pid}`, `--nofile=${LIMIT}:${LIMIT}`]);
+    expect(prlimit.exitCode).toBe(0);
+    expect(fdLimit(pid)).toBe(LIMIT);
+    canary = await Canary.start(pinghub.url, "/canary", 5);
+    const port = Number(new URL(pinghub.url).port);
+    upgrades = await Promise.all(Array.from({ length: BURST }, (_, i) => Upgrade.open(port, `/fds/${i % 10}`)));
+    // Full: every descriptor is taken, and the connections that did not fit wait in the listen queue.
+    await until(() => openFds(pid) >= LIMIT, `pinghub holds ${LIMIT} descriptors`);
+    await until(() => upgrades.filter((u) => u.upgraded).length >= LIMIT - 20, "the connections that fit are upgraded");
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const u of upgrades) u.close();
+    await canary?.stop();
+    pinghub.proc.kill("SIGTERM");
+    await pinghub.exited;
+  });
+
+  test("the connections it has keep being served: the canary loses nothing", async () => {
+    const upgraded = upgrades.filter((u) => u.upgraded).length;
+    expect(upgraded).toBeLessThan(LIMIT);
+    expect(upgraded).toBeLessThan(BURST);
+    const from = canary.published;
+    await until(() => canary.published >= from + 50, "50 more canary messages");
+    expect(canary.problems).toEqual([]);
+    expect(pinghub.proc.exitCode).toBeNull();
+  });
+
+  test.failing("it says so, once, in one clear line of the log", async () => {
+    await pinghub.waitForStderr(/file descriptors/i, 3_000);
+    const lines = pinghub
+      .stderr()
+      .split("\n")
+      .filter((l) => /file descriptors/i.test(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(String(LIMIT));
+  });
+
+  // Bun's accept loop retries at once when accept() fails with EMFILE: a core spins for as long as the limit
+  // is reached (oven-sh/bun#32705 backs it off). Marked failing until Bun does; pinghub can only warn.
+  test.failing("it does not spin while out of descriptors", async () => {
+    const before = cpuSeconds(pid);
+    await Bun.sleep(1000);
+    const cpu = cpuSeconds(pid) - before;
+    console.log(`pinghub used ${Math.round(cpu * 100)}% of a core while out of descriptors`);
+    expect(cpu).toBeLessThan(0.2);
+  });
+
+  test("descriptors freed: every waiting connection is accepted and upgraded, new ones too", async () => {
+    // Close connections as they are upgraded: each frees a descriptor for one still waiting.
+    const closed = new Set<Upgrade>();
+    await until(() => {
+      for (const u of upgrades) {
+        if (u.upgraded && !closed.has(u)) {
+          u.close();
+          closed.add(u);
+        }
+      }
+      if (upgrades.some((u) => u.closed && !u.upgraded))
+        throw new Error("a waiting connection was dropped, not accepted");
+      return upgrades.every((u) => u.upgraded);
+    }, `all ${BURST} upgraded`);
+    const late = await Upgrade.open(Number(new URL(pinghub.url).port), "/fds/late");
+    await until(() => late.upgraded, "a new connection is upgraded");
+    late.close();
+    expect(canary.problems).toEqual([]);
+    // However long it lasted, the log holds at most the one warning about it.
+    expect(
+      pinghub
+        .stderr()
+        .split("\n")
+        .filter((l) => /warn|error/.test(l)).length,
+    ).toBeLessThanOrEqual(1);
+  });
+});
