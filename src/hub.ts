@@ -113,8 +113,8 @@ export class Hub {
     }
     const result = this.server.publish(channel, message);
     this.counters.sentMessages += subscribers.size;
-    // Bun answers 0 or -1 when some subscriber's send queue is over the limit or building up. Only then do we
-    // look at the subscribers one by one, to name the ones Bun is cutting off.
+    // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
+    // subscribers one by one, to cut off those past --max-backlog (websocket.ts leaves this to the hub).
     if (result <= 0) this.findSlow(subscribers);
     return subscribers.size;
   }
@@ -124,8 +124,7 @@ export class Hub {
       if (ws.data.slow || ws.getBufferedAmount() <= this.maxBacklog) continue;
       ws.data.slow = true;
       this.onSlowSubscriber(ws);
-      // Bun, with closeOnBackpressureLimit, has already stopped sending to it and will drop the connection;
-      // closing here as well makes that prompt.
+      // Dropped at once: a close frame would only queue behind the backlog it cannot read.
       ws.terminate();
     }
   }

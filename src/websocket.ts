@@ -23,10 +23,12 @@ export function websocketHandler(
   return {
     // Bun closes with 1009 a message larger than this, before any of it reaches us.
     maxPayloadLength: config.maxMessageSize,
-    // Past this many queued bytes Bun stops sending to the subscriber and drops it, so one stalled reader
-    // costs bounded memory and never holds back the others.
-    backpressureLimit: config.maxBacklog,
-    closeOnBackpressureLimit: true,
+    // The hub, not Bun, cuts off a subscriber past --max-backlog: Bun's own cut-off comes when it flushes a burst
+    // after publish returned, unseen by the hub, so it would go uncounted and unlogged. Bun reports -1 from
+    // publish while any subscriber is backed up, and the hub then checks them (hub.ts). Bun's limit stays out of
+    // reach so that it never drops a message silently.
+    backpressureLimit: 2 ** 31 - 1,
+    closeOnBackpressureLimit: false,
     // Bun pings a connection silent for most of this time (all but 4 to 16 s, in its steps of 4 s) and closes
     // it once the whole time passes with nothing received; any frame, a pong too, restarts the count.
     idleTimeout: config.idleTimeout,

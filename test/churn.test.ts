@@ -171,9 +171,10 @@ test(
   { timeout: 30_000 },
 );
 
-// Bun cuts the flooder off by itself (closeOnBackpressureLimit): the burst that puts it over --max-backlog is
-// queued only as Bun flushes it, after the publish calls return, so the hub never sees it over the limit.
-test.failing(
+// Found by this test: when Bun cut the flooder off by itself (closeOnBackpressureLimit), the burst that put it over
+// --max-backlog was queued only as Bun flushed it, after the publish calls returned, so the hub never saw it over
+// the limit and the cut-off went uncounted. The hub now does the cutting off.
+test(
   "the flooder cut off is counted in pinghub_slow_subscribers_total and logged, like any slow subscriber",
   async () => {
     const f = await flood();
