@@ -4,6 +4,7 @@
 import pkg from "../package.json" with { type: "json" };
 import { parseCommandLine } from "./cli.ts";
 import { type Config, formatListen } from "./config.ts";
+import { watchDescriptors } from "./descriptors.ts";
 import { Hub } from "./hub.ts";
 import { createLog, type Log } from "./log.ts";
 import { createMetrics, type Health, type Metrics } from "./metrics.ts";
@@ -68,6 +69,7 @@ async function run(config: Config): Promise<number> {
     `pinghub ${pkg.version} started: pid ${process.pid}, serving ${channels.url}, metrics ${metrics.url ?? "off"}`,
   );
 
+  const stopWatching = watchDescriptors(logger);
   process.on("SIGHUP", () => {
     try {
       log.reopen();
@@ -81,6 +83,7 @@ async function run(config: Config): Promise<number> {
 
   health.serving = false;
   logger.info(`stopping on ${signal}: closing ${hub.websockets} websockets`);
+  stopWatching();
   await channels.stop();
   await metrics.stop();
   logger.info("pinghub stopped");
