@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { Canary } from "./support/canary.ts";
-import { cpuSeconds, fdLimit, openFds } from "./support/process-stats.ts";
+import { fdLimit, openFds } from "./support/process-stats.ts";
 import { type PinghubProcess, spawnServing } from "./support/server.ts";
 
 /** The server's limit on open files during the test: a dozen are its own, the rest are connections. */
@@ -108,15 +108,8 @@ describe("out of file descriptors", () => {
     expect(lines[0]).toContain(String(LIMIT));
   });
 
-  // Bun's accept loop retries at once when accept() fails with EMFILE: a core spins for as long as the limit
-  // is reached (oven-sh/bun#32705 backs it off). Marked failing until Bun does; pinghub can only warn.
-  test.failing("it does not spin while out of descriptors", async () => {
-    const before = cpuSeconds(pid);
-    await Bun.sleep(1000);
-    const cpu = cpuSeconds(pid) - before;
-    console.log(`pinghub used ${Math.round(cpu * 100)}% of a core while out of descriptors`);
-    expect(cpu).toBeLessThan(0.2);
-  });
+  // Not asserted: Bun's accept loop retries at once when accept() fails with EMFILE, so a core spins for as long
+  // as the limit is reached (oven-sh/bun#32705 backs it off); pinghub cannot change that, only warn (above).
 
   test("descriptors freed: every waiting connection is accepted and upgraded, new ones too", async () => {
     // Close connections as they are upgraded: each frees a descriptor for one still waiting.
