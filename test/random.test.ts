@@ -8,6 +8,7 @@
 import { afterEach, beforeAll, expect, test } from "bun:test";
 import { SUBSCRIBERS_HEADER } from "../src/post.ts";
 import { post, type Subscriber, subscribe } from "./support/clients.ts";
+import { Rng } from "./support/fuzz-core.ts";
 import { startServer, type TestServer } from "./support/server.ts";
 
 const CLIENT_COUNTS = [1, 10, 100];
@@ -20,16 +21,10 @@ const MAX_PATH_CODE_POINTS = 40;
 
 const SEED = readSeed();
 
-/** mulberry32: small, fast, and the same sequence on every machine for a given seed. */
+/** The seeded generator the fuzzer uses too (mulberry32), as a function. */
 function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 function readSeed(): number {

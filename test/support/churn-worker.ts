@@ -12,6 +12,7 @@
 // must reach each publisher's last number.
 
 import type { Socket } from "bun";
+import { Rng } from "./fuzz-core.ts";
 import { OPCODE, RawWebSocket } from "./raw-websocket.ts";
 
 export type WorkerCommand =
@@ -291,15 +292,10 @@ let timers: Array<ReturnType<typeof setInterval>> = [];
 let maxLagMs = 0;
 let random = Math.random;
 
+/** The seeded generator the fuzzer uses too (mulberry32), as a function. */
 function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 // The event loop's lateness, sampled all along: a worker that falls behind is a client bottleneck.
