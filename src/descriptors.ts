@@ -2,7 +2,7 @@
 // serving the connections it has, and new ones wait in the listen queue until descriptors free up. So pinghub
 // looks for itself, once a second, by opening /dev/null, and says so once in the log, and once when it is over.
 
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 
 const CHECK_EVERY_MS = 1000;
 
@@ -13,31 +13,38 @@ export interface DescriptorLog {
 
 /** Starts watching; returns the function that stops it. */
 export function watchDescriptors(log: DescriptorLog): () => void {
-  // One descriptor held back, to read the limit when none is left (it may have changed since the start).
+  // One descriptor held back, to read the limit and count what is open when none is left (the limit may have
+  // changed since the start).
   let reserve: number | undefined = openSync("/dev/null", "r");
+  const count = () => {
+    if (reserve !== undefined) closeSync(reserve);
+    const counted = { limit: openFilesLimit(), open: openFiles() };
+    reserve = tryOpen();
+    return counted;
+  };
   let out = false;
   const timer = setInterval(() => {
-    let fd: number;
-    try {
-      fd = openSync("/dev/null", "r");
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if ((code === "EMFILE" || code === "ENFILE") && !out) {
-        out = true;
-        if (reserve !== undefined) closeSync(reserve);
-        const limit = openFilesLimit();
-        reserve = tryOpen();
-        log.warn(
-          `out of file descriptors (limit ${limit}): new connections wait until some close; raise the limit (ulimit -n, systemd LimitNOFILE)`,
-        );
+    if (!out) {
+      const fd = tryOpen();
+      if (fd !== undefined) {
+        closeSync(fd);
+        reserve ??= tryOpen();
+        return;
       }
+      out = true;
+      log.warn(
+        `out of file descriptors (limit ${count().limit}): new connections wait until some close; raise the limit (ulimit -n, systemd LimitNOFILE)`,
+      );
       return;
     }
-    closeSync(fd);
-    reserve ??= tryOpen();
-    if (out) {
+    // Over only once well under the limit, not at the first descriptor free: a server that hovers at its limit,
+    // a connection closing and the next one taking its place, would be reported on and off every few seconds.
+    const { limit, open } = count();
+    const back =
+      Number.isFinite(Number(limit)) && open !== undefined ? open < Number(limit) * 0.9 : reserve !== undefined;
+    if (back) {
       out = false;
-      log.info("file descriptors available again: accepting new connections");
+      log.info(`file descriptors available again: ${open ?? "?"} of ${limit} in use, accepting new connections`);
     }
   }, CHECK_EVERY_MS);
   timer.unref();
@@ -45,6 +52,14 @@ export function watchDescriptors(log: DescriptorLog): () => void {
     clearInterval(timer);
     if (reserve !== undefined) closeSync(reserve);
   };
+}
+
+function openFiles(): number | undefined {
+  try {
+    return readdirSync("/proc/self/fd").length;
+  } catch {
+    return undefined;
+  }
 }
 
 function tryOpen(): number | undefined {
