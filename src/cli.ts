@@ -69,6 +69,19 @@ const FLAGS: Record<string, Flag> = {
     description: "at SIGTERM, how long requests in flight may take to finish before they are cut",
     default: DEFAULTS.shutdownTimeout,
   },
+  redis: {
+    key: "redis",
+    valueHint: "url",
+    description:
+      "cluster mode: share channels with every node on this Redis, redis://[[user]:password@]host[:port][/db], " +
+      "rediss://… or a socket path (pass a password through the environment, not the command line)",
+  },
+  "redis-prefix": {
+    key: "redisPrefix",
+    valueHint: "prefix",
+    description: "put before each channel name to make its Redis channel",
+    default: DEFAULTS.redisPrefix,
+  },
   "socket-mode": {
     key: "socketMode",
     valueHint: "octal",

@@ -1,6 +1,9 @@
 // Parsing and checking pinghub's settings. Every value a user can give is checked here, before anything is
 // bound, so that a bad flag is one clear line and exit status 2 rather than a half-started server.
 
+import { ConfigError } from "./config-error.ts";
+import { parseRedisUrl, type RedisTarget } from "./redis-url.ts";
+
 /** Where the channel server listens: a TCP host and port, or a UNIX socket path. */
 export type Listen = { kind: "tcp"; hostname: string; port: number } | { kind: "unix"; path: string };
 
@@ -26,6 +29,10 @@ export interface Config {
   socketMode: number;
   /** Seconds that requests in flight at shutdown may take to finish before they are cut. */
   shutdownTimeout: number;
+  /** Cluster mode's Redis; undefined runs the single node, with no Redis. */
+  redis: RedisTarget | undefined;
+  /** Put before a channel name to make its Redis channel: `pinghub:` + `/x`. */
+  redisPrefix: string;
 }
 
 export const DEFAULTS = {
@@ -44,10 +51,11 @@ export const DEFAULTS = {
   socketMode: "0660",
   // Long enough for any honest POST to finish, short enough to stop within systemd's default 90 s.
   shutdownTimeout: "10",
+  // Several clusters, or other applications, can share one Redis, each under its own prefix.
+  redisPrefix: "pinghub:",
 } as const;
 
-/** A value that cannot be used; its message is the whole line printed before exit 2. */
-export class ConfigError extends Error {}
+export { ConfigError };
 
 /** Parses `host:port`, `:port` (all interfaces), `[v6]:port`, or an absolute UNIX socket path. */
 export function parseAddr(value: string): Listen {
@@ -129,6 +137,8 @@ export interface RawSettings {
   idleTimeout: string;
   socketMode: string;
   shutdownTimeout: string;
+  redis: string | undefined;
+  redisPrefix: string;
 }
 
 export function toConfig(raw: RawSettings): Config {
@@ -150,6 +160,8 @@ export function toConfig(raw: RawSettings): Config {
     idleTimeout,
     socketMode: parseSocketMode(raw.socketMode),
     shutdownTimeout: parsePositiveInt(raw.shutdownTimeout, "--shutdown-timeout"),
+    redis: raw.redis === undefined || raw.redis === "" ? undefined : parseRedisUrl(raw.redis),
+    redisPrefix: raw.redisPrefix,
   };
 }
 

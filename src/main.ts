@@ -2,12 +2,14 @@
 // log on SIGHUP, and shut down cleanly on SIGTERM or SIGINT. `bun run pinghub` runs this file.
 
 import pkg from "../package.json" with { type: "json" };
+import { localBroker } from "./broker.ts";
 import { parseCommandLine } from "./cli.ts";
 import { type Config, formatListen } from "./config.ts";
 import { watchDescriptors } from "./descriptors.ts";
 import { Hub } from "./hub.ts";
 import { createLog, type Log } from "./log.ts";
 import { createMetrics, type Health, type Metrics } from "./metrics.ts";
+import { redisBroker } from "./redis-broker.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
 
 async function main(): Promise<number> {
@@ -43,10 +45,29 @@ async function run(config: Config): Promise<number> {
     process.once("SIGINT", () => resolve("SIGINT"));
   });
   const health: Health = { serving: true };
-  const hub = new Hub(config.maxBacklog, (ws) =>
-    logger.warn(
-      `slow subscriber cut off: over ${config.maxBacklog} bytes behind on ${JSON.stringify(ws.data.channel)}`,
-    ),
+  const redis = config.redis;
+  const broker =
+    redis === undefined
+      ? localBroker
+      : redisBroker({
+          target: redis,
+          prefix: config.redisPrefix,
+          onDown: (reason) =>
+            logger.warn(`cluster: ${reason}; refusing publishes and new subscribers until it is back`),
+          onUp: (channels, first) =>
+            logger.info(
+              first
+                ? `cluster: connected to redis at ${redis.display}`
+                : `cluster: redis at ${redis.display} is back; re-subscribed ${channels} channels`,
+            ),
+        });
+  const hub = new Hub(
+    config.maxBacklog,
+    (ws) =>
+      logger.warn(
+        `slow subscriber cut off: over ${config.maxBacklog} bytes behind on ${JSON.stringify(ws.data.channel)}`,
+      ),
+    broker,
   );
   let metrics: Metrics;
   try {
@@ -63,6 +84,7 @@ async function run(config: Config): Promise<number> {
     });
   } catch (error) {
     await metrics.stop();
+    await hub.close();
     return fatal(`pinghub: cannot serve on ${formatListen(config.listen)}: ${(error as Error).message}`);
   }
   logger.info(

@@ -10,7 +10,15 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Hub } from "./hub.ts";
 
 /** Why a request or a websocket was refused; a small fixed set, so a label may carry it. */
-export const REFUSAL_REASONS = ["bad_path", "bad_origin", "too_large", "not_utf8", "binary", "bad_upgrade"] as const;
+export const REFUSAL_REASONS = [
+  "bad_path",
+  "bad_origin",
+  "too_large",
+  "not_utf8",
+  "binary",
+  "bad_upgrade",
+  "redis_down",
+] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 export interface Metrics {
@@ -67,6 +75,24 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
     "Subscribers disconnected because their backlog passed --max-backlog.",
     () => totals.slowSubscribers,
   );
+  const cluster = hub.broker.cluster;
+  if (cluster !== undefined) {
+    gauge(registry, "pinghub_redis_up", "1 while Redis carries this node's messages, 0 while it cannot.", () =>
+      cluster.up ? 1 : 0,
+    );
+    total(
+      registry,
+      "pinghub_redis_reconnects_total",
+      "Times this node came back after losing Redis.",
+      () => cluster.reconnects,
+    );
+    gauge(
+      registry,
+      "pinghub_redis_subscriptions",
+      "Redis channels this node is subscribed to.",
+      () => cluster.subscriptions,
+    );
+  }
   const refusals = new Counter({
     name: "pinghub_refused_total",
     help: "Requests and websockets refused, by reason.",
@@ -88,7 +114,10 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
               return new Response(await registry.metrics(), { headers: { "Content-Type": registry.contentType } });
             }
             if (path === "/healthz") {
-              return health.serving ? new Response("ok\n") : new Response("shutting down\n", { status: 503 });
+              if (!health.serving) return new Response("shutting down\n", { status: 503 });
+              // Cluster mode: a node that cannot reach Redis, or has not re-subscribed yet, can promise nothing.
+              const problem = hub.unavailable;
+              return problem === undefined ? new Response("ok\n") : new Response(`${problem}\n`, { status: 503 });
             }
             return new Response("not found: try /metrics or /healthz\n", { status: 404 });
           },

@@ -7,8 +7,11 @@ import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
 import { originAllowed } from "./origin.ts";
+import { tryAgainLater } from "./try-again.ts";
 
 export const SUBSCRIBERS_HEADER = "X-Pinghub-Subscribers";
+/** Cluster mode's answer: no node knows the whole cluster's subscribers, Redis knows the nodes that had some. */
+export const NODES_HEADER = "X-Pinghub-Nodes";
 const TEXT = "text/plain; charset=UTF-8";
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -16,7 +19,7 @@ export interface PostPublisher {
   /** Answers a POST to `channel`, or returns undefined for a chunked body, which the app must read. */
   publish(req: Request, channel: string): Response | Promise<Response> | undefined;
   /** Publishes a body already read, checked against the size limit, and answers for it. */
-  publishBody(channel: string, body: Uint8Array | ArrayBuffer): Response;
+  publishBody(channel: string, body: Uint8Array | ArrayBuffer): Response | Promise<Response>;
   /** The answer to a body over the size limit. */
   tooLarge(): Response;
 }
@@ -28,7 +31,15 @@ export function createPostPublisher(hub: Hub, config: Config, refused: (reason: 
     return plain(`message too large: the limit is ${limit} bytes\n`, 413);
   };
 
-  function publishBody(channel: string, body: Uint8Array | ArrayBuffer): Response {
+  const countHeader = hub.broker.cluster === undefined ? SUBSCRIBERS_HEADER : NODES_HEADER;
+  // Bun gives a string body its text/plain Content-Type itself; one header less to build per message.
+  const accepted = (count: number) => new Response("OK\n", { headers: { [countHeader]: String(count) } });
+  const unavailable = (error: Error) => {
+    refused("redis_down");
+    return tryAgainLater(error.message);
+  };
+
+  function publishBody(channel: string, body: Uint8Array | ArrayBuffer): Response | Promise<Response> {
     let message: string;
     try {
       message = strictUtf8.decode(body);
@@ -37,9 +48,10 @@ export function createPostPublisher(hub: Hub, config: Config, refused: (reason: 
       return plain("message is not valid UTF-8\n", 400);
     }
     // An empty body is accepted and dropped, as the original did: there is nothing to deliver.
-    const delivered = message.length === 0 ? 0 : hub.publishPost(channel, message);
-    // Bun gives a string body its text/plain Content-Type itself; one header less to build per message.
-    return new Response("OK\n", { headers: { [SUBSCRIBERS_HEADER]: String(delivered) } });
+    if (message.length === 0) return accepted(0);
+    const published = hub.publishPost(channel, message);
+    // A number on a single node; in cluster mode, answered once Redis has taken the message, or refused.
+    return typeof published === "number" ? accepted(published) : published.then(accepted, unavailable);
   }
 
   return {

@@ -10,6 +10,7 @@ import { Hub, type Subscriber } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
 import { originAllowed } from "./origin.ts";
 import { createPostPublisher } from "./post.ts";
+import { tryAgainLater } from "./try-again.ts";
 import { prepareUnixSocket, removeUnixSocket, withSocketMode } from "./unix-socket.ts";
 import { websocketHandler } from "./websocket.ts";
 
@@ -62,11 +63,23 @@ export async function startChannelServer(
         refused("bad_origin");
         return new Response(`forbidden: Origin is not ${config.origin}\n`, { status: 403 });
       }
-      if (server.upgrade(req, { data: { channel, slow: false } })) return undefined;
-      refused("bad_upgrade");
-      return new Response("bad websocket upgrade: expected GET with Sec-WebSocket-Key and Version 13\n", {
-        status: 400,
-      });
+      // Cluster mode with Redis away: a new subscriber could not be promised the channel's messages.
+      const unavailable = hub.unavailable;
+      if (unavailable !== undefined) {
+        refused("redis_down");
+        return tryAgainLater(unavailable);
+      }
+      // Open means subscribed: the first subscriber of a channel on a cluster node waits for Redis to confirm.
+      const ready = hub.prepare(channel);
+      if (ready === undefined) return upgrade(req, server, channel);
+      return ready.then(
+        () => upgrade(req, server, channel),
+        (error: Error) => {
+          hub.prepared(channel);
+          refused("redis_down");
+          return tryAgainLater(error.message);
+        },
+      );
     },
     websocket: websocketHandler(hub, config, refused),
     error(error: Error) {
@@ -77,6 +90,18 @@ export async function startChannelServer(
     // count, from the Content-Length before reading, or as a chunked body's bytes arrive.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   };
+  /** Upgrades the request to a websocket subscribed to `channel`, or answers why it cannot. */
+  function upgrade(req: Request, server: Server<Subscriber>, channel: string): Response | undefined {
+    // Bun runs the websocket's open, and so hub.join, inside upgrade.
+    const upgraded = server.upgrade(req, { data: { channel, slow: false } });
+    hub.prepared(channel);
+    if (upgraded) return undefined;
+    refused("bad_upgrade");
+    return new Response("bad websocket upgrade: expected GET with Sec-WebSocket-Key and Version 13\n", {
+      status: 400,
+    });
+  }
+
   const server =
     listen.kind === "unix"
       ? withSocketMode(config.socketMode, () => Bun.serve({ ...serveOptions, unix: listen.path }))
@@ -104,6 +129,7 @@ export async function startChannelServer(
       const cut = setTimeout(() => server.stop(true), config.shutdownTimeout * 1000);
       await drained;
       clearTimeout(cut);
+      await hub.close();
     },
   };
 }

@@ -5,6 +5,7 @@ import type { WebSocketHandler } from "bun";
 import type { Config } from "./config.ts";
 import type { Hub, Subscriber } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
+import { CLOSE_TRY_AGAIN_LATER } from "./try-again.ts";
 
 /** Close codes pinghub sends itself; Bun sends 1007 (not UTF-8) and 1009 (too large) on its own. */
 export const CLOSE_UNSUPPORTED_DATA = 1003;
@@ -51,7 +52,14 @@ export function websocketHandler(
         ws.send("");
         return;
       }
-      hub.publishWebsocket(ws.data.channel, message);
+      const published = hub.publishWebsocket(ws.data.channel, message);
+      // Cluster mode: a message Redis could not take is refused loudly, by closing its sender, never dropped.
+      if (typeof published !== "number") {
+        published.catch((error: Error) => {
+          refused("redis_down");
+          ws.close(CLOSE_TRY_AGAIN_LATER, closeReason(error.message));
+        });
+      }
     },
 
     close(ws, _code, reason) {
@@ -60,4 +68,10 @@ export function websocketHandler(
       if (refusal !== undefined) refused(refusal);
     },
   };
+}
+
+/** A close reason must fit in 123 bytes of UTF-8. */
+function closeReason(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  return bytes.length <= 123 ? text : new TextDecoder().decode(bytes.slice(0, 120)).replace(/\uFFFD$/, "");
 }

@@ -25,6 +25,8 @@ const FLAG_DEFAULTS: Record<string, string | undefined> = {
   "idle-timeout": "30",
   "socket-mode": "0660",
   "shutdown-timeout": "10",
+  redis: undefined,
+  "redis-prefix": "pinghub:",
 };
 
 const DEFAULT_CONFIG: Config = {
@@ -38,6 +40,8 @@ const DEFAULT_CONFIG: Config = {
   idleTimeout: 30,
   socketMode: 0o660,
   shutdownTimeout: 10,
+  redis: undefined,
+  redisPrefix: "pinghub:",
 };
 
 // ---- helpers
@@ -214,6 +218,23 @@ const BAD_OTHER: BadCase[] = [
   { args: ["serve"], says: /unexpected argument "serve"/ },
   { args: [], env: { PINGHUB_MAX_MESSAGE_SIZE: "0" }, says: /--max-message-size "0"/ },
   { args: [], env: { PINGHUB_ORIGIN: "example.com" }, says: /--origin "example.com"/ },
+  { args: ["--redis", "localhost:6379"], says: /--redis: not a URL/ },
+  { args: ["--redis", "http://localhost:6379"], says: /--redis: unknown scheme "http"/ },
+  { args: ["--redis", "redis://"], says: /--redis: (no host|the URL does not parse)/ },
+  { args: ["--redis", "redis://localhost:99999"], says: /--redis: the URL does not parse/ },
+  { args: ["--redis", "redis://localhost/abc"], says: /--redis: the path must be a database number/ },
+  { args: ["--redis", "redis://localhost/0?x=1"], says: /--redis: no query/ },
+  { args: ["--redis", "relative/redis.sock"], says: /--redis: not a URL/ },
+  { args: ["-redis", "nonsense"], says: /--redis: not a URL/ },
+  { args: ["--redis"], says: /--redis needs a value/ },
+  { args: [], env: { PINGHUB_REDIS: "tcp://x" }, says: /--redis: unknown scheme "tcp"/ },
+];
+
+/** Bad --redis values that hold a password: the line names the problem, never the password. */
+const BAD_REDIS_WITH_PASSWORD: BadCase[] = [
+  { args: ["--redis", "redis://:hunter2secret@localhost:6379/x"], says: /--redis: the path must be a database/ },
+  { args: ["--redis", "redis://u:hunter2secret@localhost:6379/1?db=2"], says: /--redis: no query/ },
+  { args: [], env: { PINGHUB_REDIS: "redis://:hunter2secret@[::1:6379" }, says: /--redis: the URL does not parse/ },
 ];
 
 function expectUsageError(result: { status: number; stdout: string; stderr: string }, says: RegExp) {
@@ -259,6 +280,16 @@ describe("a bad value exits 2 with one line on stderr, before anything is bound"
     test(named(c), async () => {
       const socket = join(tempDir, `bad-${i}.sock`);
       expectUsageError(await badRun(c, socket), c.says);
+      expect(existsSync(socket)).toBe(false);
+    });
+  });
+
+  BAD_REDIS_WITH_PASSWORD.forEach((c, i) => {
+    test(`a bad --redis with a password: ${c.says}, and the password is not shown`, async () => {
+      const socket = join(tempDir, `bad-redis-${i}.sock`);
+      const result = await badRun(c, socket);
+      expectUsageError(result, c.says);
+      expect(result.stderr).not.toContain("hunter2secret");
       expect(existsSync(socket)).toBe(false);
     });
   });
@@ -320,6 +351,8 @@ describe("parseCommandLine", () => {
     PINGHUB_IDLE_TIMEOUT: "60",
     PINGHUB_SOCKET_MODE: "0600",
     PINGHUB_SHUTDOWN_TIMEOUT: "20",
+    PINGHUB_REDIS: "redis://:env-secret@10.0.0.1:6380/2",
+    PINGHUB_REDIS_PREFIX: "env:",
   };
   const fromEnv: Config = {
     listen: { kind: "tcp", hostname: "::1", port: 9000 },
@@ -332,6 +365,17 @@ describe("parseCommandLine", () => {
     idleTimeout: 60,
     socketMode: 0o600,
     shutdownTimeout: 20,
+    redis: {
+      kind: "tcp",
+      host: "10.0.0.1",
+      port: 6380,
+      username: undefined,
+      password: "env-secret",
+      db: 2,
+      tls: false,
+      display: "redis://:***@10.0.0.1:6380/2",
+    },
+    redisPrefix: "env:",
   };
   const flags: Record<string, string> = {
     addr: "/run/pinghub/pinghub.sock",
@@ -344,6 +388,8 @@ describe("parseCommandLine", () => {
     "idle-timeout": "90",
     "socket-mode": "0666",
     "shutdown-timeout": "5",
+    redis: "/run/redis/redis-server.sock",
+    "redis-prefix": "flag:",
   };
   const fromFlags: Config = {
     listen: { kind: "unix", path: "/run/pinghub/pinghub.sock" },
@@ -356,6 +402,8 @@ describe("parseCommandLine", () => {
     idleTimeout: 90,
     socketMode: 0o666,
     shutdownTimeout: 5,
+    redis: { kind: "unix", path: "/run/redis/redis-server.sock", display: "/run/redis/redis-server.sock" },
+    redisPrefix: "flag:",
   };
 
   test("every PINGHUB_ variable is used", async () => {

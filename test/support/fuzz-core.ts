@@ -111,6 +111,7 @@ export const emptyTally = (): Tally => ({
   not_utf8: 0,
   binary: 0,
   bad_upgrade: 0,
+  redis_down: 0,
 });
 
 /** Exactly these refusals, or (for a case whose outcome depends on what random bytes happen to mean) up to `any` more. */

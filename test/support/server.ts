@@ -22,6 +22,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
       idleTimeout: "30",
       socketMode: "0660",
       shutdownTimeout: "10",
+      redis: undefined,
+      redisPrefix: "pinghub:",
     }),
     ...overrides,
   };

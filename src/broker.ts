@@ -1,0 +1,61 @@
+// The broker carries each message from the hub that accepted it to the hubs that deliver it. It sits below the
+// hub and knows neither websockets nor HTTP: the hub asks it to publish, and it calls the hub's deliver when a
+// message is to reach this node's subscribers. Chosen once at start-up: the local broker (one process, the
+// default) or the Redis broker (cluster mode, redis-broker.ts). Nothing above the hub knows which.
+
+/** Hands a message to this node's subscribers of a channel; returns how many there were. */
+export type Deliver = (channel: string, message: string) => number;
+
+/** Cluster mode's figures, for the metrics; the local broker has none. */
+export interface ClusterStatus {
+  /** Redis reachable and every channel with local subscribers subscribed there. */
+  readonly up: boolean;
+  /** Times the broker came back after losing Redis. */
+  readonly reconnects: number;
+  /** Redis channels this node is subscribed to. */
+  readonly subscriptions: number;
+}
+
+/** What the hub needs from a broker. */
+export interface Broker {
+  /** Set in cluster mode, where publish answers with a count of nodes, not of subscribers. */
+  readonly cluster: ClusterStatus | undefined;
+  /**
+   * Why the broker cannot take a message or a new subscriber now, in one line; undefined when it can. Always
+   * undefined for the local broker.
+   */
+  readonly problem: string | undefined;
+  /**
+   * Carries a message to every subscriber of the channel. The local broker delivers it at once and returns the
+   * number of subscribers; the Redis broker resolves with the number of nodes that had subscribers once Redis
+   * has taken it, and rejects with BrokerUnavailable if Redis cannot be reached.
+   */
+  publish(channel: string, message: string): number | Promise<number>;
+  /**
+   * Makes this node hear a channel's messages, before its first local subscriber joins: undefined when it
+   * already does (always, for the local broker), or a promise that settles once it does.
+   */
+  subscribe(channel: string): Promise<void> | undefined;
+  /** This node has no subscriber of the channel any more. */
+  unsubscribe(channel: string): void;
+  /** Closes the broker's connections cleanly, at shutdown. */
+  close(): Promise<void>;
+}
+
+/** Makes the broker for a hub, given the hub's deliver. */
+export type BrokerFactory = (deliver: Deliver) => Broker;
+
+/** A message or a subscriber refused because the broker cannot carry it now: 503 for HTTP, 1013 for websockets. */
+export class BrokerUnavailable extends Error {}
+
+/** The single node's broker: a message goes straight to the hub's deliver, in the same tick. */
+export function localBroker(deliver: Deliver): Broker {
+  return {
+    cluster: undefined,
+    problem: undefined,
+    publish: deliver,
+    subscribe: () => undefined,
+    unsubscribe: () => {},
+    close: async () => {},
+  };
+}

@@ -1,0 +1,318 @@
+// Cluster mode's broker: Redis pub/sub carries every message between nodes. A message published on any node is
+// PUBLISHed to `prefix + channel`, and each node delivers it to its own subscribers when it comes back on its
+// subscriber connection, its own messages included: Redis fixes one order per channel for every node.
+//
+// Two connections per node: one publishes (pipelined, no offline queue, so a publish while Redis is away fails
+// at once instead of waiting), one holds the subscriptions. The node is subscribed to a channel's Redis channel
+// only while it has local subscribers (the hub says when). After Redis comes back, every such channel is
+// subscribed again before the broker says it is up; ioredis's own re-subscribing is off because it does not
+// say when it is done.
+
+import Redis, { type RedisOptions } from "ioredis";
+import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
+import type { RedisTarget } from "./redis-url.ts";
+
+export interface RedisBrokerOptions {
+  target: RedisTarget;
+  /** Put before each channel name to make its Redis channel. */
+  prefix: string;
+  /** Told once when the broker can no longer carry messages, with why. */
+  onDown(reason: string): void;
+  /** Told once when it can again, with the number of channels subscribed; `first` on the first connection. */
+  onUp(channels: number, first: boolean): void;
+}
+
+/** Channels per SUBSCRIBE or UNSUBSCRIBE command: one command for thousands, yet no single huge reply. */
+const CHANNELS_PER_COMMAND = 1000;
+/** Longest wait between two tries to reach Redis: a Redis that is back is used within this. */
+const MAX_RETRY_DELAY_MS = 2000;
+/** A connection to a Redis that does not answer (a network cut, not a refusal) is given up after this. */
+const CONNECT_TIMEOUT_MS = 2000;
+/** How long QUIT may take at shutdown before the connection is simply closed. */
+const QUIT_TIMEOUT_MS = 1000;
+
+interface Waiter {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+export class RedisBroker implements Broker, ClusterStatus {
+  readonly cluster: ClusterStatus = this;
+  reconnects = 0;
+
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  private readonly prefix: string;
+  /** Channels this node has local subscribers for, or is about to: what Redis should have us subscribed to. */
+  private readonly wanted = new Set<string>();
+  /** Channels whose last command sent on the current subscriber connection was SUBSCRIBE. */
+  private readonly sent = new Set<string>();
+  /** Channels Redis has confirmed, on the current subscriber connection. */
+  private readonly confirmed = new Set<string>();
+  /** For each channel, the SUBSCRIBE batch that last named it: only that batch's reply confirms it. */
+  private readonly lastBatch = new Map<string, number>();
+  private readonly waiters = new Map<string, Waiter[]>();
+  /** Channels whose wanted state changed since the last flush. */
+  private readonly changed = new Set<string>();
+  private flushScheduled = false;
+  private batch = 0;
+
+  private publisherReady = false;
+  /** The subscriber connection is ready and every wanted channel was subscribed again on it. */
+  private subscriberReady = false;
+  /** Counts subscriber connections, so the end of a re-subscribe on a connection since lost is ignored. */
+  private subscriberEpoch = 0;
+  private wasUp = false;
+  private downReported = false;
+  private lastError: string | undefined;
+  private closing = false;
+
+  constructor(
+    private readonly options: RedisBrokerOptions,
+    deliver: Deliver,
+  ) {
+    this.prefix = options.prefix;
+    const prefixLength = this.prefix.length;
+    this.publisher = new Redis(connectionOptions(options.target, "pinghub-publish"));
+    this.subscriber = new Redis({ ...connectionOptions(options.target, "pinghub-subscribe"), autoResubscribe: false });
+
+    // The one piece of JavaScript per message on a node: one Redis message in, one delivery out.
+    this.subscriber.on("message", (redisChannel: string, message: string) => {
+      deliver(redisChannel.slice(prefixLength), message);
+    });
+
+    for (const connection of [this.publisher, this.subscriber]) {
+      // ioredis prints unhandled errors itself; the broker keeps the last one as the reason it gives.
+      connection.on("error", (error: Error) => {
+        this.lastError = this.redact(error.message);
+        if (!this.wasUp && !this.downReported) this.reportDown();
+      });
+    }
+    this.publisher.on("ready", () => {
+      this.publisherReady = true;
+      this.reportIfUp();
+    });
+    this.publisher.on("close", () => {
+      this.publisherReady = false;
+      this.reportDown();
+    });
+    this.subscriber.on("ready", () => void this.subscribeAgain());
+    this.subscriber.on("close", () => {
+      this.subscriberEpoch++;
+      this.subscriberReady = false;
+      this.sent.clear();
+      this.confirmed.clear();
+      this.lastBatch.clear();
+      this.rejectWaiters(new BrokerUnavailable(this.problem ?? "redis connection lost"));
+      this.reportDown();
+    });
+  }
+
+  get up(): boolean {
+    return this.publisherReady && this.subscriberReady;
+  }
+
+  get subscriptions(): number {
+    return this.confirmed.size;
+  }
+
+  get problem(): string | undefined {
+    if (this.up) return undefined;
+    const target = this.options.target.display;
+    if (this.closing) return "shutting down";
+    if (this.publisher.status === "ready" && this.subscriber.status === "ready") {
+      return `redis at ${target}: re-subscribing ${this.wanted.size} channels`;
+    }
+    return `redis at ${target} unreachable${this.lastError === undefined ? "" : `: ${this.lastError}`}`;
+  }
+
+  publish(channel: string, message: string): Promise<number> {
+    if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
+    return this.publisher.publish(this.prefix + channel, message).catch(this.unavailable);
+  }
+
+  subscribe(channel: string): Promise<void> | undefined {
+    if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
+    this.wanted.add(channel);
+    if (this.confirmed.has(channel) && this.sent.has(channel)) return undefined;
+    this.change(channel);
+    return new Promise<void>((resolve, reject) => {
+      const list = this.waiters.get(channel);
+      if (list === undefined) this.waiters.set(channel, [{ resolve, reject }]);
+      else list.push({ resolve, reject });
+    });
+  }
+
+  unsubscribe(channel: string): void {
+    if (!this.wanted.delete(channel)) return;
+    this.change(channel);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all([quit(this.publisher), quit(this.subscriber)]);
+  }
+
+  // --- subscriptions ---
+
+  private change(channel: string): void {
+    this.changed.add(channel);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Every change made while this turn of the event loop runs goes out in one command.
+    setImmediate(() => this.flush());
+  }
+
+  /** Sends what changed since the last flush: UNSUBSCRIBE first, then SUBSCRIBE, in batches. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const subscribe: string[] = [];
+    const unsubscribe: string[] = [];
+    for (const channel of this.changed) {
+      const want = this.wanted.has(channel);
+      if (want && !this.sent.has(channel)) subscribe.push(channel);
+      else if (!want && this.sent.has(channel)) unsubscribe.push(channel);
+    }
+    this.changed.clear();
+    // While the subscriber connection is away nothing is sent: subscribeAgain sends what is wanted then.
+    if (this.subscriber.status !== "ready") return;
+    for (const channel of unsubscribe) {
+      this.sent.delete(channel);
+      this.confirmed.delete(channel);
+      this.lastBatch.delete(channel);
+    }
+    for (const chunk of chunks(unsubscribe)) {
+      // A failure here means the connection is gone, and with it every subscription: nothing to undo.
+      this.subscriber.unsubscribe(...chunk.map((c) => this.prefix + c)).catch(() => {});
+    }
+    for (const chunk of chunks(subscribe)) void this.sendSubscribe(chunk);
+  }
+
+  /** Sends one SUBSCRIBE for these channels and settles their waiters with its reply. */
+  private async sendSubscribe(channels: string[]): Promise<boolean> {
+    const batch = ++this.batch;
+    for (const channel of channels) {
+      this.sent.add(channel);
+      this.lastBatch.set(channel, batch);
+    }
+    try {
+      await this.subscriber.subscribe(...channels.map((c) => this.prefix + c));
+    } catch (error) {
+      for (const channel of channels) this.settle(channel, new BrokerUnavailable(this.problem ?? String(error)));
+      return false;
+    }
+    for (const channel of channels) {
+      // A later UNSUBSCRIBE or SUBSCRIBE of the channel, sent after this one, decides instead.
+      if (this.lastBatch.get(channel) !== batch || !this.sent.has(channel)) continue;
+      this.confirmed.add(channel);
+      this.settle(channel, undefined);
+    }
+    return true;
+  }
+
+  /** On a new subscriber connection: subscribe every wanted channel again, then say the broker is up. */
+  private async subscribeAgain(): Promise<void> {
+    const epoch = this.subscriberEpoch;
+    const channels = [...this.wanted];
+    const results = await Promise.all(chunks(channels).map((chunk) => this.sendSubscribe(chunk)));
+    if (epoch !== this.subscriberEpoch || results.includes(false)) return;
+    this.subscriberReady = true;
+    this.reportIfUp();
+  }
+
+  private settle(channel: string, error: Error | undefined): void {
+    const list = this.waiters.get(channel);
+    if (list === undefined) return;
+    this.waiters.delete(channel);
+    for (const waiter of list) {
+      if (error === undefined) waiter.resolve();
+      else waiter.reject(error);
+    }
+  }
+
+  private rejectWaiters(error: Error): void {
+    for (const channel of [...this.waiters.keys()]) this.settle(channel, error);
+  }
+
+  // --- up and down ---
+
+  private reportIfUp(): void {
+    if (!this.up) return;
+    const first = !this.wasUp;
+    if (!first) this.reconnects++;
+    this.wasUp = true;
+    this.downReported = false;
+    this.lastError = undefined;
+    this.options.onUp(this.wanted.size, first);
+  }
+
+  private reportDown(): void {
+    if (this.downReported || this.closing) return;
+    this.downReported = true;
+    this.options.onDown(this.problem ?? "redis connection lost");
+  }
+
+  /** Turns a failed publish into the refusal the doors answer with. */
+  private readonly unavailable = (error: Error): never => {
+    throw new BrokerUnavailable(this.problem ?? `redis: ${this.redact(error.message)}`);
+  };
+
+  /** Redis's own messages never hold the password, but an error from a library might: never show it. */
+  private redact(text: string): string {
+    const target = this.options.target;
+    return target.kind === "tcp" && target.password !== undefined ? text.replaceAll(target.password, "***") : text;
+  }
+}
+
+/** The broker for --redis, to give to the hub. */
+export function redisBroker(options: RedisBrokerOptions): (deliver: Deliver) => RedisBroker {
+  return (deliver) => new RedisBroker(options, deliver);
+}
+
+function connectionOptions(target: RedisTarget, name: string): RedisOptions {
+  const common: RedisOptions = {
+    connectionName: name,
+    // A command while disconnected fails at once; one in flight when the connection drops fails too, and is
+    // not sent again later: a publish is answered now, refused or accepted, never held for an unknown time.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RETRY_DELAY_MS),
+    // Notices a peer gone without a word (a network cut) within seconds rather than hours.
+    keepAlive: 5000,
+  };
+  if (target.kind === "unix") return { ...common, path: target.path };
+  return {
+    ...common,
+    host: target.host,
+    port: target.port,
+    username: target.username,
+    password: target.password,
+    db: target.db,
+    tls: target.tls ? { servername: target.host } : undefined,
+  };
+}
+
+function chunks(channels: string[]): string[][] {
+  const result: string[][] = [];
+  for (let i = 0; i < channels.length; i += CHANNELS_PER_COMMAND) {
+    result.push(channels.slice(i, i + CHANNELS_PER_COMMAND));
+  }
+  return result;
+}
+
+async function quit(connection: Redis): Promise<void> {
+  if (connection.status !== "ready") {
+    connection.disconnect();
+    return;
+  }
+  const timer = setTimeout(() => connection.disconnect(), QUIT_TIMEOUT_MS);
+  try {
+    await connection.quit();
+  } catch {
+    connection.disconnect();
+  } finally {
+    clearTimeout(timer);
+  }
+}
