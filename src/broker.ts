@@ -38,6 +38,8 @@ export interface Broker {
   subscribe(channel: string): Promise<void> | undefined;
   /** This node has no subscriber of the channel any more. */
   unsubscribe(channel: string): void;
+  /** Settles once the broker can first carry messages: at once for the local broker. */
+  readonly ready: Promise<void>;
   /** Closes the broker's connections cleanly, at shutdown. */
   close(): Promise<void>;
 }
@@ -56,6 +58,7 @@ export function localBroker(deliver: Deliver): Broker {
     publish: deliver,
     subscribe: () => undefined,
     unsubscribe: () => {},
+    ready: Promise.resolve(),
     close: async () => {},
   };
 }

@@ -12,6 +12,9 @@ import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { redisBroker } from "./redis-broker.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
 
+/** How long a cluster node waits for Redis at start-up before it serves without it. */
+const STARTUP_WAIT_MS = 3000;
+
 async function main(): Promise<number> {
   const cli = await parseCommandLine(process.argv.slice(2), process.env);
   if (cli.kind === "exit") {
@@ -75,6 +78,10 @@ async function run(config: Config): Promise<number> {
   } catch (error) {
     return fatal(`pinghub: cannot serve metrics on 127.0.0.1:${config.metricsPort}: ${(error as Error).message}`);
   }
+  // Cluster mode: a node that listens before it reaches Redis could only refuse its first clients. It waits a
+  // moment for Redis, then serves anyway (answering 503 until Redis is there), so nothing has to start first.
+  const reachedRedis = await Promise.race([hub.broker.ready.then(() => true), Bun.sleep(STARTUP_WAIT_MS)]);
+  if (reachedRedis === undefined) logger.warn("cluster: serving without redis for now; it is tried again every 2 s");
   let channels: ChannelServer;
   try {
     channels = await startChannelServer(config, hub, {

@@ -38,7 +38,9 @@ interface Waiter {
 
 export class RedisBroker implements Broker, ClusterStatus {
   readonly cluster: ClusterStatus = this;
+  readonly ready: Promise<void>;
   reconnects = 0;
+  private becameReady: () => void = () => {};
 
   private readonly publisher: Redis;
   private readonly subscriber: Redis;
@@ -72,6 +74,9 @@ export class RedisBroker implements Broker, ClusterStatus {
     deliver: Deliver,
   ) {
     this.prefix = options.prefix;
+    this.ready = new Promise((resolve) => {
+      this.becameReady = resolve;
+    });
     const prefixLength = this.prefix.length;
     this.publisher = new Redis(connectionOptions(options.target, "pinghub-publish"));
     this.subscriber = new Redis({ ...connectionOptions(options.target, "pinghub-subscribe"), autoResubscribe: false });
@@ -120,6 +125,7 @@ export class RedisBroker implements Broker, ClusterStatus {
     if (this.up) return undefined;
     const target = this.options.target.display;
     if (this.closing) return "shutting down";
+    if (!this.wasUp && this.lastError === undefined) return `connecting to redis at ${target}`;
     if (this.publisher.status === "ready" && this.subscriber.status === "ready") {
       return `redis at ${target}: re-subscribing ${this.wanted.size} channels`;
     }
@@ -244,6 +250,7 @@ export class RedisBroker implements Broker, ClusterStatus {
     this.downReported = false;
     this.lastError = undefined;
     this.options.onUp(this.wanted.size, first);
+    this.becameReady();
   }
 
   private reportDown(): void {
