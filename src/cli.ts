@@ -2,6 +2,7 @@
 // Every flag also works in the original Go server's single-dash form (-addr :8081, -addr=:8081), so existing
 // service files keep working.
 
+import { stripVTControlCharacters } from "node:util";
 import { type ArgsDef, parseArgs, renderUsage } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type Config, ConfigError, DEFAULTS, LOG_LEVELS, type RawSettings, toConfig } from "./config.ts";
@@ -124,7 +125,12 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
     return { kind: "exit", status: 2, stderr: `unknown flag ${unknown.split("=")[0]}: see pinghub --help\n` };
   }
   const parsed = parseArgs(normalised, args);
-  if (parsed.help) return { kind: "exit", status: 0, stdout: `${await renderUsage(command)}\n` };
+  if (parsed.help) {
+    const usage = await renderUsage(command);
+    // citty colours the help unless NO_COLOR is exactly "1"; a pipe, a file or any NO_COLOR gets plain text.
+    const colour = process.stdout.isTTY === true && (env.NO_COLOR ?? "") === "";
+    return { kind: "exit", status: 0, stdout: `${colour ? usage : stripVTControlCharacters(usage)}\n` };
+  }
   if (parsed.version) return { kind: "exit", status: 0, stdout: `${pkg.version}\n` };
   if (parsed._.length > 0) {
     return { kind: "exit", status: 2, stderr: `unexpected argument "${parsed._[0]}": see pinghub --help\n` };

@@ -138,6 +138,17 @@ describe("--help", () => {
     }
   });
 
+  test("into a pipe, with NO_COLOR unset or set to any value, --help is plain text", async () => {
+    // CI and TEST also turn citty's colours off, so they are cleared to see what a user's pipe gets.
+    const quiet = { CI: "", TEST: "", TERM: "xterm-256color" };
+    for (const noColor of ["", "true"]) {
+      const { status, stdout } = await runToExit(["--help"], { ...quiet, NO_COLOR: noColor });
+      expect(status).toBe(0);
+      expect(stdout).toContain("--redis=");
+      expect(stdout).not.toContain("\x1b");
+    }
+  });
+
   test("-h and the single-dash -help print the same", async () => {
     const long = await runToExit(["--help"]);
     for (const form of ["-h", "-help"]) {

@@ -4,12 +4,16 @@
 // it sent them, plus an empty echo of each empty message it sent itself, and nothing else.
 //
 // The run is reproducible: the seed is printed, and `PINGHUB_SEED=123 bun test test/random.test.ts` replays it.
+//
+// The same test runs on one node and on three cluster nodes sharing a real Redis, each client on a node of its
+// own choosing: the one order must hold across nodes.
 
-import { afterEach, beforeAll, expect, test } from "bun:test";
-import { SUBSCRIBERS_HEADER } from "../src/post.ts";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { NODES_HEADER, SUBSCRIBERS_HEADER } from "../src/post.ts";
 import { post, type Subscriber, subscribe } from "./support/clients.ts";
 import { Rng } from "./support/fuzz-core.ts";
-import { startServer, type TestServer } from "./support/server.ts";
+import { numsub, type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
+import { type PinghubProcess, spawnServing, startServer, type TestServer } from "./support/server.ts";
 
 const CLIENT_COUNTS = [1, 10, 100];
 /** At most this many messages per client; each sends at least one. */
@@ -132,37 +136,46 @@ beforeAll(() => {
   console.log(`random test seed: ${SEED} (replay with PINGHUB_SEED=${SEED} bun test test/random.test.ts)`);
 });
 
-let server: TestServer | undefined;
+/** Where a case runs: one in-process server, or several cluster nodes. */
+interface Target {
+  /** The base URL (`http://127.0.0.1:PORT`) of each node. */
+  nodes: string[];
+  /** The answer header a POST carries, and its expected value for a message reaching `nodesWithSubscribers`. */
+  header: string;
+  expectedCount(subscribers: number, nodesWithSubscribers: number): number;
+  /** Checks the channel is gone once its last subscriber left. */
+  forgotten(channel: string): Promise<void>;
+  /** Checks the server's own count of subscribers and channels, where it can be asked directly. */
+  counts?(channel: string, subscribers: number): void;
+}
+
 let open: Subscriber[] = [];
 
-afterEach(async () => {
+afterEach(() => {
   for (const subscriber of open) subscriber.close();
   open = [];
-  await server?.stop();
-  server = undefined;
 });
 
-async function runRandomTest(caseNumber: number, clientCount: number, unicodePath: boolean): Promise<void> {
+async function runRandomTest(target: Target, caseNumber: number, clientCount: number, unicodePath: boolean) {
   const random = mulberry32((SEED + Math.imul(caseNumber, 0x9e3779b9)) >>> 0);
   const { path, channel } = unicodePath ? randomChannel(random) : { path: "/random", channel: "/random" };
   const sentinel = `end of random test ${SEED}/${caseNumber}`;
   const clients = randomClients(random, clientCount, sentinel);
   const websocketClients = clients.filter((c) => c.kind === "websocket");
   const nonEmpty = clients.flatMap((c) => c.messages.filter((m) => m !== ""));
-
-  const running = await startServer();
-  server = running;
-  const url = running.http(path);
+  // Each client talks to a node of its own, drawn from the same seed.
+  const nodeOf = new Map(clients.map((c) => [c.id, target.nodes[randomInt(random, 0, target.nodes.length - 1)] ?? ""]));
+  const nodesWithSubscribers = new Set(websocketClients.map((c) => nodeOf.get(c.id))).size;
+  const expectedHeader = String(target.expectedCount(websocketClients.length, nodesWithSubscribers));
 
   // Everyone subscribes first: each websocket client must then receive every non-empty message.
   await Promise.all(
     websocketClients.map(async (client) => {
-      client.subscriber = await subscribe(running.ws(path));
+      client.subscriber = await subscribe(`${nodeOf.get(client.id)?.replace(/^http/, "ws")}${path}`);
       open.push(client.subscriber);
     }),
   );
-  expect(running.hub.subscriberCount(channel)).toBe(websocketClients.length);
-  expect(running.hub.channelCount).toBe(websocketClients.length === 0 ? 0 : 1);
+  target.counts?.(channel, websocketClients.length);
 
   // Then everyone publishes at once: websocket clients send and yield at random, POST clients await each answer.
   await Promise.all(
@@ -173,11 +186,11 @@ async function runRandomTest(caseNumber: number, clientCount: number, unicodePat
           if (client.yields[i]) await yieldToOthers();
           continue;
         }
-        const response = await post(url, message);
+        const response = await post(`${nodeOf.get(client.id)}${path}`, message);
         expect(response.status).toBe(200);
         expect(response.text).toBe("OK\n");
         // An empty body is dropped: it reaches nobody.
-        expect(response.headers.get(SUBSCRIBERS_HEADER)).toBe(String(message === "" ? 0 : websocketClients.length));
+        expect(response.headers.get(target.header)).toBe(message === "" ? "0" : expectedHeader);
       }
     }),
   );
@@ -186,7 +199,8 @@ async function runRandomTest(caseNumber: number, clientCount: number, unicodePat
   await Promise.all(websocketClients.map((c) => c.subscriber?.received(expectedCount(c))));
   // A last message after everything else: had anything extra arrived, it would not be where it is expected.
   if (websocketClients.length > 0) {
-    expect((await post(url, sentinel)).headers.get(SUBSCRIBERS_HEADER)).toBe(String(websocketClients.length));
+    const last = await post(`${target.nodes[0]}${path}`, sentinel);
+    expect(last.headers.get(target.header)).toBe(expectedHeader);
   }
   await Promise.all(websocketClients.map((c) => c.subscriber?.received(expectedCount(c) + 1)));
 
@@ -202,7 +216,7 @@ async function runRandomTest(caseNumber: number, clientCount: number, unicodePat
       expect(order.toSorted()).toEqual(nonEmpty.toSorted());
     } else
       expect(published, `client ${client.id}: another order than client ${websocketClients[0]?.id}`).toEqual(order);
-    checkEchoes(client, received.slice(0, -1));
+    checkEchoes(client, received.slice(0, -1), target.nodes.length === 1);
   }
 
   // Each publisher's messages appear in the order it sent them.
@@ -218,33 +232,95 @@ async function runRandomTest(caseNumber: number, clientCount: number, unicodePat
 
   // The channel is forgotten with its last subscriber.
   for (const client of websocketClients) client.subscriber?.close();
-  await untilTrue(() => running.hub.channelCount === 0, "the channel is forgotten");
-  expect(running.hub.subscriberCount(channel)).toBe(0);
+  await target.forgotten(channel);
 }
 
 /**
  * A client's empty messages come back to it alone, each after the messages it published before it and before
  * the ones it published after it: the server answers a connection's messages in the order they came.
  */
-function checkEchoes(client: Client, received: string[]): void {
+function checkEchoes(client: Client, received: string[], singleNode: boolean): void {
   const own = new Set(client.messages.filter((m) => m !== ""));
   // What the client sent, and what came back of it, as the same kind of sequence: its own messages and "".
   const sent = client.messages;
   const back = received.filter((m) => m === "" || own.has(m));
-  expect(back, `client ${client.id}: its own messages and empty echoes`).toEqual(sent);
+  if (singleNode) {
+    expect(back, `client ${client.id}: its own messages and empty echoes`).toEqual(sent);
+    return;
+  }
+  // In cluster mode a keepalive is answered by the node at once, while a message comes back only after its
+  // trip through Redis: the echoes are all there, but may come before the client's own earlier messages.
+  expect(back.filter((m) => m === "").length, `client ${client.id}: empty echoes`).toBe(
+    sent.filter((m) => m === "").length,
+  );
+  expect(back.filter((m) => m !== ""), `client ${client.id}: its own messages`).toEqual(sent.filter((m) => m !== ""));
 }
 
-let caseNumber = 0;
-for (const clientCount of CLIENT_COUNTS) {
-  for (const unicodePath of [false, true]) {
-    const thisCase = caseNumber++;
-    test(`${clientCount} random client${clientCount === 1 ? "" : "s"} on ${unicodePath ? "a random Unicode" : "a fixed"} path`, async () => {
-      try {
-        await runRandomTest(thisCase, clientCount, unicodePath);
-      } catch (error) {
-        console.log(`failed with seed ${SEED} (case ${thisCase}): replay with PINGHUB_SEED=${SEED}`);
-        throw error;
-      }
-    });
+/** Declares every case against the target that `target()` gives once its beforeAll has run. */
+function declareCases(target: () => Target): void {
+  let caseNumber = 0;
+  for (const clientCount of CLIENT_COUNTS) {
+    for (const unicodePath of [false, true]) {
+      const thisCase = caseNumber++;
+      test(`${clientCount} random client${clientCount === 1 ? "" : "s"} on ${unicodePath ? "a random Unicode" : "a fixed"} path`, async () => {
+        try {
+          await runRandomTest(target(), thisCase, clientCount, unicodePath);
+        } catch (error) {
+          console.log(`failed with seed ${SEED} (case ${thisCase}): replay with PINGHUB_SEED=${SEED}`);
+          throw error;
+        }
+      });
+    }
   }
 }
+
+describe("one node", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(() => server.stop());
+  declareCases(() => ({
+    nodes: [server.http("")],
+    header: SUBSCRIBERS_HEADER,
+    expectedCount: (subscribers) => subscribers,
+    counts(channel, subscribers) {
+      expect(server.hub.subscriberCount(channel)).toBe(subscribers);
+      expect(server.hub.channelCount).toBe(subscribers === 0 ? 0 : 1);
+    },
+    async forgotten(channel) {
+      await untilTrue(() => server.hub.channelCount === 0, "the channel is forgotten");
+      expect(server.hub.subscriberCount(channel)).toBe(0);
+    },
+  }));
+});
+
+describe.skipIf(skipWithoutRedis())("three cluster nodes on one Redis", () => {
+  let redis: RedisServer;
+  const nodes: Array<PinghubProcess & { url: string }> = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+    for (let i = 0; i < 3; i++) nodes.push(await spawnServing(["--redis", redis.url]));
+  });
+  afterAll(async () => {
+    for (const node of nodes) node.proc.kill("SIGTERM");
+    await Promise.all(nodes.map((node) => node.exited));
+    await redis.stop();
+  });
+  declareCases(() => ({
+    nodes: nodes.map((node) => node.url),
+    header: NODES_HEADER,
+    expectedCount: (_, nodesWithSubscribers) => nodesWithSubscribers,
+    async forgotten(channel) {
+      // Every node unsubscribes from the channel's Redis channel once its last subscriber has gone.
+      const client = redis.client();
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const [count] = await numsub(client, [`pinghub:${channel}`]);
+        if (count === 0) break;
+        if (Date.now() > deadline) throw new Error(`PUBSUB NUMSUB for ${channel} stayed at ${count}`);
+        await Bun.sleep(50);
+      }
+    },
+  }));
+});
