@@ -253,7 +253,10 @@ function checkEchoes(client: Client, received: string[], singleNode: boolean): v
   expect(back.filter((m) => m === "").length, `client ${client.id}: empty echoes`).toBe(
     sent.filter((m) => m === "").length,
   );
-  expect(back.filter((m) => m !== ""), `client ${client.id}: its own messages`).toEqual(sent.filter((m) => m !== ""));
+  expect(
+    back.filter((m) => m !== ""),
+    `client ${client.id}: its own messages`,
+  ).toEqual(sent.filter((m) => m !== ""));
 }
 
 /** Declares every case against the target that `target()` gives once its beforeAll has run. */

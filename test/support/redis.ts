@@ -38,7 +38,8 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export async function startRedis(port = freePort(), extraArgs: string[] = []): Promise<RedisServer> {
+/** Starts redis-server; `password` is what the test's own clients use when `extraArgs` set --requirepass. */
+export async function startRedis(port = freePort(), extraArgs: string[] = [], password?: string): Promise<RedisServer> {
   let proc: Subprocess<"ignore", "pipe", "pipe"> | undefined;
   const clients: Redis[] = [];
   const launch = async () => {
@@ -64,7 +65,7 @@ export async function startRedis(port = freePort(), extraArgs: string[] = []): P
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
-      const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null });
+      const probe = new Redis({ port, host: "127.0.0.1", password, lazyConnect: true, retryStrategy: () => null });
       probe.on("error", () => {});
       try {
         await probe.connect();
@@ -89,7 +90,7 @@ export async function startRedis(port = freePort(), extraArgs: string[] = []): P
     port,
     url: `redis://127.0.0.1:${port}`,
     client() {
-      const client = new Redis({ port, host: "127.0.0.1" });
+      const client = new Redis({ port, host: "127.0.0.1", password });
       client.on("error", () => {});
       clients.push(client);
       return client;
