@@ -28,6 +28,12 @@ const CHANNELS_PER_COMMAND = 1000;
 const MAX_RETRY_DELAY_MS = 2000;
 /** A connection to a Redis that does not answer (a network cut, not a refusal) is given up after this. */
 const CONNECT_TIMEOUT_MS = 2000;
+/**
+ * Each connection is pinged this often, and dropped (then reconnected) if a command goes unanswered for
+ * PING_TIMEOUT_MS: a Redis that hangs or a network cut that sends no reset is noticed within seconds.
+ */
+const PING_INTERVAL_MS = 1000;
+const PING_TIMEOUT_MS = 2000;
 /** How long QUIT may take at shutdown before the connection is simply closed. */
 const QUIT_TIMEOUT_MS = 1000;
 
@@ -68,6 +74,9 @@ export class RedisBroker implements Broker, ClusterStatus {
   private downReported = false;
   private lastError: string | undefined;
   private closing = false;
+  private readonly heartbeat: ReturnType<typeof setInterval>;
+  /** Connections with a PING awaiting its answer. */
+  private readonly pinging = new Set<Redis>();
 
   constructor(
     private readonly options: RedisBrokerOptions,
@@ -89,7 +98,7 @@ export class RedisBroker implements Broker, ClusterStatus {
     for (const connection of [this.publisher, this.subscriber]) {
       // ioredis prints unhandled errors itself; the broker keeps the last one as the reason it gives.
       connection.on("error", (error: Error) => {
-        this.lastError = this.redact(error.message);
+        this.lastError = this.redact(error.message).replace(/\.$/, "");
         if (!this.wasUp && !this.downReported) this.reportDown();
       });
     }
@@ -102,6 +111,7 @@ export class RedisBroker implements Broker, ClusterStatus {
       this.reportDown();
     });
     this.subscriber.on("ready", () => void this.subscribeAgain());
+    this.heartbeat = setInterval(() => this.ping(), PING_INTERVAL_MS);
     this.subscriber.on("close", () => {
       this.subscriberEpoch++;
       this.subscriberReady = false;
@@ -156,6 +166,7 @@ export class RedisBroker implements Broker, ClusterStatus {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.heartbeat);
     await Promise.all([quit(this.publisher), quit(this.subscriber)]);
   }
 
@@ -242,6 +253,20 @@ export class RedisBroker implements Broker, ClusterStatus {
 
   // --- up and down ---
 
+  /**
+   * Pings each ready connection that has no PING awaiting its answer. The answer itself is not needed: a
+   * connection with a command unanswered for PING_TIMEOUT_MS is destroyed by ioredis (socketTimeout), which
+   * then reconnects.
+   */
+  private ping(): void {
+    for (const connection of [this.publisher, this.subscriber]) {
+      if (connection.status !== "ready" || this.pinging.has(connection)) continue;
+      this.pinging.add(connection);
+      const done = () => this.pinging.delete(connection);
+      connection.ping().then(done, done);
+    }
+  }
+
   private reportIfUp(): void {
     if (!this.up) return;
     const first = !this.wasUp;
@@ -285,6 +310,9 @@ function connectionOptions(target: RedisTarget, name: string): RedisOptions {
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     connectTimeout: CONNECT_TIMEOUT_MS,
+    // A connection with a command (a publish, or the heartbeat's PING) unanswered this long is dropped: a
+    // Redis that hangs, or a network cut that sends no reset, is noticed within seconds, not hours.
+    socketTimeout: PING_TIMEOUT_MS,
     retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RETRY_DELAY_MS),
     // Notices a peer gone without a word (a network cut) within seconds rather than hours.
     keepAlive: 5000,

@@ -180,6 +180,30 @@ describe.skipIf(skip)("cluster mode", () => {
     }
   });
 
+  test("Redis that stops answering (SIGSTOP, as through a network cut): noticed in seconds, and recovered", async () => {
+    redis = await startRedis();
+    const r = redis;
+    const node = await startNode(r.url);
+    const s = await open(node.ws("/hung"));
+    r.pause();
+    try {
+      const stopped = performance.now();
+      // No reset arrives: the node's own pings find it out.
+      await until(async () => (await health(node)).status === 503, "healthz 503");
+      console.log(`a silent Redis noticed after ${(performance.now() - stopped).toFixed(0)} ms`);
+      expect((await health(node)).text).toMatch(/unreachable: Socket timeout/);
+      const refused = await post(`${node.url}/hung`, "while hung");
+      expect([refused.status, refused.headers.get("retry-after")]).toEqual([503, "1"]);
+    } finally {
+      r.resume();
+    }
+    await until(async () => (await health(node)).status === 200, "healthz 200 after SIGCONT");
+    expect((await post(`${node.url}/hung`, "answered again")).headers.get(NODES_HEADER)).toBe("1");
+    expect(await s.received(1)).toEqual(["answered again"]);
+    expect(s.ws.readyState).toBe(WebSocket.OPEN);
+    expect(lines(node, /warn cluster: /)).toBe(1);
+  });
+
   test("Redis dropping a node's subscriber connection (CLIENT KILL TYPE pubsub): the same recovery", async () => {
     redis = await startRedis();
     const [a, b] = [await startNode(redis.url), await startNode(redis.url)];

@@ -33,6 +33,10 @@ export interface RedisServer {
   client(): Redis;
   /** SIGKILL: gone at once, as in a crash. */
   kill(): Promise<void>;
+  /** SIGSTOP: connections stay open but nothing is answered, as through a network cut. */
+  pause(): void;
+  /** SIGCONT after pause. */
+  resume(): void;
   /** Starts redis-server again on the same port. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -82,6 +86,8 @@ export async function startRedis(port = freePort(), extraArgs: string[] = [], pa
   const kill = async () => {
     if (proc === undefined) return;
     proc.kill("SIGKILL");
+    // A stopped process takes SIGKILL too, but is woken so that it goes at once.
+    proc.kill("SIGCONT");
     await proc.exited;
     proc = undefined;
   };
@@ -96,6 +102,8 @@ export async function startRedis(port = freePort(), extraArgs: string[] = [], pa
       return client;
     },
     kill,
+    pause: () => proc?.kill("SIGSTOP"),
+    resume: () => proc?.kill("SIGCONT"),
     restart: launch,
     async stop() {
       for (const client of clients) client.disconnect();
