@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { missingNginx, type Nginx, startNginx, templateConfig } from "./support/nginx.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
+import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { freePort, type PinghubProcess, ROOT, sample, spawnPinghub } from "./support/server.ts";
 
 setDefaultTimeout(20_000);
@@ -49,16 +50,27 @@ interface Node {
 
 const nodes: Node[] = [];
 
-async function startNode(n: number): Promise<Node> {
-  const socketDir = join(dir, `run${n}`);
+/** Starts node `n` of `list` on its socket under `run` (run1, run2...); extra flags such as --redis last. */
+async function startNode(n: number, list = nodes, run = "run", extra: string[] = []): Promise<Node> {
+  const socketDir = join(dir, `${run}${n}`);
   mkdirSync(socketDir, { recursive: true });
   chmodSync(socketDir, 0o755);
   const socket = join(socketDir, "pinghub.sock");
   const mport = freePort();
-  const pinghub = spawnPinghub(["--addr", socket, "--mport", String(mport), "--socket-mode", "0666", "--origin", SITE]);
+  const pinghub = spawnPinghub([
+    "--addr",
+    socket,
+    "--mport",
+    String(mport),
+    "--socket-mode",
+    "0666",
+    "--origin",
+    SITE,
+    ...extra,
+  ]);
   await pinghub.waitForStderr(/serving /);
   const node = { n, socket, metrics: `http://127.0.0.1:${mport}/metrics`, process: pinghub };
-  nodes[n - 1] = node;
+  list[n - 1] = node;
   return node;
 }
 
@@ -74,12 +86,12 @@ const channelsOn = (list: Node[]) => Promise.all(list.map((node) => scrape(node,
 const total = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
 /** The shipped config with its paths and ports, and nothing else, moved to this test's. */
-function configFor(example: string, name: string, port: number, authPort?: number): string {
+function configFor(example: string, name: string, port: number, authPort?: number, run = "run"): string {
   const base = join(dir, name);
   mkdirSync(join(base, "var"), { recursive: true });
   chmodSync(base, 0o755);
   return templateConfig(readFileSync(join(ROOT, "examples", example), "utf8"), [
-    ...[1, 2, 3].map((n) => [`/run/pinghub${n}/pinghub.sock`, join(dir, `run${n}`, "pinghub.sock")] as const),
+    ...[1, 2, 3].map((n) => [`/run/pinghub${n}/pinghub.sock`, join(dir, `${run}${n}`, "pinghub.sock")] as const),
     ["/run/nginx.pid", join(base, "nginx.pid")],
     ["/var/log/nginx/", `${join(base, "logs")}/`],
     ["/var/lib/nginx/", `${join(base, "var")}/`],
@@ -177,6 +189,7 @@ async function post(url: string, body: BodyInit, headers: Record<string, string>
     status: response.status,
     subscribers: response.headers.get("x-pinghub-subscribers"),
     text: await response.text(),
+    nodes: response.headers.get("x-pinghub-nodes"),
   };
 }
 
@@ -191,7 +204,7 @@ async function inBatches<T>(items: T[], width: number, work: (item: T, index: nu
 
 beforeAll(async () => {
   if (noNginx !== "") return;
-  await Promise.all([1, 2, 3].map(startNode));
+  await Promise.all([1, 2, 3].map((n) => startNode(n)));
 });
 
 afterAll(async () => {
@@ -226,7 +239,7 @@ describe.skipIf(noNginx !== "")("examples/nginx.conf", () => {
     const seen = subscribers.map((s) => s.messages.length);
     await inBatches(subscribers, 50, async (_, i) => {
       const response = await post(`${nginx.url}${path(i)}`, `${round} post ${i}`);
-      expect(response).toEqual({ status: 200, subscribers: "1", text: "OK\n" });
+      expect(response).toEqual({ status: 200, subscribers: "1", text: "OK\n", nodes: null });
     });
     for (const [i, s] of subscribers.entries()) s.send(`${round} ws ${i}`);
     await until(`every subscriber to receive the ${round} messages`, () =>
@@ -299,7 +312,12 @@ describe.skipIf(noNginx !== "")("examples/nginx.conf", () => {
     const limit = 65536;
     expect((await post(`${nginx.url}/pinghub/big`, "x".repeat(limit))).status).toBe(200);
     const tooLarge = await post(`${nginx.url}/pinghub/big`, "x".repeat(limit + 1));
-    expect(tooLarge).toEqual({ status: 413, subscribers: null, text: "message too large: the limit is 65536 bytes\n" });
+    expect(tooLarge).toEqual({
+      status: 413,
+      subscribers: null,
+      text: "message too large: the limit is 65536 bytes\n",
+      nodes: null,
+    });
     const chunked = new ReadableStream({
       start(controller) {
         for (let i = 0; i <= limit; i += 8192) controller.enqueue(new TextEncoder().encode("x".repeat(8192)));
@@ -365,6 +383,123 @@ describe.skipIf(noNginx !== "")("examples/nginx.conf", () => {
     await publishToAll("after the stop");
     await startNode(3);
   });
+});
+
+describe.skipIf(noNginx !== "" || skipWithoutRedis())("examples/nginx-cluster.conf: cluster mode on Redis", () => {
+  const SUBSCRIBERS = 60;
+  const CHANNEL = "/pinghub/everyone";
+  const cluster: Node[] = [];
+  let redis: RedisServer;
+  let nginx: Nginx;
+  let subscribers: Subscriber[] = [];
+  const ws = (p: string) => `${nginx.url.replace("http:", "ws:")}${p}`;
+  const websocketsOn = (list: Node[]) => Promise.all(list.map((node) => scrape(node, "pinghub_websockets")));
+  const startClusterNode = (n: number) => startNode(n, cluster, "crun", ["--redis", redis.url]);
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    await Promise.all([1, 2, 3].map(startClusterNode));
+    const port = freePort();
+    const config = configFor("nginx-cluster.conf", "cluster", port, undefined, "crun");
+    nginx = await startNginx(join(dir, "cluster"), "nginx", config, port);
+  });
+
+  afterAll(async () => {
+    for (const s of subscribers) s.stop();
+    await nginx?.stop();
+    for (const node of cluster) node?.process.proc.kill("SIGKILL");
+    await Promise.all(cluster.map((node) => node?.process.exited));
+    await redis?.stop();
+  });
+
+  /** POSTs `count` numbered messages through nginx and waits until every live subscriber has them all. */
+  async function publishRound(round: string, count: number, nodesWithSubscribers: number) {
+    const seen = subscribers.map((s) => s.messages.length);
+    for (let i = 0; i < count; i++) {
+      const response = await post(`${nginx.url}${CHANNEL}`, `${round} ${i}`);
+      expect([response.status, response.nodes]).toEqual([200, String(nodesWithSubscribers)]);
+    }
+    await until(`every subscriber to receive ${round}`, () =>
+      subscribers.every((s, i) => s.messages.length >= (seen[i] ?? 0) + count),
+    );
+    const expected = Array.from({ length: count }, (_, i) => `${round} ${i}`);
+    subscribers.forEach((s, i) => expect(s.messages.slice(seen[i])).toEqual(expected));
+  }
+
+  test("one channel's subscribers spread over the three nodes by least_conn, and every message reaches all", async () => {
+    subscribers = Array.from({ length: SUBSCRIBERS }, () => new Subscriber(ws(CHANNEL), { Origin: SITE }));
+    await inBatches(subscribers, 20, (s) => s.start());
+    const counts = await until("every websocket counted on a node", async () => {
+      const c = await websocketsOn(cluster);
+      return total(c) === SUBSCRIBERS && c;
+    });
+    // No hashing: the one channel has an audience on every node.
+    for (const count of counts) expect(count).toBeGreaterThan(0);
+    await publishRound("first", 20, 3);
+    // And a browser publishing on its websocket reaches everyone, wherever nginx put it.
+    const seen = subscribers.map((s) => s.messages.length);
+    subscribers[7]?.send("from a browser");
+    await until("the websocket message everywhere", () =>
+      subscribers.every((s, i) => s.messages.length > (seen[i] ?? 0)),
+    );
+    for (const [i, s] of subscribers.entries()) expect(s.messages.slice(seen[i])).toEqual(["from a browser"]);
+  });
+
+  test("a node killed: the others' subscribers miss nothing, its own reconnect through nginx and hear again", async () => {
+    const victim = cluster[1] as Node;
+    const [lost = 0] = await websocketsOn([victim]);
+    expect(lost).toBeGreaterThan(0);
+    const closesBefore = subscribers.map((s) => s.closes.length);
+    const seen = subscribers.map((s) => s.messages.length);
+    // Messages keep coming through nginx while the victim dies: a POST nginx sends to the dead node's socket
+    // fails over to a live one (proxy_next_upstream), so every one of them is accepted.
+    const publishing = (async () => {
+      for (let i = 0; i < 100; i++) {
+        const response = await post(`${nginx.url}${CHANNEL}`, `during ${i}`);
+        expect(response.status).toBe(200);
+        if (i === 30) {
+          victim.process.proc.kill("SIGKILL");
+          await victim.process.exited;
+        }
+      }
+    })();
+    await publishing;
+    const untouched = subscribers.filter((s, i) => s.closes.length === closesBefore[i]);
+    expect(untouched.length).toBe(SUBSCRIBERS - lost);
+    const all = Array.from({ length: 100 }, (_, i) => `during ${i}`);
+    await until("the survivors' subscribers to have all 100", () =>
+      untouched.every((s) => s.messages.length >= (seen[subscribers.indexOf(s)] ?? 0) + 100),
+    );
+    for (const s of untouched) expect(s.messages.slice(seen[subscribers.indexOf(s)])).toEqual(all);
+    // The victim's subscribers reconnected, through nginx, to the two survivors.
+    await until("the killed node's subscribers back", () =>
+      subscribers.every((s, i) => s.live && (s.closes.length === closesBefore[i] || s.closes.at(-1) === 1006)),
+    );
+    await until("all websockets on the survivors", async () => {
+      const c = await websocketsOn([cluster[0] as Node, cluster[2] as Node]);
+      return total(c) === SUBSCRIBERS;
+    });
+    await publishRound("after the kill", 10, 2);
+  });
+
+  test("the node restarted: with no nginx reload it takes new subscribers, who hear everything", async () => {
+    await startClusterNode(2);
+    // nginx left the dead node out for fail_timeout; once that is over, least_conn sends new connections to the
+    // node holding the fewest: the one that came back. Newcomers arrive one by one until one lands there.
+    const restarted = cluster[1] as Node;
+    await until(
+      "a newcomer on the restarted node",
+      async () => {
+        const newcomer = new Subscriber(ws(CHANNEL), { Origin: SITE });
+        await newcomer.start();
+        subscribers.push(newcomer);
+        const [count = 0] = await websocketsOn([restarted]);
+        return count > 0;
+      },
+      20_000,
+    );
+    await publishRound("after the restart", 10, 3);
+  }, 30_000);
 });
 
 describe.skipIf(noLua !== "")("examples/nginx-auth.conf with examples/internal-auth.ts", () => {
@@ -439,6 +574,7 @@ describe.skipIf(noLua !== "")("examples/nginx-auth.conf with examples/internal-a
     expect(await post(`${nginx.url}/pinghub/user/157/inbox`, "hello", APP)).toEqual({
       status: 200,
       subscribers: "2",
+      nodes: null,
       text: "OK\n",
     });
 
