@@ -182,7 +182,8 @@ class SseStream implements EventStream {
     this.slow = true;
     // Dropped at once: an orderly end would only queue behind the backlog it cannot read.
     this.finish();
-    this.controller.error(new Error("slow subscriber cut off"));
+    // With no reason given, Bun resets the connection without printing an error of its own.
+    this.controller.error();
     return false;
   }
 
