@@ -5,6 +5,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Config } from "./config.ts";
+import { originAllowed } from "./origin.ts";
 import { CHANNEL_PAGE_HEADERS, CLIENT_LIBRARY_PATH, channelPage, clientLibraryResponse } from "./page.ts";
 import type { PostPublisher } from "./post.ts";
 
@@ -45,6 +46,23 @@ export function createApp(config: Config, post: PostPublisher, hooks: AppHooks =
   app.post("*", bodyLimit({ maxSize: config.maxMessageSize, onError: () => post.tooLarge() }), async (c) =>
     post.publishBody(c.env.channel, await c.req.arrayBuffer()),
   );
+
+  // A browser's CORS preflight, for an EventSource or fetch from another origin that sends Last-Event-ID or a
+  // Content-Type: allowed for the --origin site (any site without --origin), refused for others.
+  app.options("*", (c) => {
+    const origin = c.req.header("origin");
+    if (origin === undefined || c.req.header("access-control-request-method") === undefined) {
+      return c.text(`method not allowed: use ${ALLOWED_METHODS}\n`, 405, { Allow: ALLOWED_METHODS });
+    }
+    if (!originAllowed(config.origin, origin)) return c.text(`forbidden: Origin is not ${config.origin}\n`, 403);
+    return c.body(null, 204, {
+      "Access-Control-Allow-Origin": origin,
+      "Access-Control-Allow-Methods": "GET, POST",
+      "Access-Control-Allow-Headers": "Last-Event-ID, Content-Type",
+      "Access-Control-Max-Age": "86400",
+      Vary: "Origin",
+    });
+  });
 
   app.all("*", (c) => c.text(`method not allowed: use ${ALLOWED_METHODS}\n`, 405, { Allow: ALLOWED_METHODS }));
 

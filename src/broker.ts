@@ -2,9 +2,14 @@
 // hub and knows neither websockets nor HTTP: the hub asks it to publish, and it calls the hub's deliver when a
 // message is to reach this node's subscribers. Chosen once at start-up: the local broker (one process, the
 // default) or the Redis broker (cluster mode, redis-broker.ts). Nothing above the hub knows which.
+//
+// History, when on, belongs to the broker too (history.ts in process, a Redis stream in cluster mode): it gives
+// each message its id as it carries it, so that ids mean the same on every node.
 
-/** Hands a message to this node's subscribers of a channel; returns how many there were. */
-export type Deliver = (channel: string, message: string) => number;
+import { type HistorySettings, LocalHistory, type Resume } from "./history.ts";
+
+/** Hands a message, with its id when history is on, to this node's subscribers of a channel; returns how many. */
+export type Deliver = (channel: string, message: string, id: string | undefined) => number;
 
 /** Cluster mode's figures, for the metrics; the local broker has none. */
 export interface ClusterStatus {
@@ -38,6 +43,16 @@ export interface Broker {
   subscribe(channel: string): Promise<void> | undefined;
   /** This node has no subscriber of the channel any more. */
   unsubscribe(channel: string): void;
+  /** True when history is on: every message has an id, and `since` can resume. */
+  readonly history: boolean;
+  /**
+   * What a subscriber that last saw message `lastId` of a channel is to be given: the messages after it still
+   * kept, or a gap. Asked after the subscriber has joined, so that nothing published meanwhile is missed (the
+   * caller drops what it is then given twice, by id).
+   */
+  since(channel: string, lastId: string): Resume | Promise<Resume>;
+  /** The history's own figures for the metrics, in process; undefined when it lives elsewhere or is off. */
+  readonly localHistory: LocalHistory | undefined;
   /** Settles once the broker can first carry messages: at once for the local broker. */
   readonly ready: Promise<void>;
   /** Closes the broker's connections cleanly, at shutdown. */
@@ -51,14 +66,25 @@ export type BrokerFactory = (deliver: Deliver) => Broker;
 export class BrokerUnavailable extends Error {}
 
 /** The single node's broker: a message goes straight to the hub's deliver, in the same tick. */
-export function localBroker(deliver: Deliver): Broker {
-  return {
-    cluster: undefined,
-    problem: undefined,
-    publish: deliver,
-    subscribe: () => undefined,
-    unsubscribe: () => {},
-    ready: Promise.resolve(),
-    close: async () => {},
+export function localBroker(history?: HistorySettings): BrokerFactory {
+  return (deliver) => {
+    const kept = history === undefined || history.size === 0 ? undefined : new LocalHistory(history);
+    const noHistory = { kind: "gap", reason: "unknown id" } as const;
+    return {
+      cluster: undefined,
+      problem: undefined,
+      history: kept !== undefined,
+      localHistory: kept,
+      // Without history this is the hub's deliver itself: nothing added on the single node's hot path.
+      publish:
+        kept === undefined
+          ? (channel, message) => deliver(channel, message, undefined)
+          : (channel, message) => deliver(channel, message, kept.add(channel, message)),
+      since: (channel, lastId) => kept?.since(channel, lastId) ?? noHistory,
+      subscribe: () => undefined,
+      unsubscribe: () => {},
+      ready: Promise.resolve(),
+      close: async () => kept?.close(),
+    };
   };
 }

@@ -83,6 +83,24 @@ const FLAGS: Record<string, Flag> = {
     description: "put before each channel name to make its Redis channel",
     default: DEFAULTS.redisPrefix,
   },
+  history: {
+    key: "history",
+    valueHint: "messages",
+    description: "keep this many recent messages per channel, so that SSE subscribers resume without a gap",
+    default: DEFAULTS.history,
+  },
+  "history-ttl": {
+    key: "historyTtl",
+    valueHint: "seconds",
+    description: "keep a channel's history this long after its last message",
+    default: DEFAULTS.historyTtl,
+  },
+  "history-memory": {
+    key: "historyMemory",
+    valueHint: "bytes",
+    description: "most memory all histories may use on a single node; the least recently used go first",
+    default: DEFAULTS.historyMemory,
+  },
   "socket-mode": {
     key: "socketMode",
     valueHint: "octal",

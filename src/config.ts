@@ -33,6 +33,12 @@ export interface Config {
   redis: RedisTarget | undefined;
   /** Put before a channel name to make its Redis channel: `pinghub:` + `/x`. */
   redisPrefix: string;
+  /** Messages kept per channel for subscribers that resume; 0 keeps none. */
+  history: number;
+  /** Seconds a channel's history is kept after its last message. */
+  historyTtl: number;
+  /** Bytes all histories may hold together, on a single node. */
+  historyMemory: number;
 }
 
 export const DEFAULTS = {
@@ -53,6 +59,12 @@ export const DEFAULTS = {
   shutdownTimeout: "10",
   // Several clusters, or other applications, can share one Redis, each under its own prefix.
   redisPrefix: "pinghub:",
+  // Nothing is stored unless asked for, as in the original.
+  history: "0",
+  // Five minutes: a deploy, a node restarted, a laptop woken from a short sleep; not a day offline.
+  historyTtl: "300",
+  // 64 MiB: a hundred 1 KiB messages for each of six hundred busy channels.
+  historyMemory: "67108864",
 } as const;
 
 export { ConfigError };
@@ -119,6 +131,15 @@ export function parsePositiveInt(value: string, what: string): number {
   return n;
 }
 
+/** A whole number, zero included. */
+export function parseCount(value: string, what: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new ConfigError(`bad ${what} "${value}": expected a whole number, 0 or more`);
+  }
+  return n;
+}
+
 /** An octal file mode such as 0660. */
 export function parseSocketMode(value: string): number {
   if (!/^0?[0-7]{3}$/.test(value)) throw new ConfigError(`bad --socket-mode "${value}": expected octal such as 0660`);
@@ -139,6 +160,9 @@ export interface RawSettings {
   shutdownTimeout: string;
   redis: string | undefined;
   redisPrefix: string;
+  history: string;
+  historyTtl: string;
+  historyMemory: string;
 }
 
 export function toConfig(raw: RawSettings): Config {
@@ -162,6 +186,9 @@ export function toConfig(raw: RawSettings): Config {
     shutdownTimeout: parsePositiveInt(raw.shutdownTimeout, "--shutdown-timeout"),
     redis: raw.redis === undefined || raw.redis === "" ? undefined : parseRedisUrl(raw.redis),
     redisPrefix: raw.redisPrefix,
+    history: parseCount(raw.history, "--history"),
+    historyTtl: parsePositiveInt(raw.historyTtl, "--history-ttl"),
+    historyMemory: parsePositiveInt(raw.historyMemory, "--history-memory"),
   };
 }
 

@@ -5,9 +5,14 @@
 // A message goes from the hub that accepted it through the broker (broker.ts) to the hubs that deliver it: on a
 // single node the broker hands it straight back, in cluster mode it goes through Redis. The hub tells the broker
 // when a channel gets its first subscriber on this node and when it has lost its last.
+//
+// A channel's subscribers are websockets, Server-Sent Events streams (sse.ts), or both. `server.publish` reaches
+// the websockets natively; the streams, which Bun's pub/sub does not know, are written to from here, with the
+// event's bytes built once per message. A channel with no stream pays nothing for them.
 
 import type { Server, ServerWebSocket } from "bun";
 import { type Broker, type BrokerFactory, localBroker } from "./broker.ts";
+import { eventBytes } from "./sse-event.ts";
 
 /** What pinghub keeps on each websocket. */
 export interface Subscriber {
@@ -17,6 +22,20 @@ export interface Subscriber {
 }
 
 export type SubscriberSocket = ServerWebSocket<Subscriber>;
+
+/** A Server-Sent Events subscriber, as the hub sees it (sse.ts makes them). */
+export interface EventStream {
+  readonly channel: string;
+  /** Set once it was found past --max-backlog and cut off. */
+  readonly slow: boolean;
+  /**
+   * Queues one event's bytes (`id` is the message's id, if it has one). Returns false if the subscriber is now
+   * past --max-backlog: it has cut itself off and will leave.
+   */
+  send(bytes: Uint8Array, id: string | undefined): boolean;
+  /** Ends the stream, at shutdown: EventSource reconnects, elsewhere if need be. */
+  end(): void;
+}
 
 /** The running totals the metrics report; plain numbers so that counting costs nothing on the hot path. */
 export interface HubCounters {
@@ -43,6 +62,9 @@ export class Hub {
   };
   /** Subscribers per channel: Bun's own `subscriberCount` walks its topic tree, too slow to ask per message. */
   private readonly channels = new Map<string, Set<SubscriberSocket>>();
+  /** Server-Sent Events subscribers per channel. */
+  private readonly streams = new Map<string, Set<EventStream>>();
+  private streamCount = 0;
   /** Upgrades under way per channel, waiting for the broker to subscribe: the channel must not be dropped. */
   private readonly joining = new Map<string, number>();
   /** Channels left empty, and when the broker is to be told, unless a subscriber joins first. */
@@ -55,11 +77,11 @@ export class Hub {
 
   constructor(
     private readonly maxBacklog: number,
-    /** Told once about each subscriber cut off for its backlog. */
-    private readonly onSlowSubscriber: (subscriber: SubscriberSocket) => void = () => {},
-    createBroker: BrokerFactory = localBroker,
+    /** Told once about each subscriber cut off for its backlog, with its channel. */
+    private readonly onSlowSubscriber: (channel: string) => void = () => {},
+    createBroker: BrokerFactory = localBroker(),
   ) {
-    this.broker = createBroker((channel, message) => this.deliver(channel, message));
+    this.broker = createBroker((channel, message, id) => this.deliver(channel, message, id));
   }
 
   /** The server whose topics carry the channels; set once it is listening. */
@@ -68,15 +90,26 @@ export class Hub {
   }
 
   get channelCount(): number {
-    return this.channels.size;
+    let count = this.channels.size;
+    for (const channel of this.streams.keys()) if (!this.channels.has(channel)) count++;
+    return count;
   }
 
   get websockets(): number {
     return this.websocketCount;
   }
 
+  /** Server-Sent Events subscribers. */
+  get eventStreams(): number {
+    return this.streamCount;
+  }
+
   subscriberCount(channel: string): number {
-    return this.channels.get(channel)?.size ?? 0;
+    return (this.channels.get(channel)?.size ?? 0) + (this.streams.get(channel)?.size ?? 0);
+  }
+
+  private hasSubscribers(channel: string): boolean {
+    return this.channels.has(channel) || this.streams.has(channel);
   }
 
   /**
@@ -101,7 +134,7 @@ export class Hub {
       this.emptied.delete(channel);
     }
     this.joining.set(channel, (this.joining.get(channel) ?? 0) + 1);
-    if (this.channels.has(channel)) return undefined;
+    if (this.hasSubscribers(channel)) return undefined;
     return this.broker.subscribe(channel);
   }
 
@@ -142,6 +175,34 @@ export class Hub {
     if (ws.data.slow) this.counters.slowSubscribers++;
   }
 
+  /** Adds a Server-Sent Events subscriber; false, and the stream ended, when the hub is shutting down. */
+  joinStream(stream: EventStream): boolean {
+    if (this.closing !== undefined) {
+      stream.end();
+      return false;
+    }
+    let streams = this.streams.get(stream.channel);
+    if (streams === undefined) {
+      streams = new Set();
+      this.streams.set(stream.channel, streams);
+    }
+    streams.add(stream);
+    this.streamCount++;
+    return true;
+  }
+
+  leaveStream(stream: EventStream): void {
+    const channel = stream.channel;
+    const streams = this.streams.get(channel);
+    if (streams?.delete(stream) !== true) return;
+    this.streamCount--;
+    if (streams.size === 0) {
+      this.streams.delete(channel);
+      this.leftEmpty(channel);
+    }
+    if (stream.slow) this.counters.slowSubscribers++;
+  }
+
   /** Stops the broker's work for the node, at shutdown, after every websocket was closed. */
   async close(): Promise<void> {
     for (const timer of this.emptied.values()) clearTimeout(timer);
@@ -153,21 +214,24 @@ export class Hub {
   private leftEmpty(channel: string): void {
     // Only cluster mode has anything to undo; the single node's hub forgets the channel with its last subscriber.
     if (this.broker.cluster === undefined) return;
-    if (this.channels.has(channel) || this.joining.has(channel) || this.emptied.has(channel)) return;
+    if (this.hasSubscribers(channel) || this.joining.has(channel) || this.emptied.has(channel)) return;
     this.emptied.set(
       channel,
       setTimeout(() => {
         this.emptied.delete(channel);
-        if (!this.channels.has(channel) && !this.joining.has(channel)) this.broker.unsubscribe(channel);
+        if (!this.hasSubscribers(channel) && !this.joining.has(channel)) this.broker.unsubscribe(channel);
       }, UNSUBSCRIBE_DELAY_MS),
     );
   }
 
-  /** Closes every websocket, and any that opens from now on, as at shutdown. */
+  /** Closes every websocket and ends every stream, and any that opens from now on, as at shutdown. */
   closeAll(code: number, reason: string): void {
     this.closing = { code, reason };
     for (const subscribers of this.channels.values()) {
       for (const ws of subscribers) ws.close(code, reason);
+    }
+    for (const streams of [...this.streams.values()]) {
+      for (const stream of [...streams]) stream.end();
     }
   }
 
@@ -209,23 +273,44 @@ export class Hub {
     return nodes;
   };
 
-  /** Hands a message to this node's subscribers of the channel, as the broker says; returns how many. */
-  private deliver(channel: string, message: string): number {
+  /**
+   * Hands a message to this node's subscribers of the channel, as the broker says; returns how many. `id` is
+   * the message's id when history is on: streams carry it, websockets keep the original protocol without.
+   */
+  private deliver(channel: string, message: string, id: string | undefined): number {
+    let delivered = 0;
     const subscribers = this.channels.get(channel);
-    if (subscribers === undefined || this.server === undefined) return 0;
-    const result = this.server.publish(channel, message);
-    this.counters.sentMessages += subscribers.size;
-    // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
-    // subscribers one by one, to cut off those past --max-backlog (websocket.ts leaves this to the hub).
-    if (result <= 0) this.findSlow(subscribers);
-    return subscribers.size;
+    if (subscribers !== undefined && this.server !== undefined) {
+      const result = this.server.publish(channel, message);
+      delivered = subscribers.size;
+      // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
+      // subscribers one by one, to cut off those past --max-backlog (websocket.ts leaves this to the hub).
+      if (result <= 0) this.findSlow(subscribers);
+    }
+    // One look at an empty map when nobody on the node subscribes by SSE.
+    if (this.streamCount !== 0) {
+      const streams = this.streams.get(channel);
+      if (streams !== undefined) delivered += this.sendEvent(streams, message, id);
+    }
+    this.counters.sentMessages += delivered;
+    return delivered;
+  }
+
+  /** Writes one event to every stream of a channel: its bytes are built once, here. */
+  private sendEvent(streams: Set<EventStream>, message: string, id: string | undefined): number {
+    const bytes = eventBytes(message, id);
+    const count = streams.size;
+    for (const stream of streams) {
+      if (!stream.send(bytes, id)) this.onSlowSubscriber(stream.channel);
+    }
+    return count;
   }
 
   private findSlow(subscribers: Set<SubscriberSocket>): void {
     for (const ws of subscribers) {
       if (ws.data.slow || ws.getBufferedAmount() <= this.maxBacklog) continue;
       ws.data.slow = true;
-      this.onSlowSubscriber(ws);
+      this.onSlowSubscriber(ws.data.channel);
       // Dropped at once: a close frame would only queue behind the backlog it cannot read.
       ws.terminate();
     }

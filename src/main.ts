@@ -6,6 +6,7 @@ import { localBroker } from "./broker.ts";
 import { parseCommandLine } from "./cli.ts";
 import { type Config, formatListen } from "./config.ts";
 import { watchDescriptors } from "./descriptors.ts";
+import { historySettings } from "./history.ts";
 import { Hub } from "./hub.ts";
 import { createLog, type Log } from "./log.ts";
 import { createMetrics, type Health, type Metrics } from "./metrics.ts";
@@ -49,12 +50,14 @@ async function run(config: Config): Promise<number> {
   });
   const health: Health = { serving: true };
   const redis = config.redis;
+  const history = historySettings(config);
   const broker =
     redis === undefined
-      ? localBroker
+      ? localBroker(history)
       : redisBroker({
           target: redis,
           prefix: config.redisPrefix,
+          history,
           onDown: (reason) =>
             logger.warn(`cluster: ${reason}; refusing publishes and new subscribers until it is back`),
           onUp: (channels, first) =>
@@ -66,10 +69,8 @@ async function run(config: Config): Promise<number> {
         });
   const hub = new Hub(
     config.maxBacklog,
-    (ws) =>
-      logger.warn(
-        `slow subscriber cut off: over ${config.maxBacklog} bytes behind on ${JSON.stringify(ws.data.channel)}`,
-      ),
+    (channel) =>
+      logger.warn(`slow subscriber cut off: over ${config.maxBacklog} bytes behind on ${JSON.stringify(channel)}`),
     broker,
   );
   let metrics: Metrics;

@@ -48,7 +48,13 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
   const { registerMetrics } = prometheus({ registry });
 
   gauge(registry, "pinghub_websockets", "Connected websockets.", () => hub.websockets);
+  gauge(registry, "pinghub_sse_subscribers", "Connected Server-Sent Events subscribers.", () => hub.eventStreams);
   gauge(registry, "pinghub_channels", "Channels with at least one subscriber.", () => hub.channelCount);
+  const history = hub.broker.localHistory;
+  if (history !== undefined) {
+    gauge(registry, "pinghub_history_bytes", "Memory the kept messages are reckoned to use.", () => history.bytes);
+    gauge(registry, "pinghub_history_channels", "Channels with kept messages.", () => history.channelCount);
+  }
   const totals = hub.counters;
   total(registry, "pinghub_post_messages_total", "Messages published by POST.", () => totals.postMessages);
   total(

@@ -48,6 +48,8 @@ export const CHANNEL_PAGE_HEADERS = {
   "Content-Security-Policy": `${CHANNEL_PAGE_CSP}; frame-ancestors 'none'`,
   "X-Content-Type-Options": "nosniff",
   "Referrer-Policy": "no-referrer",
+  // A GET that accepts text/event-stream gets the channel's events instead (sse.ts): caches must tell them apart.
+  Vary: "Accept",
 };
 
 const CHANNEL = "{{channel}}";

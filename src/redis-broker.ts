@@ -10,12 +10,16 @@
 
 import Redis, { type RedisOptions } from "ioredis";
 import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
+import type { Resume } from "./history.ts";
+import { type RedisHistory, redisHistory, splitPublished } from "./redis-history.ts";
 import type { RedisTarget } from "./redis-url.ts";
 
 export interface RedisBrokerOptions {
   target: RedisTarget;
   /** Put before each channel name to make its Redis channel. */
   prefix: string;
+  /** History in Redis streams (redis-history.ts), or undefined for none. Every node must be given the same. */
+  history: { size: number; ttlMs: number } | undefined;
   /** Told once when the broker can no longer carry messages, with why. */
   onDown(reason: string): void;
   /** Told once when it can again, with the number of channels subscribed; `first` on the first connection. */
@@ -45,6 +49,9 @@ interface Waiter {
 export class RedisBroker implements Broker, ClusterStatus {
   readonly cluster: ClusterStatus = this;
   readonly ready: Promise<void>;
+  readonly history: boolean;
+  readonly localHistory = undefined;
+  private readonly stored: RedisHistory | undefined;
   reconnects = 0;
   private becameReady: () => void = () => {};
 
@@ -90,10 +97,20 @@ export class RedisBroker implements Broker, ClusterStatus {
     this.publisher = new Redis(connectionOptions(options.target, "pinghub-publish"));
     this.subscriber = new Redis({ ...connectionOptions(options.target, "pinghub-subscribe"), autoResubscribe: false });
 
+    const history = options.history;
+    this.history = history !== undefined;
+    this.stored = history === undefined ? undefined : redisHistory(this.publisher, history.size, history.ttlMs);
     // The one piece of JavaScript per message on a node: one Redis message in, one delivery out.
-    this.subscriber.on("message", (redisChannel: string, message: string) => {
-      deliver(redisChannel.slice(prefixLength), message);
-    });
+    if (history === undefined) {
+      this.subscriber.on("message", (redisChannel: string, message: string) => {
+        deliver(redisChannel.slice(prefixLength), message, undefined);
+      });
+    } else {
+      this.subscriber.on("message", (redisChannel: string, payload: string) => {
+        const { id, message } = splitPublished(payload);
+        deliver(redisChannel.slice(prefixLength), message, id);
+      });
+    }
 
     for (const connection of [this.publisher, this.subscriber]) {
       // ioredis prints unhandled errors itself; the broker keeps the last one as the reason it gives.
@@ -144,7 +161,16 @@ export class RedisBroker implements Broker, ClusterStatus {
 
   publish(channel: string, message: string): Promise<number> {
     if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
-    return this.publisher.publish(this.prefix + channel, message).catch(this.unavailable);
+    const key = this.prefix + channel;
+    const published =
+      this.stored === undefined ? this.publisher.publish(key, message) : this.stored.publish(key, message);
+    return published.catch(this.unavailable);
+  }
+
+  since(channel: string, lastId: string): Promise<Resume> {
+    if (this.stored === undefined) return Promise.resolve({ kind: "gap", reason: "unknown id" });
+    if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
+    return this.stored.since(this.prefix + channel, lastId).catch(this.unavailable);
   }
 
   subscribe(channel: string): Promise<void> | undefined {

@@ -4,12 +4,15 @@
 import type { Server } from "bun";
 import type { MiddlewareHandler } from "hono";
 import { createApp } from "./app.ts";
+import { localBroker } from "./broker.ts";
 import { channelFromUrl } from "./channel-path.ts";
 import type { Config } from "./config.ts";
+import { historySettings } from "./history.ts";
 import { Hub, type Subscriber } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
 import { originAllowed } from "./origin.ts";
 import { createPostPublisher } from "./post.ts";
+import { createSseSubscribers, wantsEventStream } from "./sse.ts";
 import { tryAgainLater } from "./try-again.ts";
 import { prepareUnixSocket, removeUnixSocket, withSocketMode } from "./unix-socket.ts";
 import { websocketHandler } from "./websocket.ts";
@@ -41,11 +44,12 @@ export interface ChannelServer {
 /** Serves the channels of `hub` where the config says; resolves once listening. */
 export async function startChannelServer(
   config: Config,
-  hub: Hub = new Hub(config.maxBacklog),
+  hub: Hub = new Hub(config.maxBacklog, undefined, localBroker(historySettings(config))),
   hooks: ServerHooks = {},
 ): Promise<ChannelServer> {
   const refused = hooks.refused ?? (() => {});
   const post = createPostPublisher(hub, config, refused);
+  const sse = createSseSubscribers(hub, config, refused);
   const app = createApp(config, post, { middleware: hooks.httpMiddleware, error: hooks.error });
   const listen = config.listen;
   if (listen.kind === "unix") await prepareUnixSocket(listen.path);
@@ -58,7 +62,10 @@ export async function startChannelServer(
         return new Response(`${error}\n`, { status: 400 });
       }
       if (req.method === "POST") return post.publish(req, channel) ?? app.fetch(req, { channel });
-      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return app.fetch(req, { channel });
+      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        if (req.method === "GET" && wantsEventStream(req)) return sse.subscribe(req, server, channel);
+        return app.fetch(req, { channel });
+      }
       if (!originAllowed(config.origin, req.headers.get("origin"))) {
         refused("bad_origin");
         return new Response(`forbidden: Origin is not ${config.origin}\n`, { status: 403 });
@@ -125,6 +132,7 @@ export async function startChannelServer(
       const drained = server.stop(false);
       if (listen.kind === "unix") removeUnixSocket(listen.path);
       hub.closeAll(GOING_AWAY.code, GOING_AWAY.reason);
+      sse.stop();
       // A request that drips its body could hold the stop for ever: past the grace period, cut what is left.
       const cut = setTimeout(() => server.stop(true), config.shutdownTimeout * 1000);
       await drained;

@@ -27,6 +27,9 @@ const FLAG_DEFAULTS: Record<string, string | undefined> = {
   "shutdown-timeout": "10",
   redis: undefined,
   "redis-prefix": "pinghub:",
+  history: "0",
+  "history-ttl": "300",
+  "history-memory": "67108864",
 };
 
 const DEFAULT_CONFIG: Config = {
@@ -42,6 +45,9 @@ const DEFAULT_CONFIG: Config = {
   shutdownTimeout: 10,
   redis: undefined,
   redisPrefix: "pinghub:",
+  history: 0,
+  historyTtl: 300,
+  historyMemory: 67108864,
 };
 
 // ---- helpers
@@ -239,6 +245,10 @@ const BAD_OTHER: BadCase[] = [
   { args: ["-redis", "nonsense"], says: /--redis: not a URL/ },
   { args: ["--redis"], says: /--redis needs a value/ },
   { args: [], env: { PINGHUB_REDIS: "tcp://x" }, says: /--redis: unknown scheme "tcp"/ },
+  { args: ["--history", "-1"], says: /--history "-1".*0 or more/ },
+  { args: ["--history", "ten"], says: /--history "ten"/ },
+  { args: ["--history-ttl", "0"], says: /--history-ttl "0".*whole number/ },
+  { args: ["--history-memory", "1.5"], says: /--history-memory "1.5".*whole number/ },
 ];
 
 /** Bad --redis values that hold a password: the line names the problem, never the password. */
@@ -364,6 +374,9 @@ describe("parseCommandLine", () => {
     PINGHUB_SHUTDOWN_TIMEOUT: "20",
     PINGHUB_REDIS: "redis://:env-secret@10.0.0.1:6380/2",
     PINGHUB_REDIS_PREFIX: "env:",
+    PINGHUB_HISTORY: "10",
+    PINGHUB_HISTORY_TTL: "60",
+    PINGHUB_HISTORY_MEMORY: "1000000",
   };
   const fromEnv: Config = {
     listen: { kind: "tcp", hostname: "::1", port: 9000 },
@@ -387,6 +400,9 @@ describe("parseCommandLine", () => {
       display: "redis://:***@10.0.0.1:6380/2",
     },
     redisPrefix: "env:",
+    history: 10,
+    historyTtl: 60,
+    historyMemory: 1000000,
   };
   const flags: Record<string, string> = {
     addr: "/run/pinghub/pinghub.sock",
@@ -401,6 +417,9 @@ describe("parseCommandLine", () => {
     "shutdown-timeout": "5",
     redis: "/run/redis/redis-server.sock",
     "redis-prefix": "flag:",
+    history: "100",
+    "history-ttl": "30",
+    "history-memory": "2000000",
   };
   const fromFlags: Config = {
     listen: { kind: "unix", path: "/run/pinghub/pinghub.sock" },
@@ -415,6 +434,9 @@ describe("parseCommandLine", () => {
     shutdownTimeout: 5,
     redis: { kind: "unix", path: "/run/redis/redis-server.sock", display: "/run/redis/redis-server.sock" },
     redisPrefix: "flag:",
+    history: 100,
+    historyTtl: 30,
+    historyMemory: 2000000,
   };
 
   test("every PINGHUB_ variable is used", async () => {

@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { post, subscribe } from "./support/clients.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { freePort, type PinghubProcess, sample, spawnServing } from "./support/server.ts";
+import { openEvents } from "./support/sse-client.ts";
 
 let pinghub: PinghubProcess & { url: string };
 let metricsUrl: string;
@@ -66,6 +67,26 @@ test("the six figures of the original, by name, moving by exactly what happened"
   for (const s of [a, b, c]) s.close();
   await gaugeBecomes("pinghub_websockets", 0);
   await gaugeBecomes("pinghub_channels", 0);
+});
+
+test("SSE subscribers: their gauge, their channel, their deliveries in sent, and back to 0", async () => {
+  const before = await scrape();
+  expect(sample(before, "pinghub_sse_subscribers")).toBe(0);
+  const sentBefore = sample(before, "pinghub_sent_messages_total") ?? 0;
+  const streams = await Promise.all([0, 1].map(() => openEvents(`${pinghub.url}/m/sse`)));
+  const socket = await subscribe(ws("/m/sse"));
+  await gaugeBecomes("pinghub_sse_subscribers", 2);
+  expect(sample(await scrape(), "pinghub_channels")).toBe(1);
+  expect((await post(`${pinghub.url}/m/sse`, "to three")).headers.get("x-pinghub-subscribers")).toBe("3");
+  for (const s of streams) await s.received(1);
+  await socket.received(1);
+  expect(sample(await scrape(), "pinghub_sent_messages_total")).toBe(sentBefore + 3);
+  for (const s of streams) s.close();
+  socket.close();
+  await gaugeBecomes("pinghub_sse_subscribers", 0);
+  await gaugeBecomes("pinghub_channels", 0);
+  // No history was asked for: its series are not there.
+  expect(await scrape()).not.toContain("pinghub_history_");
 });
 
 test("refused requests are counted by reason", async () => {

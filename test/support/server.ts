@@ -3,7 +3,6 @@
 
 import type { Subprocess } from "bun";
 import { type Config, toConfig } from "../../src/config.ts";
-import { Hub } from "../../src/hub.ts";
 import { type ChannelServer, type ServerHooks, startChannelServer } from "../../src/server.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
@@ -24,6 +23,9 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
       shutdownTimeout: "10",
       redis: undefined,
       redisPrefix: "pinghub:",
+      history: "0",
+      historyTtl: "300",
+      historyMemory: "67108864",
     }),
     ...overrides,
   };
@@ -38,7 +40,7 @@ export interface TestServer extends ChannelServer {
 
 export async function startServer(overrides: Partial<Config> = {}, hooks: ServerHooks = {}): Promise<TestServer> {
   const config = testConfig(overrides);
-  const channels = await startChannelServer(config, new Hub(config.maxBacklog), hooks);
+  const channels = await startChannelServer(config, undefined, hooks);
   const port = channels.server.port ?? 0;
   return {
     ...channels,

@@ -1,0 +1,245 @@
+// Subscribing with Server-Sent Events: a GET on a channel path that accepts `text/event-stream` gets a stream
+// of the channel's messages, one event each, for `curl -N`, EventSource in browsers, or any HTTP client. With
+// history on, every event has an id, and a subscriber that comes back with `Last-Event-ID` (EventSource sends
+// it by itself when it reconnects; `?lastEventId=` for a first connection) is given what it missed first.
+//
+// EventSource gives up for good on any answer but 200 with this content type, and reconnects after a stream
+// that ends. So a subscriber pinghub cannot serve for now (Redis away, shutting down) gets a stream that says
+// why in a comment and ends at once, and EventSource tries again; only a refusal that is meant (a foreign
+// Origin, a bad path) gets an error status.
+
+import type { Server } from "bun";
+import type { Config } from "./config.ts";
+import { type Kept, parseId, type Resume } from "./history.ts";
+import type { EventStream, Hub } from "./hub.ts";
+import type { RefusalReason } from "./metrics.ts";
+import { originAllowed } from "./origin.ts";
+import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
+
+/** A comment at least this often keeps proxies (nginx's proxy_read_timeout is 60 s) from closing a quiet stream. */
+export const HEARTBEAT_MS = 15_000;
+/** What EventSource is told to wait before reconnecting: soon, since the history covers the gap. */
+export const RECONNECT_MS = 1000;
+/** The query parameter that stands for Last-Event-ID on a first connection, where EventSource cannot set it. */
+export const LAST_EVENT_ID_PARAMETER = "lastEventId";
+
+export interface SseSubscribers {
+  /** Answers an SSE subscription to `channel`. */
+  subscribe(req: Request, server: Server<unknown>, channel: string): Response | Promise<Response>;
+  /** Stops the heartbeat, at shutdown, once the hub has ended every stream. */
+  stop(): void;
+}
+
+/** Whether a GET asks for an event stream rather than the channel page. */
+export function wantsEventStream(req: Request): boolean {
+  return req.headers.get("accept")?.includes("text/event-stream") === true;
+}
+
+export function createSseSubscribers(
+  hub: Hub,
+  config: Config,
+  refused: (reason: RefusalReason) => void,
+): SseSubscribers {
+  const open = new Set<SseStream>();
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  const keepalive = commentBytes("keepalive");
+  const beat = () => {
+    for (const stream of open) stream.comment(keepalive);
+  };
+
+  function headers(req: Request): Record<string, string> {
+    const result: Record<string, string> = {
+      "Content-Type": "text/event-stream; charset=utf-8",
+      "Cache-Control": "no-cache",
+      // nginx must pass each event on as it comes, not fill a buffer first.
+      "X-Accel-Buffering": "no",
+      Vary: "Accept, Origin",
+    };
+    // Cross-origin EventSource: the allowed origin (any, without --origin) may read the stream.
+    const origin = req.headers.get("origin");
+    if (origin !== null) result["Access-Control-Allow-Origin"] = origin;
+    return result;
+  }
+
+  /** A stream that says why in a comment and ends at once: EventSource tries again after RECONNECT_MS. */
+  function comeBackLater(req: Request, reason: string): Response {
+    refused("redis_down");
+    const body = new Blob([retryBytes(RECONNECT_MS), commentBytes(`unavailable: ${reason}`)]);
+    return new Response(body, { headers: headers(req) });
+  }
+
+  function start(req: Request, channel: string, lastId: string | undefined): Response {
+    const stream = new SseStream(channel, hub, config.maxBacklog, () => {
+      open.delete(stream);
+      if (open.size === 0 && heartbeat !== undefined) {
+        clearInterval(heartbeat);
+        heartbeat = undefined;
+      }
+    });
+    // Joined before the history is read, so that nothing published meanwhile falls between the two; until the
+    // history is written, live events wait in the stream.
+    if (lastId !== undefined) stream.holdLive();
+    if (!hub.joinStream(stream)) return new Response(stream.body, { headers: headers(req) });
+    open.add(stream);
+    heartbeat ??= setInterval(beat, HEARTBEAT_MS);
+    req.signal.addEventListener("abort", () => stream.gone(), { once: true });
+    if (lastId !== undefined) {
+      Promise.resolve(hub.broker.since(channel, lastId)).then(
+        (result) => stream.resume(result),
+        // Redis went away while asked: end the stream, and EventSource asks again with the same id.
+        (error: Error) => stream.endWith(`unavailable: ${error.message}`),
+      );
+    }
+    return new Response(stream.body, { headers: headers(req) });
+  }
+
+  return {
+    subscribe(req, server, channel) {
+      if (config.origin !== undefined && !originAllowed(config.origin, req.headers.get("origin"))) {
+        refused("bad_origin");
+        return new Response(`forbidden: Origin is not ${config.origin}\n`, { status: 403 });
+      }
+      // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
+      server.timeout(req, 0);
+      const lastId = lastEventId(req);
+      const unavailable = hub.unavailable;
+      if (unavailable !== undefined) return comeBackLater(req, unavailable);
+      const ready = hub.prepare(channel);
+      if (ready === undefined) {
+        const response = start(req, channel, lastId);
+        hub.prepared(channel);
+        return response;
+      }
+      return ready.then(
+        () => {
+          const response = start(req, channel, lastId);
+          hub.prepared(channel);
+          return response;
+        },
+        (error: Error) => {
+          hub.prepared(channel);
+          return comeBackLater(req, error.message);
+        },
+      );
+    },
+    stop() {
+      if (heartbeat !== undefined) clearInterval(heartbeat);
+      heartbeat = undefined;
+    },
+  };
+}
+
+function lastEventId(req: Request): string | undefined {
+  const header = req.headers.get("last-event-id");
+  if (header !== null && header !== "") return header;
+  const query = req.url.indexOf("?");
+  if (query < 0) return undefined;
+  return new URLSearchParams(req.url.slice(query + 1)).get(LAST_EVENT_ID_PARAMETER) ?? undefined;
+}
+
+/** One SSE subscriber: a byte stream whose queue, past --max-backlog, cuts it off. */
+class SseStream implements EventStream {
+  slow = false;
+  readonly body: ReadableStream<Uint8Array>;
+  private controller!: ReadableStreamDefaultController<Uint8Array>;
+  private done = false;
+  /** Live events held while the history is read, with their ids, so the two can be joined without a duplicate. */
+  private held: Array<{ bytes: Uint8Array; id: string | undefined }> | undefined;
+
+  constructor(
+    readonly channel: string,
+    private readonly hub: Hub,
+    maxBacklog: number,
+    private readonly onDone: () => void,
+  ) {
+    this.body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller;
+          // The first bytes go out at once, so clients and proxies see the stream open.
+          controller.enqueue(retryBytes(RECONNECT_MS));
+          controller.enqueue(commentBytes(`pinghub channel ${channel}`));
+        },
+        cancel: () => this.gone(),
+      },
+      // Counted in bytes: what Bun has not yet handed to the kernel is the subscriber's backlog.
+      { highWaterMark: maxBacklog, size: (chunk) => chunk?.byteLength ?? 0 },
+    );
+  }
+
+  holdLive(): void {
+    this.held = [];
+  }
+
+  send(bytes: Uint8Array, id: string | undefined): boolean {
+    if (this.done) return true;
+    if (this.held !== undefined) {
+      this.held.push({ bytes, id });
+      return true;
+    }
+    this.controller.enqueue(bytes);
+    if ((this.controller.desiredSize ?? 0) >= 0) return true;
+    this.slow = true;
+    // Dropped at once: an orderly end would only queue behind the backlog it cannot read.
+    this.finish();
+    // With no reason given, Bun resets the connection without printing an error of its own.
+    this.controller.error();
+    return false;
+  }
+
+  comment(bytes: Uint8Array): void {
+    if (!this.done) this.controller.enqueue(bytes);
+  }
+
+  /** Writes what the history gave, then the live events held meanwhile that it did not already hold. */
+  resume(result: Resume): void {
+    if (this.done) return;
+    const held = this.held ?? [];
+    this.held = undefined;
+    let last: Kept | undefined;
+    if (result.kind === "gap") this.controller.enqueue(gapEventBytes(result.reason));
+    else {
+      for (const kept of result.messages) this.controller.enqueue(eventBytes(kept.message, kept.id));
+      last = result.messages.at(-1);
+    }
+    const seen = last === undefined ? undefined : parseId(last.id);
+    for (const event of held) {
+      const id = event.id === undefined ? undefined : parseId(event.id);
+      // Held and also in the history: published between the join and the read. Sent once.
+      if (
+        seen !== undefined &&
+        id !== undefined &&
+        id.incarnation === seen.incarnation &&
+        id.sequence <= seen.sequence
+      ) {
+        continue;
+      }
+      if (!this.send(event.bytes, event.id)) return;
+    }
+  }
+
+  /** Ends the stream in order (shutdown): what is queued goes out, then EventSource reconnects. */
+  end(): void {
+    if (this.done) return;
+    this.finish();
+    this.controller.close();
+  }
+
+  endWith(comment: string): void {
+    if (this.done) return;
+    this.controller.enqueue(commentBytes(comment));
+    this.end();
+  }
+
+  /** The client went away. */
+  gone(): void {
+    if (!this.done) this.finish();
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.held = undefined;
+    this.hub.leaveStream(this);
+    this.onDone();
+  }
+}
