@@ -5,7 +5,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Config } from "./config.ts";
-import { originAllowed } from "./origin.ts";
+import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { CHANNEL_PAGE_HEADERS, CLIENT_LIBRARY_PATH, channelPage, clientLibraryResponse } from "./page.ts";
 import type { PostPublisher } from "./post.ts";
 
@@ -54,7 +54,7 @@ export function createApp(config: Config, post: PostPublisher, hooks: AppHooks =
     if (origin === undefined || c.req.header("access-control-request-method") === undefined) {
       return c.text(`method not allowed: use ${ALLOWED_METHODS}\n`, 405, { Allow: ALLOWED_METHODS });
     }
-    if (!originAllowed(config.origin, origin)) return c.text(`forbidden: Origin is not ${config.origin}\n`, 403);
+    if (!originAllowed(config.origin, origin)) return forbiddenOrigin(config.origin);
     return c.body(null, 204, {
       "Access-Control-Allow-Origin": origin,
       "Access-Control-Allow-Methods": "GET, POST",

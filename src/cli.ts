@@ -1,9 +1,8 @@
-// The command line: flags, their environment variables and defaults, --help, and turning them into a Config.
-// Every flag also works in the original Go server's single-dash form (-addr :8081, -addr=:8081), so existing
-// service files keep working.
+// The command line: flags, their environment variables and defaults, --help, and turning them into a Config;
+// and the two client commands, `watch` and `publish` (client.ts). Every flag also works in the original Go
+// server's single-dash form (-addr :8081, -addr=:8081), so existing service files keep working.
 
-import { stripVTControlCharacters } from "node:util";
-import { type ArgsDef, parseArgs, renderUsage } from "citty";
+import { type ArgsDef, parseArgs } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type Config, ConfigError, DEFAULTS, LOG_LEVELS, type RawSettings, toConfig } from "./config.ts";
 
@@ -32,8 +31,10 @@ const FLAGS: Record<string, Flag> = {
   },
   origin: {
     key: "origin",
-    valueHint: "scheme://host[:port]",
-    description: "refuse websockets and POSTs whose Origin header names another site (off when unset)",
+    valueHint: "origin",
+    description:
+      "refuse websockets, streams and POSTs from pages of other sites: scheme://host[:port] or " +
+      "scheme://*.host[:port] for its subdomains; repeat the flag or separate origins by commas (off when unset)",
   },
   log: {
     key: "log",
@@ -112,62 +113,131 @@ const FLAGS: Record<string, Flag> = {
 export const envName = (flag: string) => `PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}`;
 
 const args: ArgsDef = {
-  ...Object.fromEntries(
-    Object.entries(FLAGS).map(([name, flag]) => [
-      name,
-      {
-        type: "string",
-        valueHint: flag.valueHint,
-        description: `${flag.description} [env ${envName(name)}]${flag.default === undefined ? "" : ` (default: ${flag.default})`}`,
-      },
-    ]),
-  ),
-  help: { type: "boolean", alias: "h", description: "show this help" },
-  version: { type: "boolean", description: "print the version" },
+  ...Object.fromEntries(Object.keys(FLAGS).map((name) => [name, { type: "string" }])),
+  help: { type: "boolean", alias: "h" },
+  version: { type: "boolean" },
+  reconnect: { type: "boolean" },
 };
 
-export const command = {
-  meta: { name: "pinghub", version: pkg.version, description: "a publish/subscribe message bus for websocket clients" },
-  args,
-};
+/** The client commands, run instead of the server: `pinghub watch URL`, `pinghub publish URL [MESSAGE]`. */
+export type ClientCommand =
+  | { kind: "watch"; url: string; reconnect: boolean }
+  | { kind: "publish"; url: string; message: string | undefined };
 
 export type CliResult =
   | { kind: "run"; config: Config }
+  | ClientCommand
   | { kind: "exit"; status: number; stdout?: string; stderr?: string };
+
+const usageError = (line: string): CliResult => ({ kind: "exit", status: 2, stderr: `${line}: see pinghub --help\n` });
 
 /** Reads flags, then the environment, then defaults; never exits itself, so it can be tested as a function. */
 export async function parseCommandLine(argv: string[], env: Record<string, string | undefined>): Promise<CliResult> {
   const normalised = argv.map(singleDashToDouble);
   const unknown = normalised.find((a) => /^--?[a-z]/i.test(a) && !isKnownFlag(a));
-  if (unknown !== undefined) {
-    return { kind: "exit", status: 2, stderr: `unknown flag ${unknown.split("=")[0]}: see pinghub --help\n` };
-  }
+  if (unknown !== undefined) return usageError(`unknown flag ${unknown.split("=")[0]}`);
   const parsed = parseArgs(normalised, args);
-  if (parsed.help) {
-    const usage = await renderUsage(command);
-    // citty colours the help unless NO_COLOR is exactly "1"; a pipe, a file or any NO_COLOR gets plain text.
-    const colour = process.stdout.isTTY === true && (env.NO_COLOR ?? "") === "";
-    return { kind: "exit", status: 0, stdout: `${colour ? usage : stripVTControlCharacters(usage)}\n` };
-  }
+  if (parsed.help) return { kind: "exit", status: 0, stdout: helpText() };
   if (parsed.version) return { kind: "exit", status: 0, stdout: `${pkg.version}\n` };
-  if (parsed._.length > 0) {
-    return { kind: "exit", status: 2, stderr: `unexpected argument "${parsed._[0]}": see pinghub --help\n` };
-  }
+  const [command, ...operands] = parsed._.map(String);
+  if (command === "watch" || command === "publish") return clientCommand(command, operands, parsed, normalised);
+  if (command !== undefined) return usageError(`unexpected argument "${command}"`);
+  if (parsed.reconnect) return usageError("--reconnect is for pinghub watch");
   const raw: Partial<RawSettings> = {};
+  const fromEnv: string[] = [];
   for (const [name, flag] of Object.entries(FLAGS)) {
-    const value = parsed[name];
-    if (value === true || (value === "" && normalised.includes(`--${name}`))) {
-      return { kind: "exit", status: 2, stderr: `flag --${name} needs a value: see pinghub --help\n` };
-    }
+    const given = flagValues(normalised, name);
+    if (given.includes("")) return usageError(`flag --${name} needs a value`);
     // A variable set but empty counts as unset, as in most shells' and systemd's use.
-    raw[flag.key] = typeof value === "string" ? value : env[envName(name)] || flag.default;
+    const variable = env[envName(name)] || undefined;
+    if (given.length === 0 && variable !== undefined) fromEnv.push(name);
+    // Only --origin may be given more than once; for the others the last one counts, as before.
+    raw[flag.key] = (name === "origin" ? given.join(",") : given.at(-1)) || variable || flag.default;
   }
   try {
     return { kind: "run", config: toConfig(raw as RawSettings) };
   } catch (error) {
-    if (error instanceof ConfigError) return { kind: "exit", status: 2, stderr: `pinghub: ${error.message}\n` };
-    throw error;
+    if (!(error instanceof ConfigError)) throw error;
+    // A bad value from the environment is named as the operator wrote it: PINGHUB_MPORT, not --mport.
+    const flag = fromEnv.find((name) => new RegExp(`^bad --${name}(?![\\w-])`).test(error.message));
+    const message = flag === undefined ? error.message : error.message.replace(`--${flag}`, envName(flag));
+    return { kind: "exit", status: 2, stderr: `pinghub: ${message}\n` };
   }
+}
+
+function clientCommand(
+  command: "watch" | "publish",
+  operands: string[],
+  parsed: Record<string, unknown>,
+  normalised: string[],
+): CliResult {
+  const serverFlag = Object.keys(FLAGS).find((name) => flagValues(normalised, name).length > 0);
+  if (serverFlag !== undefined) return usageError(`--${serverFlag} is a server flag, not one for pinghub ${command}`);
+  const [url, message, extra] = operands;
+  if (url === undefined) return usageError(`pinghub ${command} needs a channel URL`);
+  if (command === "watch") {
+    if (message !== undefined) return usageError(`unexpected argument "${message}" after the URL`);
+    return { kind: "watch", url, reconnect: parsed.reconnect === true };
+  }
+  if (parsed.reconnect) return usageError("--reconnect is for pinghub watch");
+  if (extra !== undefined) return usageError(`unexpected argument "${extra}": quote a message with spaces`);
+  return { kind: "publish", url, message };
+}
+
+/** Every value given for a flag, in order: `--name VALUE` and `--name=VALUE` ("" for a flag with none). */
+function flagValues(argv: string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
+    else if (arg === `--${name}`) {
+      const next = argv[i + 1];
+      values.push(next === undefined || next.startsWith("--") ? "" : next);
+      if (next !== undefined && !next.startsWith("--")) i++;
+    }
+  }
+  return values;
+}
+
+/** The help: plain text (no colours, whatever the terminal), every line within 100 columns. */
+function helpText(): string {
+  const lines = [
+    `pinghub ${pkg.version}: a publish/subscribe message bus for websocket clients`,
+    "",
+    "Usage:",
+    "  pinghub [FLAGS]                      serve channels (the flags below)",
+    "  pinghub watch URL [--reconnect]      print each message of a channel as it arrives",
+    "  pinghub publish URL [MESSAGE]        publish MESSAGE, or standard input, to a channel",
+    "",
+    "watch prints one message per line, with a line feed inside a message written as \\n, a carriage",
+    "return as \\r and a backslash as \\\\. On a close it prints the code and reason to stderr and exits 1;",
+    "--reconnect connects again instead, with pinghub.js's backoff. publish prints the subscribers (or",
+    "cluster nodes) the message reached, or the server's reason for refusing it and exits 1.",
+    "",
+    "Flags (each also read from the environment variable shown):",
+  ];
+  for (const [name, flag] of Object.entries(FLAGS)) {
+    const fallback = flag.default === undefined ? "" : ` (default: ${flag.default})`;
+    lines.push(`  --${name}=<${flag.valueHint}>  [env ${envName(name)}]${fallback}`);
+    lines.push(...wrap(flag.description, 6, HELP_WIDTH));
+  }
+  lines.push("  -h, --help  show this help", "  --version  print the version", "");
+  return lines.join("\n");
+}
+
+const HELP_WIDTH = 100;
+
+function wrap(text: string, indent: number, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && indent + line.length + 1 + word.length > width) {
+      lines.push(" ".repeat(indent) + line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  if (line !== "") lines.push(" ".repeat(indent) + line);
+  return lines;
 }
 
 /** `-addr` and `-addr=:8081`, the Go flag package's forms, become `--addr` and `--addr=:8081`. */
@@ -178,5 +248,5 @@ function singleDashToDouble(arg: string): string {
 
 function isKnownFlag(arg: string): boolean {
   const name = arg.replace(/^--?/, "").split("=")[0] ?? "";
-  return name in FLAGS || ["h", "help", "version"].includes(name);
+  return name in FLAGS || ["h", "help", "version", "reconnect"].includes(name);
 }

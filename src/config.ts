@@ -14,8 +14,11 @@ export interface Config {
   listen: Listen;
   /** Port of the metrics server on 127.0.0.1; 0 turns it off. */
   metricsPort: number;
-  /** The allowed Origin, normalised (`https://example.com`); undefined turns the check off. */
-  origin: string | undefined;
+  /**
+   * The allowed Origins, normalised (`https://example.com`), or subdomain patterns (`https://*.example.com`);
+   * undefined turns the check off.
+   */
+  origin: string[] | undefined;
   /** Absolute path of the log file; undefined logs to stderr. */
   logFile: string | undefined;
   logLevel: LogLevel;
@@ -72,6 +75,8 @@ export { ConfigError };
 /** Parses `host:port`, `:port` (all interfaces), `[v6]:port`, or an absolute UNIX socket path. */
 export function parseAddr(value: string): Listen {
   if (value.startsWith("/")) return { kind: "unix", path: value };
+  // The form the start line prints: `unix:/run/pinghub/pinghub.sock`.
+  if (value.startsWith("unix:/")) return { kind: "unix", path: value.slice("unix:".length) };
   const bad = (why: string) => new ConfigError(`bad --addr "${value}": ${why}`);
   const colon = value.lastIndexOf(":");
   if (colon < 0) throw bad("expected host:port, :port, [ipv6]:port or an absolute socket path");
@@ -98,17 +103,35 @@ export function parsePort(value: string, what: string): number {
   return Number(value);
 }
 
-/** `scheme://host[:port]`, returned in the form browsers send in the Origin header. */
+/**
+ * `scheme://host[:port]`, returned in the form browsers send in the Origin header, or `scheme://*.host[:port]`
+ * for every subdomain of host.
+ */
 export function parseOrigin(value: string): string {
-  const bad = new ConfigError(`bad --origin "${value}": expected scheme://host[:port], such as https://example.com`);
-  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#@]+\/?$/i.test(value)) throw bad;
+  const bad = new ConfigError(
+    `bad --origin "${value}": expected scheme://host[:port] or scheme://*.host[:port], such as https://example.com`,
+  );
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#@*]+\/?$/i.test(value.replace("://*.", "://"))) throw bad;
+  const pattern = /^[a-z][a-z0-9+.-]*:\/\/\*\./i.test(value);
   try {
-    const url = new URL(value);
+    // A pattern is checked as the origin of one of its subdomains, then given its star back.
+    const url = new URL(pattern ? value.replace("://*.", "://x.") : value);
     if (url.origin === "null") throw bad;
-    return url.origin;
+    if (pattern && !/^[a-z0-9-]+\.[^.]/i.test(url.hostname.slice(2))) throw bad;
+    return pattern ? url.origin.replace("://x.", "://*.") : url.origin;
   } catch {
     throw bad;
   }
+}
+
+/** One or more origins, comma-separated. */
+export function parseOrigins(value: string): string[] {
+  const origins = value
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part !== "");
+  if (origins.length === 0) throw new ConfigError(`bad --origin "${value}": no origin in it`);
+  return [...new Set(origins.map(parseOrigin))];
 }
 
 export function parseLogFile(value: string): string {
@@ -166,7 +189,7 @@ export interface RawSettings {
 }
 
 export function toConfig(raw: RawSettings): Config {
-  const origin = raw.origin === undefined || raw.origin === "" ? undefined : parseOrigin(raw.origin);
+  const origin = raw.origin === undefined || raw.origin === "" ? undefined : parseOrigins(raw.origin);
   const logFile = raw.log === undefined || raw.log === "" ? undefined : parseLogFile(raw.log);
   const idleTimeout = parsePositiveInt(raw.idleTimeout, "--idle-timeout");
   // Bun's idle timer counts in steps of 4 s, pings one step before the end, and stops at 960 s.

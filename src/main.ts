@@ -4,6 +4,7 @@
 import pkg from "../package.json" with { type: "json" };
 import { localBroker } from "./broker.ts";
 import { parseCommandLine } from "./cli.ts";
+import { publish, watch } from "./client.ts";
 import { type Config, formatListen } from "./config.ts";
 import { watchDescriptors } from "./descriptors.ts";
 import { historySettings } from "./history.ts";
@@ -18,12 +19,18 @@ const STARTUP_WAIT_MS = 3000;
 
 async function main(): Promise<number> {
   const cli = await parseCommandLine(process.argv.slice(2), process.env);
-  if (cli.kind === "exit") {
-    if (cli.stdout) process.stdout.write(cli.stdout);
-    if (cli.stderr) process.stderr.write(cli.stderr);
-    return cli.status;
+  switch (cli.kind) {
+    case "exit":
+      if (cli.stdout) process.stdout.write(cli.stdout);
+      if (cli.stderr) process.stderr.write(cli.stderr);
+      return cli.status;
+    case "watch":
+      return watch(cli.url, cli.reconnect);
+    case "publish":
+      return publish(cli.url, cli.message);
+    case "run":
+      return run(cli.config);
   }
-  return run(cli.config);
 }
 
 async function run(config: Config): Promise<number> {

@@ -6,7 +6,7 @@
 import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
-import { originAllowed } from "./origin.ts";
+import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { tryAgainLater } from "./try-again.ts";
 
 export const SUBSCRIBERS_HEADER = "X-Pinghub-Subscribers";
@@ -59,9 +59,9 @@ export function createPostPublisher(hub: Hub, config: Config, refused: (reason: 
     tooLarge,
     publish(req, channel) {
       // Checked before the body is read: a page on another site must not publish through a visitor's browser.
-      if (config.origin !== undefined && !originAllowed(config.origin, req.headers.get("origin"))) {
+      if (!originAllowed(config.origin, req.headers.get("origin"))) {
         refused("bad_origin");
-        return plain(`forbidden: Origin is not ${config.origin}\n`, 403);
+        return forbiddenOrigin(config.origin);
       }
       // Bun itself refuses a request with both Content-Length and Transfer-Encoding, so no length means chunked.
       const length = req.headers.get("content-length");

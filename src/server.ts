@@ -10,7 +10,7 @@ import type { Config } from "./config.ts";
 import { historySettings } from "./history.ts";
 import { Hub, type Subscriber } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
-import { originAllowed } from "./origin.ts";
+import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { createPostPublisher } from "./post.ts";
 import { createSseSubscribers, wantsEventStream } from "./sse.ts";
 import { tryAgainLater } from "./try-again.ts";
@@ -68,7 +68,7 @@ export async function startChannelServer(
       }
       if (!originAllowed(config.origin, req.headers.get("origin"))) {
         refused("bad_origin");
-        return new Response(`forbidden: Origin is not ${config.origin}\n`, { status: 403 });
+        return forbiddenOrigin(config.origin);
       }
       // Cluster mode with Redis away: a new subscriber could not be promised the channel's messages.
       const unavailable = hub.unavailable;

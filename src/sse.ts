@@ -13,7 +13,7 @@ import type { Config } from "./config.ts";
 import { type Kept, parseId, type Resume } from "./history.ts";
 import type { EventStream, Hub } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
-import { originAllowed } from "./origin.ts";
+import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
 
 /** A comment at least this often keeps proxies (nginx's proxy_read_timeout is 60 s) from closing a quiet stream. */
@@ -95,9 +95,9 @@ export function createSseSubscribers(
 
   return {
     subscribe(req, server, channel) {
-      if (config.origin !== undefined && !originAllowed(config.origin, req.headers.get("origin"))) {
+      if (!originAllowed(config.origin, req.headers.get("origin"))) {
         refused("bad_origin");
-        return new Response(`forbidden: Origin is not ${config.origin}\n`, { status: 403 });
+        return forbiddenOrigin(config.origin);
       }
       // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
       server.timeout(req, 0);

@@ -100,7 +100,7 @@ function holdPort(): TCPSocketListener {
 
 async function parseOk(argv: string[], env: Record<string, string | undefined> = {}): Promise<Config> {
   const result = await parseCommandLine(argv, env);
-  if (result.kind !== "run") throw new Error(`expected a config, got exit ${result.status}: ${result.stderr}`);
+  if (result.kind !== "run") throw new Error(`expected a config, got ${JSON.stringify(result)}`);
   return result.config;
 }
 
@@ -202,7 +202,7 @@ const BAD_ADDR: BadCase[] = [
   { args: ["--addr"], says: /--addr needs a value/ },
   { args: ["-addr", "nonsense"], says: /--addr "nonsense"/ },
   { args: ["-addr=host:99999"], says: /--addr "host:99999"/ },
-  { args: [], env: { PINGHUB_ADDR: "nonsense" }, says: /--addr "nonsense"/ },
+  { args: [], env: { PINGHUB_ADDR: "nonsense" }, says: /PINGHUB_ADDR "nonsense"/ },
 ];
 
 const BAD_OTHER: BadCase[] = [
@@ -233,8 +233,15 @@ const BAD_OTHER: BadCase[] = [
   { args: ["-nope"], says: /unknown flag -nope/ },
   { args: ["--Addr", "127.0.0.1:0"], says: /unknown flag --Addr/ },
   { args: ["serve"], says: /unexpected argument "serve"/ },
-  { args: [], env: { PINGHUB_MAX_MESSAGE_SIZE: "0" }, says: /--max-message-size "0"/ },
-  { args: [], env: { PINGHUB_ORIGIN: "example.com" }, says: /--origin "example.com"/ },
+  { args: [], env: { PINGHUB_MAX_MESSAGE_SIZE: "0" }, says: /PINGHUB_MAX_MESSAGE_SIZE "0"/ },
+  { args: [], env: { PINGHUB_ORIGIN: "example.com" }, says: /PINGHUB_ORIGIN "example.com"/ },
+  { args: [], env: { PINGHUB_MPORT: "abc" }, says: /^pinghub: bad PINGHUB_MPORT "abc": port must be/ },
+  { args: ["--origin", "https://*example.com"], says: /--origin "https:\/\/\*example.com"/ },
+  { args: ["--origin", "https://*.com"], says: /--origin "https:\/\/\*.com"/ },
+  { args: ["--origin", "https://a.*.example.com"], says: /--origin "https:\/\/a.\*.example.com"/ },
+  { args: ["--origin", ","], says: /--origin ",": no origin in it/ },
+  { args: ["--addr", "unix:relative.sock"], says: /--addr "unix:relative.sock"/ },
+  { args: ["--reconnect"], says: /--reconnect is for pinghub watch/ },
   { args: ["--redis", "localhost:6379"], says: /--redis: not a URL/ },
   { args: ["--redis", "http://localhost:6379"], says: /--redis: unknown scheme "http"/ },
   { args: ["--redis", "redis://"], says: /--redis: (no host|the URL does not parse)/ },
@@ -244,7 +251,7 @@ const BAD_OTHER: BadCase[] = [
   { args: ["--redis", "relative/redis.sock"], says: /--redis: not a URL/ },
   { args: ["-redis", "nonsense"], says: /--redis: not a URL/ },
   { args: ["--redis"], says: /--redis needs a value/ },
-  { args: [], env: { PINGHUB_REDIS: "tcp://x" }, says: /--redis: unknown scheme "tcp"/ },
+  { args: [], env: { PINGHUB_REDIS: "tcp://x" }, says: /PINGHUB_REDIS: unknown scheme "tcp"/ },
   { args: ["--history", "-1"], says: /--history "-1".*0 or more/ },
   { args: ["--history", "ten"], says: /--history "ten"/ },
   { args: ["--history-ttl", "0"], says: /--history-ttl "0".*whole number/ },
@@ -255,7 +262,8 @@ const BAD_OTHER: BadCase[] = [
 const BAD_REDIS_WITH_PASSWORD: BadCase[] = [
   { args: ["--redis", "redis://:hunter2secret@localhost:6379/x"], says: /--redis: the path must be a database/ },
   { args: ["--redis", "redis://u:hunter2secret@localhost:6379/1?db=2"], says: /--redis: no query/ },
-  { args: [], env: { PINGHUB_REDIS: "redis://:hunter2secret@[::1:6379" }, says: /--redis: the URL does not parse/ },
+  { args: [], env: { PINGHUB_REDIS: "redis://:hunter2secret@[::1:6379" }, says: /PINGHUB_REDIS: the URL does not/ },
+  { args: [], env: { PINGHUB_HISTORY: "5", PINGHUB_HISTORY_TTL: "x" }, says: /PINGHUB_HISTORY_TTL "x"/ },
 ];
 
 function expectUsageError(result: { status: number; stdout: string; stderr: string }, says: RegExp) {
@@ -381,7 +389,7 @@ describe("parseCommandLine", () => {
   const fromEnv: Config = {
     listen: { kind: "tcp", hostname: "::1", port: 9000 },
     metricsPort: 9001,
-    origin: "https://example.com",
+    origin: ["https://example.com"],
     logFile: "/var/log/pinghub-env.log",
     logLevel: "debug",
     maxMessageSize: 100,
@@ -424,7 +432,7 @@ describe("parseCommandLine", () => {
   const fromFlags: Config = {
     listen: { kind: "unix", path: "/run/pinghub/pinghub.sock" },
     metricsPort: 0,
-    origin: "http://localhost:3000",
+    origin: ["http://localhost:3000"],
     logFile: "/var/log/pinghub-flag.log",
     logLevel: "warn",
     maxMessageSize: 200,
@@ -483,8 +491,69 @@ describe("parseCommandLine", () => {
   });
 
   test("an origin is kept in the form browsers send it", async () => {
-    expect((await parseOk(["--origin", "HTTPS://Example.COM:443"])).origin).toBe("https://example.com");
-    expect((await parseOk(["--origin", "http://localhost:3000/"])).origin).toBe("http://localhost:3000");
+    expect((await parseOk(["--origin", "HTTPS://Example.COM:443"])).origin).toEqual(["https://example.com"]);
+    expect((await parseOk(["--origin", "http://localhost:3000/"])).origin).toEqual(["http://localhost:3000"]);
+  });
+
+  test("several origins: the flag repeated, commas in one value, or commas in PINGHUB_ORIGIN", async () => {
+    const both = ["https://example.com", "https://www.example.com"];
+    expect((await parseOk(["--origin", both[0] ?? "", "--origin", both[1] ?? ""])).origin).toEqual(both);
+    expect((await parseOk([`--origin=${both.join(", ")}`])).origin).toEqual(both);
+    expect((await parseOk([], { PINGHUB_ORIGIN: both.join(",") })).origin).toEqual(both);
+    // Flags replace the variable rather than add to it, as for every other setting.
+    expect((await parseOk(["-origin", "https://a.example"], { PINGHUB_ORIGIN: both.join(",") })).origin).toEqual([
+      "https://a.example",
+    ]);
+  });
+
+  test("a subdomain pattern is kept as written, lower-cased", async () => {
+    expect((await parseOk(["--origin", "HTTPS://*.Example.com"])).origin).toEqual(["https://*.example.com"]);
+    expect((await parseOk(["--origin", "https://*.example.com:8443"])).origin).toEqual(["https://*.example.com:8443"]);
+  });
+
+  test("--addr unix:/path, the form pinghub prints in its start line, is a UNIX socket", async () => {
+    expect((await parseOk(["--addr", "unix:/run/pinghub/pinghub.sock"])).listen).toEqual({
+      kind: "unix",
+      path: "/run/pinghub/pinghub.sock",
+    });
+  });
+
+  test("watch and publish refuse what they cannot use, with exit 2 and one line", async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [["watch"], /pinghub watch needs a channel URL/],
+      [["watch", "http://h/x", "extra"], /unexpected argument "extra"/],
+      [["publish", "http://h/x", "a", "b"], /unexpected argument "b": quote a message/],
+      [["watch", "http://h/x", "--mport", "1"], /--mport is a server flag/],
+      [["publish", "http://h/x", "m", "--reconnect"], /--reconnect is for pinghub watch/],
+    ];
+    for (const [argv, says] of cases) {
+      const result = await parseCommandLine(argv, {});
+      expect(result.kind === "exit" && result.status).toBe(2);
+      expect(result.kind === "exit" && result.stderr).toMatch(says);
+    }
+  });
+
+  test("watch and publish are client commands, with their URL and message", async () => {
+    expect(await parseCommandLine(["watch", "http://127.0.0.1:8081/x"], {})).toEqual({
+      kind: "watch",
+      url: "http://127.0.0.1:8081/x",
+      reconnect: false,
+    });
+    expect(await parseCommandLine(["watch", "ws://h/x", "--reconnect"], {})).toEqual({
+      kind: "watch",
+      url: "ws://h/x",
+      reconnect: true,
+    });
+    expect(await parseCommandLine(["publish", "http://h/x", "hello there"], {})).toEqual({
+      kind: "publish",
+      url: "http://h/x",
+      message: "hello there",
+    });
+    expect(await parseCommandLine(["publish", "http://h/x"], {})).toEqual({
+      kind: "publish",
+      url: "http://h/x",
+      message: undefined,
+    });
   });
 });
 

@@ -423,7 +423,7 @@ describe.skipIf(noNginx !== "" || skipWithoutRedis())("examples/nginx-cluster.co
       subscribers.every((s, i) => s.messages.length >= (seen[i] ?? 0) + count),
     );
     const expected = Array.from({ length: count }, (_, i) => `${round} ${i}`);
-    subscribers.forEach((s, i) => expect(s.messages.slice(seen[i])).toEqual(expected));
+    for (const [i, s] of subscribers.entries()) expect(s.messages.slice(seen[i])).toEqual(expected);
   }
 
   test("one channel's subscribers spread over the three nodes by least_conn, and every message reaches all", async () => {

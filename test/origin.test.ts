@@ -8,7 +8,7 @@ import { startServer, type TestServer } from "./support/server.ts";
 let checked: TestServer;
 let open: TestServer;
 beforeAll(async () => {
-  checked = await startServer({ origin: "https://app.example.com" });
+  checked = await startServer({ origin: ["https://app.example.com"] });
   open = await startServer();
 });
 afterAll(async () => {
@@ -61,4 +61,49 @@ test("without --origin, any Origin is accepted", async () => {
   expect(response.status).toBe(200);
   expect(await s.received(1)).toEqual(["hi"]);
   s.close();
+});
+
+describe("several origins and subdomain patterns", () => {
+  let several: TestServer;
+  beforeAll(async () => {
+    several = await startServer({ origin: ["https://example.com", "https://*.example.org"] });
+  });
+  afterAll(() => several.stop());
+
+  const allowed = [
+    "https://example.com",
+    "https://www.example.org",
+    "https://a.b.example.org",
+    "HTTPS://WWW.Example.org",
+  ];
+  const refused = [
+    "https://www.example.com",
+    "https://example.org",
+    "http://www.example.org",
+    "https://www.example.org:8443",
+    "https://evilexample.org",
+    "https://example.org.evil.example",
+  ];
+
+  for (const origin of allowed) {
+    test(`${origin} may subscribe and publish`, async () => {
+      const raw = await RawWebSocket.connect({ port: several.port }, "/several", { Origin: origin });
+      expect(raw.status).toBe(101);
+      raw.end();
+      expect((await post(several.http("/several"), "x", { Origin: origin })).status).toBe(200);
+    });
+  }
+
+  for (const origin of refused) {
+    test(`${origin} is refused, and told which origins are allowed`, async () => {
+      const raw = await RawWebSocket.connect({ port: several.port }, "/several", { Origin: origin });
+      expect(raw.status).toBe(403);
+      raw.end();
+      const response = await post(several.http("/several"), "x", { Origin: origin });
+      expect([response.status, response.text]).toEqual([
+        403,
+        "forbidden: Origin is not https://example.com or https://*.example.org\n",
+      ]);
+    });
+  }
 });

@@ -194,7 +194,7 @@ describe("an SSE subscription", () => {
 describe("Origin and CORS", () => {
   let guarded: TestServer;
   beforeAll(async () => {
-    guarded = await startServer({ origin: "https://app.example" });
+    guarded = await startServer({ origin: ["https://app.example"] });
   });
   afterAll(() => guarded.stop());
 

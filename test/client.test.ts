@@ -1,0 +1,159 @@
+// The command-line client against a real server, as a newcomer runs it: `pinghub watch URL` prints what is
+// published, `pinghub publish URL [MESSAGE]` publishes and says whom it reached, refusals exit non-zero.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Subprocess } from "bun";
+import { messageLine } from "../src/client.ts";
+import { subscribe } from "./support/clients.ts";
+import { freePort, ROOT, spawnPinghub, startServer, type TestServer } from "./support/server.ts";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer({ maxMessageSize: 100 });
+});
+afterAll(() => server.stop());
+
+/** Runs `bun src/main.ts ARGS` with `stdin` and returns its exit status and output. */
+async function run(args: string[], stdin?: string) {
+  const proc = Bun.spawn([process.execPath, "src/main.ts", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [status, stdout, stderr] = await Promise.all([
+    proc.exited,
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+  ]);
+  return { status, stdout, stderr };
+}
+
+/** A running `pinghub watch`, with its output so far. */
+function startWatch(args: string[]) {
+  const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn([process.execPath, "src/main.ts", "watch", ...args], {
+    cwd: ROOT,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const output = { stdout: "", stderr: "" };
+  const pump = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) output[key] += decoder.decode(chunk, { stream: true });
+  };
+  const done = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
+  const until = async (check: () => boolean, what: string) => {
+    const deadline = Date.now() + 10_000;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(output)}`);
+      await Bun.sleep(10);
+    }
+  };
+  return { proc, output, done, until };
+}
+
+describe("pinghub publish", () => {
+  test("publishes its argument and says how many subscribers it reached", async () => {
+    const s = await subscribe(server.ws("/cli/publish"));
+    const result = await run(["publish", server.http("/cli/publish"), "hello from the terminal"]);
+    expect(result).toEqual({ status: 0, stdout: "published to 1 subscriber\n", stderr: "" });
+    expect(await s.received(1)).toEqual(["hello from the terminal"]);
+    s.close();
+  });
+
+  test("publishes standard input when no message is given, line breaks and all; takes a ws:// URL too", async () => {
+    const s = await subscribe(server.ws("/cli/stdin"));
+    const result = await run(["publish", server.ws("/cli/stdin")], "line one\nline two\n");
+    expect([result.status, result.stdout]).toEqual([0, "published to 1 subscriber\n"]);
+    expect(await s.received(1)).toEqual(["line one\nline two\n"]);
+    s.close();
+  });
+
+  test("a refusal prints the server's one-line reason and exits 1", async () => {
+    const result = await run(["publish", server.http("/cli/big"), "x".repeat(101)]);
+    expect(result).toEqual({
+      status: 1,
+      stdout: "",
+      stderr: "pinghub publish: 413 message too large: the limit is 100 bytes\n",
+    });
+  });
+
+  test("a server that is not there: one line and exit 1", async () => {
+    const result = await run(["publish", `http://127.0.0.1:${freePort()}/x`, "m"]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^pinghub publish: cannot reach http:\/\/127\.0\.0\.1:\d+\/x: .*\n$/);
+  });
+
+  test("a URL that is not http(s) or ws(s) exits 2", async () => {
+    const result = await run(["publish", "ftp://h/x", "m"]);
+    expect([result.status, result.stderr]).toEqual([
+      2,
+      'pinghub publish: "ftp://h/x" is not an http, https, ws or wss URL\n',
+    ]);
+  });
+});
+
+describe("pinghub watch", () => {
+  test("prints each message on its own line, line breaks escaped, keepalives not shown", async () => {
+    const watching = startWatch([server.http("/cli/watch")]);
+    await watching.until(() => watching.output.stderr.includes("watching ws://"), "the watch to start");
+    for (const m of ["first", "two\nlines", "back\\slash and\r\nCRLF"]) {
+      await fetch(server.http("/cli/watch"), { method: "POST", body: m });
+    }
+    // An empty message is a keepalive: echoed to its sender only, so another client's never shows.
+    const keepalive = await subscribe(server.ws("/cli/watch"));
+    keepalive.send("");
+    await keepalive.received(1);
+    await fetch(server.http("/cli/watch"), { method: "POST", body: "last" });
+    await watching.until(() => watching.output.stdout.includes("last\n"), "the last message");
+    expect(watching.output.stdout).toBe("first\ntwo\\nlines\nback\\\\slash and\\r\\nCRLF\nlast\n");
+    keepalive.close();
+    watching.proc.kill();
+    await watching.done;
+  });
+
+  test("a close prints the code and reason on stderr and exits 1", async () => {
+    const own = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0"]);
+    const [, url = ""] = await own.waitForStderr(/serving (http:\/\/[^\s,]+)/);
+    const watching = startWatch([`${url}/cli/close`]);
+    await watching.until(() => watching.output.stderr.includes("watching"), "the watch to start");
+    own.proc.kill("SIGTERM");
+    expect(await watching.proc.exited).toBe(1);
+    await watching.done;
+    expect(watching.output.stderr).toContain("closed: 1001 server shutting down\n");
+    await own.exited;
+  });
+
+  test("--reconnect connects again after the server comes back, and goes on printing", async () => {
+    const port = freePort();
+    const args = ["--addr", `127.0.0.1:${port}`, "--mport", "0"];
+    const first = spawnPinghub(args);
+    await first.waitForStderr(/serving/);
+    const watching = startWatch([`http://127.0.0.1:${port}/cli/again`, "--reconnect"]);
+    await watching.until(() => watching.output.stderr.includes("watching"), "the watch to start");
+    first.proc.kill("SIGTERM");
+    await first.exited;
+    await watching.until(() => watching.output.stderr.includes("closed: 1001"), "the close to be reported");
+    const second = spawnPinghub(args);
+    await second.waitForStderr(/serving/);
+    await watching.until(() => watching.output.stderr.split("watching").length === 3, "the watch to reconnect");
+    await fetch(`http://127.0.0.1:${port}/cli/again`, { method: "POST", body: "after the restart" });
+    await watching.until(() => watching.output.stdout === "after the restart\n", "the message after the restart");
+    expect(watching.proc.exitCode).toBeNull();
+    watching.proc.kill();
+    await watching.done;
+    second.proc.kill("SIGTERM");
+    await second.exited;
+  }, 20_000);
+});
+
+test("messageLine: one line per message, and the text can be read back", () => {
+  for (const message of ["plain", "a\nb", "c\r\nd", "\\n is not a line feed", "\\", "\n"]) {
+    const line = messageLine(message);
+    expect(line.slice(0, -1)).not.toMatch(/[\r\n]/);
+    const back = line.slice(0, -1).replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c === "r" ? "\r" : c));
+    expect(back).toBe(message);
+  }
+});
