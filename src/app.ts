@@ -43,8 +43,10 @@ export function createApp(config: Config, post: PostPublisher, hooks: AppHooks =
   });
 
   // Only chunked bodies get here (see post.ts): bodyLimit counts their bytes and stops reading at the limit.
-  app.post("*", bodyLimit({ maxSize: config.maxMessageSize, onError: () => post.tooLarge() }), async (c) =>
-    post.publishBody(c.env.channel, await c.req.arrayBuffer()),
+  app.post(
+    "*",
+    bodyLimit({ maxSize: config.maxMessageSize, onError: (c) => post.tooLarge(c.env.channel, c.req.raw) }),
+    async (c) => post.publishBody(c.env.channel, await c.req.arrayBuffer(), c.req.raw),
   );
 
   // A browser's CORS preflight, for an EventSource or fetch from another origin that sends Last-Event-ID or a

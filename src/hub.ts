@@ -19,6 +19,8 @@ export interface Subscriber {
   channel: string;
   /** Set when the subscriber was found over its backlog and is being cut off. */
   slow: boolean;
+  /** The client's address, for debug lines; empty unless --log-level is debug. */
+  client: string;
 }
 
 export type SubscriberSocket = ServerWebSocket<Subscriber>;
@@ -44,6 +46,23 @@ export interface HubCounters {
   droppedMessages: number;
   sentMessages: number;
   slowSubscribers: number;
+  websocketsOpened: number;
+  /** Websockets closed, by the class of their close code. */
+  websocketsClosed: Record<CloseClass, number>;
+}
+
+/** Close codes in a few classes, so that a metric label stays bounded whatever codes clients send. */
+export const CLOSE_CLASSES = ["normal", "going_away", "no_close_frame", "refused", "other"] as const;
+export type CloseClass = (typeof CLOSE_CLASSES)[number];
+
+export function closeClass(code: number): CloseClass {
+  if (code === 1000) return "normal";
+  if (code === 1001) return "going_away";
+  // 1005: a close frame without a code; 1006: no close frame at all (a vanished client, or one cut off).
+  if (code === 1005 || code === 1006) return "no_close_frame";
+  // What pinghub sends when it refuses: binary, not UTF-8, policy, too large, try again later.
+  if (code === 1003 || code === 1007 || code === 1008 || code === 1009 || code === 1013) return "refused";
+  return "other";
 }
 
 /**
@@ -59,6 +78,8 @@ export class Hub {
     droppedMessages: 0,
     sentMessages: 0,
     slowSubscribers: 0,
+    websocketsOpened: 0,
+    websocketsClosed: { normal: 0, going_away: 0, no_close_frame: 0, refused: 0, other: 0 },
   };
   /** Subscribers per channel: Bun's own `subscriberCount` walks its topic tree, too slow to ask per message. */
   private readonly channels = new Map<string, Set<SubscriberSocket>>();
@@ -160,14 +181,16 @@ export class Hub {
     }
     subscribers.add(ws);
     this.websocketCount++;
+    this.counters.websocketsOpened++;
     ws.subscribe(channel);
   }
 
-  leave(ws: SubscriberSocket): void {
+  leave(ws: SubscriberSocket, code: number): void {
     const channel = ws.data.channel;
     const subscribers = this.channels.get(channel);
     if (subscribers?.delete(ws) !== true) return;
     this.websocketCount--;
+    this.counters.websocketsClosed[closeClass(code)]++;
     if (subscribers.size === 0) {
       this.channels.delete(channel);
       this.leftEmpty(channel);

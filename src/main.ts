@@ -94,6 +94,7 @@ async function run(config: Config): Promise<number> {
   try {
     channels = await startChannelServer(config, hub, {
       refused: metrics.refused,
+      debug: config.logLevel === "debug" ? (line) => logger.debug(line) : undefined,
       httpMiddleware: metrics.httpMiddleware,
       error: (error) => logger.warn(`request failed: ${error.message}`),
     });
@@ -108,6 +109,10 @@ async function run(config: Config): Promise<number> {
 
   const stopWatching = watchDescriptors(logger);
   process.on("SIGHUP", () => {
+    if (config.logFile === undefined) {
+      logger.info("SIGHUP: logging to stderr, there is no log file to reopen");
+      return;
+    }
     try {
       log.reopen();
       logger.info("log file reopened");

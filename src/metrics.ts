@@ -7,7 +7,8 @@
 import { prometheus } from "@hono/prometheus";
 import type { MiddlewareHandler } from "hono";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import type { Hub } from "./hub.ts";
+import pkg from "../package.json" with { type: "json" };
+import { CLOSE_CLASSES, type Hub } from "./hub.ts";
 
 /** Why a request or a websocket was refused; a small fixed set, so a label may carry it. */
 export const REFUSAL_REASONS = [
@@ -38,15 +39,14 @@ export interface Health {
 }
 
 export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
+  // Registered in the order a scrape lists them: pinghub's own series first, then HTTP and the runtime's.
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool says so); the
-  // same figures remain, by type, in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
-  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
-    registry.removeSingleMetric(name);
-  }
-  const { registerMetrics } = prometheus({ registry });
-
+  new Gauge({
+    name: "pinghub_build_info",
+    help: "Always 1; the version is in its label.",
+    labelNames: ["version"],
+    registers: [registry],
+  }).set({ version: pkg.version }, 1);
   gauge(registry, "pinghub_websockets", "Connected websockets.", () => hub.websockets);
   gauge(registry, "pinghub_sse_subscribers", "Connected Server-Sent Events subscribers.", () => hub.eventStreams);
   gauge(registry, "pinghub_channels", "Channels with at least one subscriber.", () => hub.channelCount);
@@ -99,6 +99,20 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
       () => cluster.subscriptions,
     );
   }
+  total(registry, "pinghub_websockets_opened_total", "Websockets opened.", () => hub.counters.websocketsOpened);
+  new Counter({
+    name: "pinghub_websockets_closed_total",
+    help:
+      "Websockets closed, by the class of their close code: normal (1000), going_away (1001), " +
+      "no_close_frame (1005, 1006), refused (1003, 1007, 1008, 1009, 1013), other.",
+    labelNames: ["code_class"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const codeClass of CLOSE_CLASSES)
+        this.inc({ code_class: codeClass }, hub.counters.websocketsClosed[codeClass]);
+    },
+  });
   const refusals = new Counter({
     name: "pinghub_refused_total",
     help: "Requests and websockets refused, by reason.",
@@ -107,6 +121,14 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
   });
   // Every reason is present from the start, at zero, so rate() works from the first scrape.
   for (const reason of REFUSAL_REASONS) refusals.inc({ reason }, 0);
+
+  collectDefaultMetrics({ register: registry });
+  // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool says so); the
+  // same figures remain, by type, in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+    registry.removeSingleMetric(name);
+  }
+  const { registerMetrics } = prometheus({ registry });
 
   const server =
     port === 0

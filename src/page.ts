@@ -18,6 +18,7 @@ export const CLIENT_LIBRARY_PATH = "/.pinghub/pinghub.js";
 const read = (name: string) => readFileSync(new URL(`../public/${name}`, import.meta.url), "utf8");
 
 const library = read("pinghub.js");
+const libraryLength = Buffer.byteLength(library);
 const pageScript = inlinePageScript(library, read("channel.js"));
 const pageStyle = read("channel.css");
 if (/<\/style/i.test(pageStyle)) throw new Error("public/channel.css must not contain </style");
@@ -81,7 +82,8 @@ export function clientLibraryResponse(request: Request): Response {
     "X-Content-Type-Options": "nosniff",
   };
   if (request.headers.get("if-none-match") === libraryTag) return new Response(null, { status: 304, headers });
-  return new Response(library, { headers });
+  // Written out so that HEAD, which Hono answers with this response less its body, gives GET's length too.
+  return new Response(library, { headers: { ...headers, "Content-Length": String(libraryLength) } });
 }
 
 /**

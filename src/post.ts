@@ -5,8 +5,8 @@
 
 import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
-import type { RefusalReason } from "./metrics.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import type { Refuse } from "./refusal.ts";
 import { tryAgainLater } from "./try-again.ts";
 
 export const SUBSCRIBERS_HEADER = "X-Pinghub-Subscribers";
@@ -19,39 +19,38 @@ export interface PostPublisher {
   /** Answers a POST to `channel`, or returns undefined for a chunked body, which the app must read. */
   publish(req: Request, channel: string): Response | Promise<Response> | undefined;
   /** Publishes a body already read, checked against the size limit, and answers for it. */
-  publishBody(channel: string, body: Uint8Array | ArrayBuffer): Response | Promise<Response>;
+  publishBody(channel: string, body: Uint8Array | ArrayBuffer, req: Request): Response | Promise<Response>;
   /** The answer to a body over the size limit. */
-  tooLarge(): Response;
+  tooLarge(channel: string, req: Request): Response;
 }
 
-export function createPostPublisher(hub: Hub, config: Config, refused: (reason: RefusalReason) => void): PostPublisher {
+export function createPostPublisher(hub: Hub, config: Config, refused: Refuse): PostPublisher {
   const limit = config.maxMessageSize;
-  const tooLarge = () => {
-    refused("too_large");
+  const tooLarge = (channel: string, req: Request) => {
+    refused("too_large", channel, req);
     return plain(`message too large: the limit is ${limit} bytes\n`, 413);
   };
 
   const countHeader = hub.broker.cluster === undefined ? SUBSCRIBERS_HEADER : NODES_HEADER;
   // Bun gives a string body its text/plain Content-Type itself; one header less to build per message.
   const accepted = (count: number) => new Response("OK\n", { headers: { [countHeader]: String(count) } });
-  const unavailable = (error: Error) => {
-    refused("redis_down");
-    return tryAgainLater(error.message);
-  };
-
-  function publishBody(channel: string, body: Uint8Array | ArrayBuffer): Response | Promise<Response> {
+  function publishBody(channel: string, body: Uint8Array | ArrayBuffer, req: Request): Response | Promise<Response> {
     let message: string;
     try {
       message = strictUtf8.decode(body);
     } catch {
-      refused("not_utf8");
+      refused("not_utf8", channel, req);
       return plain("message is not valid UTF-8\n", 400);
     }
     // An empty body is accepted and dropped, as the original did: there is nothing to deliver.
     if (message.length === 0) return accepted(0);
     const published = hub.publishPost(channel, message);
     // A number on a single node; in cluster mode, answered once Redis has taken the message, or refused.
-    return typeof published === "number" ? accepted(published) : published.then(accepted, unavailable);
+    if (typeof published === "number") return accepted(published);
+    return published.then(accepted, (error: Error) => {
+      refused("redis_down", channel, req);
+      return tryAgainLater(error.message);
+    });
   }
 
   return {
@@ -60,14 +59,14 @@ export function createPostPublisher(hub: Hub, config: Config, refused: (reason: 
     publish(req, channel) {
       // Checked before the body is read: a page on another site must not publish through a visitor's browser.
       if (!originAllowed(config.origin, req.headers.get("origin"))) {
-        refused("bad_origin");
+        refused("bad_origin", channel, req);
         return forbiddenOrigin(config.origin);
       }
       // Bun itself refuses a request with both Content-Length and Transfer-Encoding, so no length means chunked.
       const length = req.headers.get("content-length");
       if (length === null) return undefined;
-      if (Number(length) > limit) return tooLarge();
-      return req.bytes().then((body) => publishBody(channel, body));
+      if (Number(length) > limit) return tooLarge(channel, req);
+      return req.bytes().then((body) => publishBody(channel, body, req));
     },
   };
 }

@@ -12,6 +12,7 @@ import { Hub, type Subscriber } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { createPostPublisher } from "./post.ts";
+import { clientAddress, createRefuse } from "./refusal.ts";
 import { createSseSubscribers, wantsEventStream } from "./sse.ts";
 import { tryAgainLater } from "./try-again.ts";
 import { prepareUnixSocket, removeUnixSocket, withSocketMode } from "./unix-socket.ts";
@@ -20,6 +21,8 @@ import { websocketHandler } from "./websocket.ts";
 export interface ServerHooks {
   /** A request or websocket refused, by reason. */
   refused?: (reason: RefusalReason) => void;
+  /** Set at --log-level debug: takes one line per refusal and per websocket opened and closed. */
+  debug?: (line: string) => void;
   /** Runs around every request the Hono app handles. */
   httpMiddleware?: MiddlewareHandler;
   /** An error thrown while handling a request; the client gets 500. */
@@ -47,7 +50,13 @@ export async function startChannelServer(
   hub: Hub = new Hub(config.maxBacklog, undefined, localBroker(historySettings(config))),
   hooks: ServerHooks = {},
 ): Promise<ChannelServer> {
-  const refused = hooks.refused ?? (() => {});
+  let listening: Server<Subscriber> | undefined;
+  const refused = createRefuse(
+    hooks.refused ?? (() => {}),
+    hooks.debug,
+    () => listening as Server<unknown> | undefined,
+  );
+  const debug = hooks.debug;
   const post = createPostPublisher(hub, config, refused);
   const sse = createSseSubscribers(hub, config, refused);
   const app = createApp(config, post, { middleware: hooks.httpMiddleware, error: hooks.error });
@@ -58,7 +67,7 @@ export async function startChannelServer(
     fetch(req: Request, server: Server<Subscriber>) {
       const { channel, error } = channelFromUrl(req.url);
       if (error !== undefined) {
-        refused("bad_path");
+        refused("bad_path", undefined, req);
         return new Response(`${error}\n`, { status: 400 });
       }
       if (req.method === "POST") return post.publish(req, channel) ?? app.fetch(req, { channel });
@@ -67,13 +76,13 @@ export async function startChannelServer(
         return app.fetch(req, { channel });
       }
       if (!originAllowed(config.origin, req.headers.get("origin"))) {
-        refused("bad_origin");
+        refused("bad_origin", channel, req);
         return forbiddenOrigin(config.origin);
       }
       // Cluster mode with Redis away: a new subscriber could not be promised the channel's messages.
       const unavailable = hub.unavailable;
       if (unavailable !== undefined) {
-        refused("redis_down");
+        refused("redis_down", channel, req);
         return tryAgainLater(unavailable);
       }
       // Open means subscribed: the first subscriber of a channel on a cluster node waits for Redis to confirm.
@@ -83,12 +92,12 @@ export async function startChannelServer(
         () => upgrade(req, server, channel),
         (error: Error) => {
           hub.prepared(channel);
-          refused("redis_down");
+          refused("redis_down", channel, req);
           return tryAgainLater(error.message);
         },
       );
     },
-    websocket: websocketHandler(hub, config, refused),
+    websocket: websocketHandler(hub, config, refused, debug),
     error(error: Error) {
       hooks.error?.(error);
       return new Response("internal error\n", { status: 500 });
@@ -100,10 +109,11 @@ export async function startChannelServer(
   /** Upgrades the request to a websocket subscribed to `channel`, or answers why it cannot. */
   function upgrade(req: Request, server: Server<Subscriber>, channel: string): Response | undefined {
     // Bun runs the websocket's open, and so hub.join, inside upgrade.
-    const upgraded = server.upgrade(req, { data: { channel, slow: false } });
+    const client = debug === undefined ? "" : clientAddress(req, server as Server<unknown>);
+    const upgraded = server.upgrade(req, { data: { channel, slow: false, client } });
     hub.prepared(channel);
     if (upgraded) return undefined;
-    refused("bad_upgrade");
+    refused("bad_upgrade", channel, req);
     return new Response("bad websocket upgrade: expected GET with Sec-WebSocket-Key and Version 13\n", {
       status: 400,
     });
@@ -117,6 +127,7 @@ export async function startChannelServer(
         // take this option for TCP only.
         Bun.serve({ ...serveOptions, hostname: listen.hostname, port: listen.port, idleTimeout: 10 });
   hub.attach(server);
+  listening = server;
 
   const url =
     listen.kind === "unix"

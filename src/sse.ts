@@ -12,8 +12,8 @@ import type { Server } from "bun";
 import type { Config } from "./config.ts";
 import { type Kept, parseId, type Resume } from "./history.ts";
 import type { EventStream, Hub } from "./hub.ts";
-import type { RefusalReason } from "./metrics.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import type { Refuse } from "./refusal.ts";
 import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
 
 /** A comment at least this often keeps proxies (nginx's proxy_read_timeout is 60 s) from closing a quiet stream. */
@@ -35,11 +35,7 @@ export function wantsEventStream(req: Request): boolean {
   return req.headers.get("accept")?.includes("text/event-stream") === true;
 }
 
-export function createSseSubscribers(
-  hub: Hub,
-  config: Config,
-  refused: (reason: RefusalReason) => void,
-): SseSubscribers {
+export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse): SseSubscribers {
   const open = new Set<SseStream>();
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   const keepalive = commentBytes("keepalive");
@@ -62,8 +58,8 @@ export function createSseSubscribers(
   }
 
   /** A stream that says why in a comment and ends at once: EventSource tries again after RECONNECT_MS. */
-  function comeBackLater(req: Request, reason: string): Response {
-    refused("redis_down");
+  function comeBackLater(req: Request, channel: string, reason: string): Response {
+    refused("redis_down", channel, req);
     const body = new Blob([retryBytes(RECONNECT_MS), commentBytes(`unavailable: ${reason}`)]);
     return new Response(body, { headers: headers(req) });
   }
@@ -96,14 +92,14 @@ export function createSseSubscribers(
   return {
     subscribe(req, server, channel) {
       if (!originAllowed(config.origin, req.headers.get("origin"))) {
-        refused("bad_origin");
+        refused("bad_origin", channel, req);
         return forbiddenOrigin(config.origin);
       }
       // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
       server.timeout(req, 0);
       const lastId = lastEventId(req);
       const unavailable = hub.unavailable;
-      if (unavailable !== undefined) return comeBackLater(req, unavailable);
+      if (unavailable !== undefined) return comeBackLater(req, channel, unavailable);
       const ready = hub.prepare(channel);
       if (ready === undefined) {
         const response = start(req, channel, lastId);
@@ -118,7 +114,7 @@ export function createSseSubscribers(
         },
         (error: Error) => {
           hub.prepared(channel);
-          return comeBackLater(req, error.message);
+          return comeBackLater(req, channel, error.message);
         },
       );
     },

@@ -5,21 +5,24 @@ import type { WebSocketHandler } from "bun";
 import type { Config } from "./config.ts";
 import type { Hub, Subscriber } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
+import type { Refuse } from "./refusal.ts";
 import { CLOSE_TRY_AGAIN_LATER } from "./try-again.ts";
 
 /** Close codes pinghub sends itself; Bun sends 1007 (not UTF-8) and 1009 (too large) on its own. */
 export const CLOSE_UNSUPPORTED_DATA = 1003;
 
-/** The reasons Bun gives its own closes, which it reports to us as 1006 with this text. */
-const BUN_CLOSE_REASONS: Record<string, RefusalReason> = {
-  "Received invalid UTF-8": "not_utf8",
-  "Received too big message": "too_large",
+/** The reasons Bun gives its own closes, which it reports to us as 1006 with this text, and the codes it sent. */
+const BUN_CLOSE_REASONS: Record<string, { refusal: RefusalReason; code: number }> = {
+  "Received invalid UTF-8": { refusal: "not_utf8", code: 1007 },
+  "Received too big message": { refusal: "too_large", code: 1009 },
 };
 
 export function websocketHandler(
   hub: Hub,
   config: Config,
-  refused: (reason: RefusalReason) => void,
+  refused: Refuse,
+  /** At --log-level debug: one line per websocket opened and closed. */
+  debug?: (line: string) => void,
 ): WebSocketHandler<Subscriber> {
   return {
     // Bun closes with 1009 a message larger than this, before any of it reaches us.
@@ -39,11 +42,12 @@ export function websocketHandler(
 
     open(ws) {
       hub.join(ws);
+      debug?.(`websocket opened: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}`);
     },
 
     message(ws, message) {
       if (typeof message !== "string") {
-        refused("binary");
+        refused("binary", ws.data.channel, ws.data.client);
         ws.close(CLOSE_UNSUPPORTED_DATA, "binary messages are not accepted: send text");
         return;
       }
@@ -56,16 +60,18 @@ export function websocketHandler(
       // Cluster mode: a message Redis could not take is refused loudly, by closing its sender, never dropped.
       if (typeof published !== "number") {
         published.catch((error: Error) => {
-          refused("redis_down");
+          refused("redis_down", ws.data.channel, ws.data.client);
           ws.close(CLOSE_TRY_AGAIN_LATER, closeReason(error.message));
         });
       }
     },
 
-    close(ws, _code, reason) {
-      hub.leave(ws);
-      const refusal = BUN_CLOSE_REASONS[reason];
-      if (refusal !== undefined) refused(refusal);
+    close(ws, reported, reason) {
+      const bunClose = BUN_CLOSE_REASONS[reason];
+      const code = bunClose?.code ?? reported;
+      hub.leave(ws, code);
+      if (bunClose !== undefined) refused(bunClose.refusal, ws.data.channel, ws.data.client);
+      debug?.(`websocket closed: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}, code ${code}`);
     },
   };
 }

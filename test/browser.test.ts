@@ -60,6 +60,9 @@ describe("the client library's reserved path", () => {
     const head = await fetch(server.http(CLIENT_LIBRARY_PATH), { method: "HEAD" });
     expect(head.status).toBe(200);
     expect(head.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    // HEAD says what GET would send: the same length.
+    expect(head.headers.get("content-length")).toBe(String(Buffer.byteLength(LIBRARY_SOURCE)));
+    expect(head.headers.get("content-length")).toBe(response.headers.get("content-length"));
   });
 
   test("websockets and POSTs to that path are still a channel", async () => {

@@ -91,3 +91,46 @@ test("a fatal start-up error goes to stderr as one line, exit 1, even with --log
   expect(pinghub.stderr()).toStartWith(line);
   expect(read(path)).toContain(line);
 });
+
+test("debug level: one line per refusal with channel and client, one per websocket opened and closed", async () => {
+  const pinghub = spawnPinghub([
+    ...["--addr", "127.0.0.1:0", "--mport", "0", "--log-level", "debug"],
+    ...["--origin", "https://app.example", "--max-message-size", "10"],
+  ]);
+  const [, url = ""] = await pinghub.waitForStderr(/serving (http:\/\/[^\s,]+)/);
+  const port = Number(new URL(url).port);
+  // A foreign page, through a proxy that says who the client is.
+  const foreign = await RawWebSocket.connect({ port }, "/dbg/origin", {
+    Origin: "https://evil.example",
+    "X-Forwarded-For": "203.0.113.7, 10.0.0.1",
+  });
+  expect(foreign.status).toBe(403);
+  await pinghub.waitForStderr(/debug refused bad_origin: channel "\/dbg\/origin" from 203\.0\.113\.7\n/);
+  expect((await post(`${url}/dbg/big`, "far too long for ten", { "X-Real-IP": "198.51.100.2" })).status).toBe(413);
+  await pinghub.waitForStderr(/debug refused too_large: channel "\/dbg\/big" from 198\.51\.100\.2\n/);
+  const ws = await RawWebSocket.connect({ port }, "/dbg/ws");
+  await pinghub.waitForStderr(/debug websocket opened: channel "\/dbg\/ws" from 127\.0\.0\.1\n/);
+  ws.sendText("a secret message over the limit");
+  expect((await ws.closeFrame()).code).toBe(1009);
+  await pinghub.waitForStderr(/debug refused too_large: channel "\/dbg\/ws" from 127\.0\.0\.1\n/);
+  await pinghub.waitForStderr(/debug websocket closed: channel "\/dbg\/ws" from 127\.0\.0\.1, code 1009\n/);
+  // Message contents never reach the log.
+  expect(pinghub.stderr()).not.toContain("secret");
+  expect(pinghub.stderr()).not.toContain("far too long");
+  pinghub.proc.kill("SIGTERM");
+  expect(await pinghub.exited).toBe(0);
+});
+
+test("info level keeps quiet about refusals and websockets; SIGHUP without --log says there is no file", async () => {
+  const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", "--origin", "https://app.example"]);
+  const [, url = ""] = await pinghub.waitForStderr(/serving (http:\/\/[^\s,]+)/);
+  const foreign = await RawWebSocket.connect({ port: Number(new URL(url).port) }, "/quiet", {
+    Origin: "https://evil.example",
+  });
+  expect(foreign.status).toBe(403);
+  pinghub.proc.kill("SIGHUP");
+  await pinghub.waitForStderr(/SIGHUP: logging to stderr, there is no log file to reopen/);
+  pinghub.proc.kill("SIGTERM");
+  expect(await pinghub.exited).toBe(0);
+  expect(pinghub.stderr()).not.toMatch(/refused|websocket opened|log file reopened/);
+});

@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
+import pkg from "../package.json" with { type: "json" };
 import { post, subscribe } from "./support/clients.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { freePort, type PinghubProcess, sample, spawnServing } from "./support/server.ts";
@@ -160,4 +161,36 @@ test("/healthz answers 200 ok while serving; anything else on the metrics port i
   const health = await fetch(`${metricsUrl}/healthz`);
   expect([health.status, await health.text()]).toEqual([200, "ok\n"]);
   expect((await fetch(`${metricsUrl}/elsewhere`)).status).toBe(404);
+});
+
+test("pinghub's own series come first, led by pinghub_build_info with the version", async () => {
+  const lines = (await scrape()).split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+  expect(lines[0]).toBe(`pinghub_build_info{version="${pkg.version}"} 1`);
+  const lastOwn = lines.findLastIndex((l) => l.startsWith("pinghub_"));
+  const firstOther = lines.findIndex((l) => !l.startsWith("pinghub_"));
+  expect(lastOwn).toBeLessThan(firstOther);
+});
+
+test("websockets opened, and closed by the class of their close code", async () => {
+  const at = async (series: string) => sample(await scrape(), series) ?? 0;
+  const closed = (codeClass: string) => `pinghub_websockets_closed_total{code_class="${codeClass}"}`;
+  const before = {
+    opened: await at("pinghub_websockets_opened_total"),
+    normal: await at(closed("normal")),
+    refused: await at(closed("refused")),
+    other: await at(closed("other")),
+  };
+  const a = await subscribe(ws("/m/churn"));
+  const b = await subscribe(ws("/m/churn"));
+  const c = await subscribe(ws("/m/churn"));
+  a.ws.close(1000);
+  b.ws.close(4001, "the application's own code");
+  // Binary is refused by the server with 1003.
+  c.ws.send(new Uint8Array([1, 2, 3]));
+  await Promise.all([a.closed, b.closed, c.closed]);
+  await gaugeBecomes("pinghub_websockets", 0);
+  expect(await at("pinghub_websockets_opened_total")).toBe(before.opened + 3);
+  expect(await at(closed("normal"))).toBe(before.normal + 1);
+  expect(await at(closed("other"))).toBe(before.other + 1);
+  expect(await at(closed("refused"))).toBe(before.refused + 1);
 });
