@@ -6,6 +6,8 @@
 // each exact (`https://example.com`) or a pattern for its subdomains (`https://*.example.com`, which matches
 // `https://www.example.com` and `https://a.b.example.com` but not `https://example.com` itself).
 
+import { PLAIN_TEXT } from "./try-again.ts";
+
 /** True when the request may go on: no --origin, no Origin header, or one the list allows. */
 export function originAllowed(allowed: readonly string[] | undefined, header: string | null): boolean {
   if (allowed === undefined || header === null) return true;
@@ -26,7 +28,7 @@ export function originAllowed(allowed: readonly string[] | undefined, header: st
 export function forbiddenOrigin(allowed: readonly string[] | undefined): Response {
   return new Response(`forbidden: Origin is not ${(allowed ?? []).join(" or ")}\n`, {
     status: 403,
-    headers: { "Content-Type": "text/plain; charset=UTF-8" },
+    headers: { "Content-Type": PLAIN_TEXT },
   });
 }
 

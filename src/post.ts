@@ -7,12 +7,12 @@ import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import type { Refuse } from "./refusal.ts";
-import { tryAgainLater } from "./try-again.ts";
+import { PLAIN_TEXT, tryAgainLater } from "./try-again.ts";
 
 export const SUBSCRIBERS_HEADER = "X-Pinghub-Subscribers";
 /** Cluster mode's answer: no node knows the whole cluster's subscribers, Redis knows the nodes that had some. */
 export const NODES_HEADER = "X-Pinghub-Nodes";
-const TEXT = "text/plain; charset=UTF-8";
+const TEXT = PLAIN_TEXT;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 export interface PostPublisher {

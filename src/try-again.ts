@@ -2,6 +2,12 @@
 // never left thinking a message went out. A POST or an upgrade gets 503 with Retry-After; a websocket that
 // publishes is closed with 1013, "try again later".
 
+/**
+ * The Content-Type of every plain-text answer, written as Bun writes it for the "OK" of a POST (a string body
+ * gets it without a header to build), so that every answer, accepted or refused, says the same.
+ */
+export const PLAIN_TEXT = "text/plain;charset=utf-8";
+
 /** Seconds a refused client is told to wait: the broker tries to reach Redis again at least this often. */
 export const RETRY_AFTER_SECONDS = 1;
 
@@ -12,6 +18,6 @@ export const CLOSE_TRY_AGAIN_LATER = 1013;
 export function tryAgainLater(reason: string): Response {
   return new Response(`unavailable: ${reason}\n`, {
     status: 503,
-    headers: { "Content-Type": "text/plain; charset=UTF-8", "Retry-After": String(RETRY_AFTER_SECONDS) },
+    headers: { "Content-Type": PLAIN_TEXT, "Retry-After": String(RETRY_AFTER_SECONDS) },
   });
 }

@@ -51,3 +51,19 @@ test("an upgrade request that is not a valid websocket handshake gets 400", asyn
   expect(response.status).toBe(400);
   expect(await response.text()).toStartWith("bad websocket upgrade");
 });
+
+test("every plain-text answer, accepted or refused, has the one Content-Type the README shows", async () => {
+  const small = await startServer({ maxMessageSize: 3, origin: ["https://app.example"] });
+  try {
+    const answers = await Promise.all([
+      fetch(small.http("/ct"), { method: "POST", body: "ok" }),
+      fetch(small.http("/ct"), { method: "POST", body: "too long" }),
+      fetch(small.http("/ct"), { method: "POST", body: "x", headers: { Origin: "https://evil.example" } }),
+      fetch(small.http("/ct"), { method: "POST", body: new Uint8Array([0xff]) }),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual([200, 413, 403, 400]);
+    for (const answer of answers) expect(answer.headers.get("content-type")).toBe("text/plain;charset=utf-8");
+  } finally {
+    await small.stop();
+  }
+});
