@@ -6,7 +6,7 @@
 // temporary folder (the page is rendered and checked either way).
 
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContextOptions, Page } from "playwright-core";
@@ -455,7 +455,9 @@ window.channel = connect(settings.url, {
   test("readable on a phone and a desktop, light and dark, and accessible", async () => {
     const longName = `/${"a-rather-long-channel-name-without-spaces-".repeat(5)}`;
     const url = server.http(longName);
+    // Screenshots go to a scratch directory, kept only if the test fails.
     const shots = mkdtempSync(join(tmpdir(), "pinghub-page-"));
+    console.error(`if this test fails, its screenshots are in ${shots}`);
     const backgrounds: string[] = [];
     for (const colorScheme of ["light", "dark"] as const) {
       for (const viewport of [
@@ -488,13 +490,18 @@ window.channel = connect(settings.url, {
     expect(backgrounds[0]).toBe(backgrounds[1] ?? "");
     expect(backgrounds[2]).toBe(backgrounds[3] ?? "");
     expect(backgrounds[0]).not.toBe(backgrounds[2] ?? "");
-    console.log(`page screenshots in ${shots}`);
+    rmSync(shots, { recursive: true, force: true });
   });
 
   test("screenshot for the README", async () => {
     const update = process.env.PINGHUB_UPDATE_SCREENSHOT === "1";
+    // Only PINGHUB_UPDATE_SCREENSHOT=1 writes docs/; otherwise the shot is taken into a scratch directory, which
+    // goes once the test has passed.
     const dir = update ? join(ROOT, "docs") : mkdtempSync(join(tmpdir(), "pinghub-readme-"));
     mkdirSync(dir, { recursive: true });
+    const removeScratch = () => {
+      if (!update) rmSync(dir, { recursive: true, force: true });
+    };
     const url = server.http("/ops/deploys");
     // As tall as the page, no taller: the screenshot is the full page.
     const recorded = await newPage({ colorScheme: "light", viewport: { width: 960, height: 320 } }, [hostOf(url)]);
@@ -519,6 +526,6 @@ window.channel = connect(settings.url, {
     const path = join(dir, "channel-page.png");
     await page.screenshot({ path, fullPage: true, animations: "disabled" });
     expect(existsSync(path)).toBe(true);
-    if (!update) console.log(`README screenshot (not written to docs/; set PINGHUB_UPDATE_SCREENSHOT=1): ${path}`);
+    removeScratch();
   });
 });

@@ -3,9 +3,9 @@
 // the unit's stop signal ends it cleanly.
 
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { inScratch } from "./support/scratch.ts";
 import { ROOT, spawnPinghub } from "./support/server.ts";
 
 const unit = readFileSync(join(ROOT, "examples/pinghub.service"), "utf8");
@@ -26,71 +26,71 @@ function setting(name: string): string {
   return line.slice(name.length + 1);
 }
 
-test("systemd-analyze verify accepts the unit", async () => {
-  if (!requireProgram("/usr/bin/systemd-analyze", "systemd")) return;
-  const dir = mkdtempSync(join(tmpdir(), "pinghub-unit-"));
-  const path = join(dir, "pinghub.service");
-  writeFileSync(path, unit.replaceAll("/opt/pinghub", ROOT.replace(/\/$/, "")));
-  const verify = Bun.spawn(["systemd-analyze", "verify", path], { stderr: "pipe", stdout: "pipe" });
-  const problems = await new Response(verify.stderr).text();
-  expect(problems).toBe("");
-  expect(await verify.exited).toBe(0);
-});
+test("systemd-analyze verify accepts the unit", () =>
+  inScratch("unit", async (dir) => {
+    if (!requireProgram("/usr/bin/systemd-analyze", "systemd")) return;
+    const path = join(dir, "pinghub.service");
+    writeFileSync(path, unit.replaceAll("/opt/pinghub", ROOT.replace(/\/$/, "")));
+    const verify = Bun.spawn(["systemd-analyze", "verify", path], { stderr: "pipe", stdout: "pipe" });
+    const problems = await new Response(verify.stderr).text();
+    expect(problems).toBe("");
+    expect(await verify.exited).toBe(0);
+  }));
 
-test("the unit's ExecStart serves on its socket, logrotate and reload keep the log, its stop signal ends it", async () => {
-  if (!requireProgram("/usr/sbin/logrotate", "logrotate")) return;
-  expect(setting("RuntimeDirectory")).toBe("pinghub");
-  expect(setting("ExecReload")).toBe("/bin/kill -HUP $MAINPID");
-  expect(setting("KillSignal")).toBe("SIGTERM");
-  expect(setting("Restart")).toBe("on-failure");
+test("the unit's ExecStart serves on its socket, logrotate and reload keep the log, its stop signal ends it", () =>
+  inScratch("deploy", async (dir) => {
+    if (!requireProgram("/usr/sbin/logrotate", "logrotate")) return;
+    expect(setting("RuntimeDirectory")).toBe("pinghub");
+    expect(setting("ExecReload")).toBe("/bin/kill -HUP $MAINPID");
+    expect(setting("KillSignal")).toBe("SIGTERM");
+    expect(setting("Restart")).toBe("on-failure");
 
-  // systemd would make /run/pinghub and /var/log/pinghub; the test makes them under a temporary directory.
-  const dir = mkdtempSync(join(tmpdir(), "pinghub-deploy-"));
-  const place = (path: string) =>
-    path.replace("/run/pinghub", join(dir, "run")).replace("/var/log/pinghub", join(dir, "log"));
-  mkdirSync(join(dir, "run"));
-  mkdirSync(join(dir, "log"));
-  const [program, ...args] = setting("ExecStart").split(" ");
-  expect(program).toBe("/opt/pinghub/node_modules/.bin/bun");
-  expect(args[0]).toBe("src/main.ts");
-  const flags = args
-    .slice(1)
-    .map(place)
-    .map((a) => (a === "8082" ? "0" : a)); // no fixed metrics port in tests
-  const socket = join(dir, "run", "pinghub.sock");
-  const log = join(dir, "log", "pinghub.log");
-  expect(flags).toContain(socket);
-  expect(flags).toContain(log);
+    // systemd would make /run/pinghub and /var/log/pinghub; the test makes them under a temporary directory.
+    const place = (path: string) =>
+      path.replace("/run/pinghub", join(dir, "run")).replace("/var/log/pinghub", join(dir, "log"));
+    mkdirSync(join(dir, "run"));
+    mkdirSync(join(dir, "log"));
+    const [program, ...args] = setting("ExecStart").split(" ");
+    expect(program).toBe("/opt/pinghub/node_modules/.bin/bun");
+    expect(args[0]).toBe("src/main.ts");
+    const flags = args
+      .slice(1)
+      .map(place)
+      .map((a) => (a === "8082" ? "0" : a)); // no fixed metrics port in tests
+    const socket = join(dir, "run", "pinghub.sock");
+    const log = join(dir, "log", "pinghub.log");
+    expect(flags).toContain(socket);
+    expect(flags).toContain(log);
 
-  const pinghub = spawnPinghub(flags);
-  for (let i = 0; i < 500 && !existsSync(socket); i++) await Bun.sleep(10);
-  expect(statSync(socket).mode & 0o777).toBe(0o660);
-  const response = await fetch("http://localhost/deployed", { method: "POST", body: "hi", unix: socket });
-  expect(await response.text()).toBe("OK\n");
+    const pinghub = spawnPinghub(flags);
+    for (let i = 0; i < 500 && !existsSync(socket); i++) await Bun.sleep(10);
+    expect(statSync(socket).mode & 0o777).toBe(0o660);
+    const response = await fetch("http://localhost/deployed", { method: "POST", body: "hi", unix: socket });
+    expect(await response.text()).toBe("OK\n");
 
-  // logrotate, as configured, except that the reload signals this process rather than asking systemd.
-  const config = join(dir, "logrotate.conf");
-  writeFileSync(
-    config,
-    rotation
-      .replace("/var/log/pinghub/pinghub.log", log)
-      .replace(/ *create .*\n/, "") // the pinghub user does not exist here
-      .replaceAll("systemctl reload pinghub", `/bin/kill -HUP ${pinghub.proc.pid}`),
-  );
-  const rotate = Bun.spawn(["logrotate", "--force", "--state", join(dir, "state"), config], { stderr: "pipe" });
-  expect(await new Response(rotate.stderr).text()).toBe("");
-  expect(await rotate.exited).toBe(0);
-  for (let i = 0; i < 500 && !(existsSync(log) && readFileSync(log, "utf8").includes("reopened")); i++) {
-    await Bun.sleep(10);
-  }
+    // logrotate, as configured, except that the reload signals this process rather than asking systemd.
+    const config = join(dir, "logrotate.conf");
+    writeFileSync(
+      config,
+      rotation
+        .replace("/var/log/pinghub/pinghub.log", log)
+        .replace(/ *create .*\n/, "") // the pinghub user does not exist here
+        .replaceAll("systemctl reload pinghub", `/bin/kill -HUP ${pinghub.proc.pid}`),
+    );
+    const rotate = Bun.spawn(["logrotate", "--force", "--state", join(dir, "state"), config], { stderr: "pipe" });
+    expect(await new Response(rotate.stderr).text()).toBe("");
+    expect(await rotate.exited).toBe(0);
+    for (let i = 0; i < 500 && !(existsSync(log) && readFileSync(log, "utf8").includes("reopened")); i++) {
+      await Bun.sleep(10);
+    }
 
-  pinghub.proc.kill("SIGTERM");
-  expect(await pinghub.exited).toBe(0);
-  const rotated = readFileSync(`${log}.1`, "utf8");
-  const current = readFileSync(log, "utf8");
-  expect(rotated).toContain("started");
-  expect(rotated).not.toContain("reopened");
-  expect(current).toContain("log file reopened");
-  expect(current).toContain("pinghub stopped");
-  expect(existsSync(socket)).toBe(false);
-});
+    pinghub.proc.kill("SIGTERM");
+    expect(await pinghub.exited).toBe(0);
+    const rotated = readFileSync(`${log}.1`, "utf8");
+    const current = readFileSync(log, "utf8");
+    expect(rotated).toContain("started");
+    expect(rotated).not.toContain("reopened");
+    expect(current).toContain("log file reopened");
+    expect(current).toContain("pinghub stopped");
+    expect(existsSync(socket)).toBe(false);
+  }));

@@ -2,11 +2,11 @@
 // warnings without a line per message, and fatal errors on stderr even when the log is a file.
 
 import { expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, renameSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { post } from "./support/clients.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
+import { inScratch } from "./support/scratch.ts";
 import { freePort, spawnPinghub } from "./support/server.ts";
 
 const read = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
@@ -16,81 +16,80 @@ async function waitForLine(path: string, text: string): Promise<void> {
   expect(read(path)).toContain(text);
 }
 
-function logFile(): string {
-  return join(mkdtempSync(join(tmpdir(), "pinghub-log-")), "pinghub.log");
-}
+test("--log: start line with pid, version and addresses; renamed, SIGHUP, and new lines go to the new file", () =>
+  inScratch("log", async (dir) => {
+    const path = join(dir, "pinghub.log");
+    const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", "--log", path]);
+    await waitForLine(path, "started");
+    expect(read(path)).toMatch(
+      new RegExp(
+        `info pinghub \\d+\\.\\d+\\.\\d+ started: pid ${pinghub.proc.pid}, serving http://127\\.0\\.0\\.1:\\d+, metrics off`,
+      ),
+    );
+    expect(pinghub.stderr()).toBe("");
 
-test("--log: start line with pid, version and addresses; renamed, SIGHUP, and new lines go to the new file", async () => {
-  const path = logFile();
-  const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", "--log", path]);
-  await waitForLine(path, "started");
-  expect(read(path)).toMatch(
-    new RegExp(
-      `info pinghub \\d+\\.\\d+\\.\\d+ started: pid ${pinghub.proc.pid}, serving http://127\\.0\\.0\\.1:\\d+, metrics off`,
-    ),
-  );
-  expect(pinghub.stderr()).toBe("");
+    renameSync(path, `${path}.1`);
+    pinghub.proc.kill("SIGHUP");
+    await waitForLine(path, "log file reopened");
+    pinghub.proc.kill("SIGTERM");
+    expect(await pinghub.exited).toBe(0);
 
-  renameSync(path, `${path}.1`);
-  pinghub.proc.kill("SIGHUP");
-  await waitForLine(path, "log file reopened");
-  pinghub.proc.kill("SIGTERM");
-  expect(await pinghub.exited).toBe(0);
+    const old = read(`${path}.1`);
+    const fresh = read(path);
+    expect(old.trimEnd().split("\n")).toHaveLength(1);
+    expect(fresh).toContain("stopping on SIGTERM");
+    expect(fresh).toContain("pinghub stopped");
+  }));
 
-  const old = read(`${path}.1`);
-  const fresh = read(path);
-  expect(old.trimEnd().split("\n")).toHaveLength(1);
-  expect(fresh).toContain("stopping on SIGTERM");
-  expect(fresh).toContain("pinghub stopped");
-});
+test("info level logs events, never a line per message; warn level hides the start line", () =>
+  inScratch("log", async (dir) => {
+    const path = join(dir, "pinghub.log");
+    const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", "--log", path, "--max-backlog", "65536"]);
+    await waitForLine(path, "started");
+    const [, port] = read(path).match(/127\.0\.0\.1:(\d+)/) ?? [];
+    const stalled = await RawWebSocket.connect({ port: Number(port) }, "/log/slow");
+    stalled.pause();
+    const message = "x".repeat(60_000);
+    // Up to 40 MB: far more than the kernel buffers plus the 64 KiB backlog, so the stalled reader is cut off.
+    for (let i = 0; i < 700 && !read(path).includes("slow subscriber"); i++) {
+      await post(`http://127.0.0.1:${port}/log/slow`, message);
+    }
+    await waitForLine(path, 'slow subscriber cut off: over 65536 bytes behind on "/log/slow"');
+    // Hundreds of messages, a handful of lines: start, the warning.
+    expect(read(path).trimEnd().split("\n")).toHaveLength(2);
+    pinghub.proc.kill("SIGTERM");
+    await pinghub.exited;
 
-test("info level logs events, never a line per message; warn level hides the start line", async () => {
-  const path = logFile();
-  const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", "--log", path, "--max-backlog", "65536"]);
-  await waitForLine(path, "started");
-  const [, port] = read(path).match(/127\.0\.0\.1:(\d+)/) ?? [];
-  const stalled = await RawWebSocket.connect({ port: Number(port) }, "/log/slow");
-  stalled.pause();
-  const message = "x".repeat(60_000);
-  // Up to 40 MB: far more than the kernel buffers plus the 64 KiB backlog, so the stalled reader is cut off.
-  for (let i = 0; i < 700 && !read(path).includes("slow subscriber"); i++) {
-    await post(`http://127.0.0.1:${port}/log/slow`, message);
-  }
-  await waitForLine(path, 'slow subscriber cut off: over 65536 bytes behind on "/log/slow"');
-  // Hundreds of messages, a handful of lines: start, the warning.
-  expect(read(path).trimEnd().split("\n")).toHaveLength(2);
-  pinghub.proc.kill("SIGTERM");
-  await pinghub.exited;
+    const quiet = join(dir, "quiet.log");
+    const addr = `127.0.0.1:${freePort()}`;
+    const warnOnly = spawnPinghub(["--addr", addr, "--mport", "0", "--log", quiet, "--log-level", "warn"]);
+    for (
+      let i = 0;
+      i < 500 &&
+      !(await fetch(`http://${addr}/`).then(
+        (r) => r.ok,
+        () => false,
+      ));
+      i++
+    ) {
+      await Bun.sleep(10);
+    }
+    warnOnly.proc.kill("SIGTERM");
+    expect(await warnOnly.exited).toBe(0);
+    expect(read(quiet)).toBe("");
+  }));
 
-  const quiet = logFile();
-  const addr = `127.0.0.1:${freePort()}`;
-  const warnOnly = spawnPinghub(["--addr", addr, "--mport", "0", "--log", quiet, "--log-level", "warn"]);
-  for (
-    let i = 0;
-    i < 500 &&
-    !(await fetch(`http://${addr}/`).then(
-      (r) => r.ok,
-      () => false,
-    ));
-    i++
-  ) {
-    await Bun.sleep(10);
-  }
-  warnOnly.proc.kill("SIGTERM");
-  expect(await warnOnly.exited).toBe(0);
-  expect(read(quiet)).toBe("");
-});
-
-test("a fatal start-up error goes to stderr as one line, exit 1, even with --log", async () => {
-  const path = logFile();
-  const socket = join(path, "..", "no-such-dir", "pinghub.sock");
-  const pinghub = spawnPinghub(["--addr", socket, "--mport", "0", "--log", path]);
-  expect(await pinghub.exited).toBe(1);
-  const line = `pinghub: cannot serve on unix:${socket}`;
-  expect(pinghub.stderr().trimEnd().split("\n")).toHaveLength(1);
-  expect(pinghub.stderr()).toStartWith(line);
-  expect(read(path)).toContain(line);
-});
+test("a fatal start-up error goes to stderr as one line, exit 1, even with --log", () =>
+  inScratch("log", async (dir) => {
+    const path = join(dir, "pinghub.log");
+    const socket = join(path, "..", "no-such-dir", "pinghub.sock");
+    const pinghub = spawnPinghub(["--addr", socket, "--mport", "0", "--log", path]);
+    expect(await pinghub.exited).toBe(1);
+    const line = `pinghub: cannot serve on unix:${socket}`;
+    expect(pinghub.stderr().trimEnd().split("\n")).toHaveLength(1);
+    expect(pinghub.stderr()).toStartWith(line);
+    expect(read(path)).toContain(line);
+  }));
 
 test("debug level: one line per refusal with channel and client, one per websocket opened and closed", async () => {
   const pinghub = spawnPinghub([

@@ -2,31 +2,31 @@
 // elsewhere, POSTs in flight finish, the UNIX socket is removed, the stop line is written, exit status 0.
 
 import { expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { RawWebSocket } from "./support/raw-websocket.ts";
+import { inScratch } from "./support/scratch.ts";
 import { freePort, spawnPinghub, spawnServing } from "./support/server.ts";
 
-test("SIGTERM on a UNIX socket: every subscriber sees 1001, the socket file goes, exit 0", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "pinghub-"));
-  const path = join(dir, "pinghub.sock");
-  const log = join(dir, "pinghub.log");
-  const pinghub = spawnPinghub(["--addr", path, "--mport", "0", "--log", log]);
-  await waitUntil(async () => readLog(log).includes("started"));
-  const subscribers = await Promise.all(
-    ["/a", "/a", "/b"].map((channel) => RawWebSocket.connect({ unix: path }, channel)),
-  );
-  expect(subscribers.map((s) => s.status)).toEqual([101, 101, 101]);
+test("SIGTERM on a UNIX socket: every subscriber sees 1001, the socket file goes, exit 0", () =>
+  inScratch("shutdown", async (dir) => {
+    const path = join(dir, "pinghub.sock");
+    const log = join(dir, "pinghub.log");
+    const pinghub = spawnPinghub(["--addr", path, "--mport", "0", "--log", log]);
+    await waitUntil(async () => readLog(log).includes("started"));
+    const subscribers = await Promise.all(
+      ["/a", "/a", "/b"].map((channel) => RawWebSocket.connect({ unix: path }, channel)),
+    );
+    expect(subscribers.map((s) => s.status)).toEqual([101, 101, 101]);
 
-  pinghub.proc.kill("SIGTERM");
-  for (const s of subscribers) expect(await s.closeFrame()).toEqual({ code: 1001, reason: "server shutting down" });
-  expect(await pinghub.exited).toBe(0);
-  expect(existsSync(path)).toBe(false);
-  const lines = readLog(log).trimEnd().split("\n");
-  expect(lines.at(-2)).toContain("stopping on SIGTERM: closing 3 websockets");
-  expect(lines.at(-1)).toContain("pinghub stopped");
-});
+    pinghub.proc.kill("SIGTERM");
+    for (const s of subscribers) expect(await s.closeFrame()).toEqual({ code: 1001, reason: "server shutting down" });
+    expect(await pinghub.exited).toBe(0);
+    expect(existsSync(path)).toBe(false);
+    const lines = readLog(log).trimEnd().split("\n");
+    expect(lines.at(-2)).toContain("stopping on SIGTERM: closing 3 websockets");
+    expect(lines.at(-1)).toContain("pinghub stopped");
+  }));
 
 /**
  * A POST of a 10-byte body that has sent only `firstPart` of it, once the server has begun reading the body:
