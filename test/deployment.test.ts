@@ -5,6 +5,7 @@
 import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { inScratch } from "./support/scratch.ts";
 import { ROOT, spawnPinghub } from "./support/server.ts";
 
@@ -93,4 +94,51 @@ test("the unit's ExecStart serves on its socket, logrotate and reload keep the l
     expect(current).toContain("log file reopened");
     expect(current).toContain("pinghub stopped");
     expect(existsSync(socket)).toBe(false);
+  }));
+
+test("cluster mode as deployed: the unit's EnvironmentFile and examples/pinghub.env bring a node onto Redis", () =>
+  inScratch("deploy-cluster", async (dir) => {
+    if (skipWithoutRedis()) return;
+    expect(setting("EnvironmentFile")).toBe("-/etc/pinghub/pinghub.env");
+    // The variables as systemd reads them from the file: NAME=value lines, comments and blank lines ignored.
+    const env = Object.fromEntries(
+      readFileSync(join(ROOT, "examples", "pinghub.env"), "utf8")
+        .split("\n")
+        .filter((line) => line !== "" && !line.startsWith("#"))
+        .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+    );
+    expect(Object.keys(env)).toEqual(["PINGHUB_REDIS"]);
+    const example = new URL(env.PINGHUB_REDIS ?? "");
+    // A real Redis with the example's password, on a port of the test's own.
+    const redis = await startRedis(
+      undefined,
+      ["--requirepass", decodeURIComponent(example.password)],
+      example.password,
+    );
+    try {
+      example.port = String(redis.port);
+      const flags = setting("ExecStart")
+        .split(" ")
+        .slice(2)
+        .map((a) => a.replace("/run/pinghub", dir).replace("/var/log/pinghub", dir))
+        .map((a) => (a === "8082" ? "0" : a));
+      const pinghub = spawnPinghub(flags, { PINGHUB_REDIS: example.href });
+      const log = join(dir, "pinghub.log");
+      for (let i = 0; i < 500 && !(existsSync(log) && readFileSync(log, "utf8").includes("started")); i++) {
+        await Bun.sleep(10);
+      }
+      const text = readFileSync(log, "utf8");
+      expect(text).toContain(`cluster: connected to redis at redis://:***@127.0.0.1:${redis.port}/0`);
+      expect(text).not.toContain(example.password);
+      const response = await fetch("http://localhost/deployed", {
+        method: "POST",
+        body: "hi",
+        unix: join(dir, "pinghub.sock"),
+      });
+      expect([response.status, response.headers.get("x-pinghub-nodes")]).toEqual([200, "0"]);
+      pinghub.proc.kill("SIGTERM");
+      expect(await pinghub.exited).toBe(0);
+    } finally {
+      await redis.stop();
+    }
   }));
