@@ -264,37 +264,26 @@ export class Hub {
    * BrokerUnavailable when Redis cannot be reached).
    */
   publishPost(channel: string, message: string): number | Promise<number> {
-    const carried = this.broker.publish(channel, message);
-    if (typeof carried === "number") {
-      this.counters.postMessages++;
-      if (carried === 0) this.counters.droppedMessages++;
-      return carried;
-    }
-    return carried.then(this.countPost);
+    return this.publish(channel, message, "postMessages");
   }
 
   /** Publishes a message that a websocket client sent to its own channel, as publishPost does. */
   publishWebsocket(channel: string, message: string): number | Promise<number> {
-    const carried = this.broker.publish(channel, message);
-    if (typeof carried === "number") {
-      this.counters.websocketMessages++;
-      if (carried === 0) this.counters.droppedMessages++;
-      return carried;
-    }
-    return carried.then(this.countWebsocket);
+    return this.publish(channel, message, "websocketMessages");
   }
 
-  private readonly countPost = (nodes: number): number => {
-    this.counters.postMessages++;
-    if (nodes === 0) this.counters.droppedMessages++;
-    return nodes;
-  };
+  /** Hands a message to the broker and counts it, by the door it came in, once the broker has taken it. */
+  private publish(channel: string, message: string, door: "postMessages" | "websocketMessages") {
+    const carried = this.broker.publish(channel, message);
+    if (typeof carried === "number") return this.count(door, carried);
+    return carried.then((reached) => this.count(door, reached));
+  }
 
-  private readonly countWebsocket = (nodes: number): number => {
-    this.counters.websocketMessages++;
-    if (nodes === 0) this.counters.droppedMessages++;
-    return nodes;
-  };
+  private count(door: "postMessages" | "websocketMessages", reached: number): number {
+    this.counters[door]++;
+    if (reached === 0) this.counters.droppedMessages++;
+    return reached;
+  }
 
   /**
    * Hands a message to this node's subscribers of the channel, as the broker says; returns how many. `id` is
