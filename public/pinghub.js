@@ -3,9 +3,14 @@
 //   import { connect } from "https://example.com/pinghub/.pinghub/pinghub.js";
 //   const channel = connect("https://example.com/pinghub/alerts", {
 //     onMessage: (text) => console.log("got", text),
-//     onState: (state) => console.log(state.status),
+//     onState: (state) => {
+//       console.log(state.status);
+//       if (state.status === "live") channel.send("hello");
+//     },
 //   });
-//   channel.send("hello");
+//
+// send() publishes only while the channel is live: it returns false, and sends nothing, until the websocket has
+// opened (so not right after connect() returns), while reconnecting, and for an empty text. Nothing is queued.
 //
 // It keeps the connection up by itself: an empty keepalive message every 30 s (the server echoes it to the
 // sender alone; it never reaches onMessage), and after any close a new connection with exponential backoff and
