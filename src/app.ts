@@ -7,6 +7,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { Config } from "./config.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { CHANNEL_PAGE_HEADERS, CLIENT_LIBRARY_PATH, channelPage, clientLibraryResponse } from "./page.ts";
+import { plainText } from "./plain-text.ts";
 import type { PostPublisher } from "./post.ts";
 
 export interface ChannelBindings {
@@ -27,9 +28,9 @@ export function createApp(config: Config, post: PostPublisher, hooks: AppHooks =
   if (hooks.middleware) app.use(hooks.middleware);
   app.onError((error, c) => {
     // A body cut short or not parsable as chunked is the client's doing: neither a server error nor worth a line.
-    if (c.req.raw.signal.aborted) return c.text("bad request: the body was cut short or malformed\n", 400);
+    if (c.req.raw.signal.aborted) return plainText("bad request: the body was cut short or malformed\n", 400);
     hooks.error?.(error);
-    return c.text("internal error\n", 500);
+    return plainText("internal error\n", 500);
   });
 
   // The browser client library at its one reserved path (see page.ts). GET and HEAD only: a websocket or a POST
@@ -54,7 +55,7 @@ export function createApp(config: Config, post: PostPublisher, hooks: AppHooks =
   app.options("*", (c) => {
     const origin = c.req.header("origin");
     if (origin === undefined || c.req.header("access-control-request-method") === undefined) {
-      return c.text(`method not allowed: use ${ALLOWED_METHODS}\n`, 405, { Allow: ALLOWED_METHODS });
+      return notAllowed();
     }
     if (!originAllowed(config.origin, origin)) return forbiddenOrigin(config.origin);
     return c.body(null, 204, {
@@ -62,11 +63,15 @@ export function createApp(config: Config, post: PostPublisher, hooks: AppHooks =
       "Access-Control-Allow-Methods": "GET, POST",
       "Access-Control-Allow-Headers": "Last-Event-ID, Content-Type",
       "Access-Control-Max-Age": "86400",
+      // As for the stream itself (sse.ts): cookies only for the sites --origin names.
+      ...(config.origin === undefined ? {} : { "Access-Control-Allow-Credentials": "true" }),
       Vary: "Origin",
     });
   });
 
-  app.all("*", (c) => c.text(`method not allowed: use ${ALLOWED_METHODS}\n`, 405, { Allow: ALLOWED_METHODS }));
+  app.all("*", notAllowed);
 
   return app;
 }
+
+const notAllowed = () => plainText(`method not allowed: use ${ALLOWED_METHODS}\n`, 405, { Allow: ALLOWED_METHODS });

@@ -20,7 +20,8 @@ const FLAGS: Record<string, Flag> = {
     key: "addr",
     valueHint: "address",
     description:
-      "where to serve channels: host:port, :port (all interfaces), [::1]:port, or an absolute UNIX socket path",
+      "where to serve channels: host:port, :port (all interfaces), [::1]:port, or a UNIX socket as an absolute " +
+      "path or unix:/path",
     default: DEFAULTS.addr,
   },
   mport: {
@@ -99,7 +100,7 @@ const FLAGS: Record<string, Flag> = {
   "history-memory": {
     key: "historyMemory",
     valueHint: "bytes",
-    description: "most memory all histories may use on a single node; the least recently used go first",
+    description: "most memory all histories may use on a single node; the least recently published go first",
     default: DEFAULTS.historyMemory,
   },
   "socket-mode": {

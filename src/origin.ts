@@ -6,7 +6,7 @@
 // each exact (`https://example.com`) or a pattern for its subdomains (`https://*.example.com`, which matches
 // `https://www.example.com` and `https://a.b.example.com` but not `https://example.com` itself).
 
-import { PLAIN_TEXT } from "./try-again.ts";
+import { plainText } from "./plain-text.ts";
 
 /** True when the request may go on: no --origin, no Origin header, or one the list allows. */
 export function originAllowed(allowed: readonly string[] | undefined, header: string | null): boolean {
@@ -26,10 +26,7 @@ export function originAllowed(allowed: readonly string[] | undefined, header: st
 
 /** The 403 for a page from a site the list does not allow. */
 export function forbiddenOrigin(allowed: readonly string[] | undefined): Response {
-  return new Response(`forbidden: Origin is not ${(allowed ?? []).join(" or ")}\n`, {
-    status: 403,
-    headers: { "Content-Type": PLAIN_TEXT },
-  });
+  return plainText(`forbidden: Origin is not ${(allowed ?? []).join(" or ")}\n`, 403);
 }
 
 function matches(entry: string, origin: URL): boolean {

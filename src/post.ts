@@ -6,13 +6,13 @@
 import type { Config } from "./config.ts";
 import type { Hub } from "./hub.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import { plainText } from "./plain-text.ts";
 import type { Refuse } from "./refusal.ts";
-import { PLAIN_TEXT, tryAgainLater } from "./try-again.ts";
+import { tryAgainLater } from "./try-again.ts";
 
 export const SUBSCRIBERS_HEADER = "X-Pinghub-Subscribers";
 /** Cluster mode's answer: no node knows the whole cluster's subscribers, Redis knows the nodes that had some. */
 export const NODES_HEADER = "X-Pinghub-Nodes";
-const TEXT = PLAIN_TEXT;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 export interface PostPublisher {
@@ -28,7 +28,7 @@ export function createPostPublisher(hub: Hub, config: Config, refused: Refuse): 
   const limit = config.maxMessageSize;
   const tooLarge = (channel: string, req: Request) => {
     refused("too_large", channel, req);
-    return plain(`message too large: the limit is ${limit} bytes\n`, 413);
+    return plainText(`message too large: the limit is ${limit} bytes\n`, 413);
   };
 
   const countHeader = hub.broker.cluster === undefined ? SUBSCRIBERS_HEADER : NODES_HEADER;
@@ -40,7 +40,7 @@ export function createPostPublisher(hub: Hub, config: Config, refused: Refuse): 
       message = strictUtf8.decode(body);
     } catch {
       refused("not_utf8", channel, req);
-      return plain("message is not valid UTF-8\n", 400);
+      return plainText("message is not valid UTF-8\n", 400);
     }
     // An empty body is accepted and dropped, as the original did: there is nothing to deliver.
     if (message.length === 0) return accepted(0);
@@ -69,8 +69,4 @@ export function createPostPublisher(hub: Hub, config: Config, refused: Refuse): 
       return req.bytes().then((body) => publishBody(channel, body, req));
     },
   };
-}
-
-function plain(text: string, status: number): Response {
-  return new Response(text, { status, headers: { "Content-Type": TEXT } });
 }

@@ -51,9 +51,14 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
       "X-Accel-Buffering": "no",
       Vary: "Accept, Origin",
     };
-    // Cross-origin EventSource: the allowed origin (any, without --origin) may read the stream.
+    // Cross-origin EventSource: the allowed origin (any, without --origin) may read the stream. With its cookies
+    // (withCredentials) only where --origin names the sites: an auth proxy in front may let cookies choose the
+    // channels a visitor can read, and no other site's page may read them in the visitor's name.
     const origin = req.headers.get("origin");
-    if (origin !== null) result["Access-Control-Allow-Origin"] = origin;
+    if (origin !== null) {
+      result["Access-Control-Allow-Origin"] = origin;
+      if (config.origin !== undefined) result["Access-Control-Allow-Credentials"] = "true";
+    }
     return result;
   }
 

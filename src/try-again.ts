@@ -2,11 +2,7 @@
 // never left thinking a message went out. A POST or an upgrade gets 503 with Retry-After; a websocket that
 // publishes is closed with 1013, "try again later".
 
-/**
- * The Content-Type of every plain-text answer, written as Bun writes it for the "OK" of a POST (a string body
- * gets it without a header to build), so that every answer, accepted or refused, says the same.
- */
-export const PLAIN_TEXT = "text/plain;charset=utf-8";
+import { plainText } from "./plain-text.ts";
 
 /** Seconds a refused client is told to wait: the broker tries to reach Redis again at least this often. */
 export const RETRY_AFTER_SECONDS = 1;
@@ -16,8 +12,5 @@ export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /** 503 with Retry-After and the one-line reason. */
 export function tryAgainLater(reason: string): Response {
-  return new Response(`unavailable: ${reason}\n`, {
-    status: 503,
-    headers: { "Content-Type": PLAIN_TEXT, "Retry-After": String(RETRY_AFTER_SECONDS) },
-  });
+  return plainText(`unavailable: ${reason}\n`, 503, { "Retry-After": String(RETRY_AFTER_SECONDS) });
 }

@@ -60,8 +60,9 @@ test("every plain-text answer, accepted or refused, has the one Content-Type the
       fetch(small.http("/ct"), { method: "POST", body: "too long" }),
       fetch(small.http("/ct"), { method: "POST", body: "x", headers: { Origin: "https://evil.example" } }),
       fetch(small.http("/ct"), { method: "POST", body: new Uint8Array([0xff]) }),
+      fetch(small.http("/ct"), { method: "PUT", body: "x" }),
     ]);
-    expect(answers.map((a) => a.status)).toEqual([200, 413, 403, 400]);
+    expect(answers.map((a) => a.status)).toEqual([200, 413, 403, 400, 405]);
     for (const answer of answers) expect(answer.headers.get("content-type")).toBe("text/plain;charset=utf-8");
   } finally {
     await small.stop();

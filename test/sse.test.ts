@@ -207,6 +207,8 @@ describe("Origin and CORS", () => {
     const allowed = await events("/sse/o", { Origin: "https://app.example" }, guarded);
     expect(allowed.status).toBe(200);
     expect(allowed.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    // Cookies too (EventSource withCredentials), since --origin names the site.
+    expect(allowed.headers.get("access-control-allow-credentials")).toBe("true");
     // Without an Origin (curl, a server): no CORS header, and the stream as usual.
     const plain = await events("/sse/o", {}, guarded);
     expect([plain.status, plain.headers.get("access-control-allow-origin")]).toEqual([200, null]);
@@ -232,6 +234,8 @@ describe("Origin and CORS", () => {
   test("without --origin any origin may read the stream", async () => {
     const s = await events("/sse/any", { Origin: "https://anywhere.example" });
     expect(s.headers.get("access-control-allow-origin")).toBe("https://anywhere.example");
+    // But not with the visitor's cookies: any site could then read what an auth proxy lets those cookies see.
+    expect(s.headers.get("access-control-allow-credentials")).toBeNull();
   });
 });
 
