@@ -3,17 +3,18 @@
 // and a ratio taken within each pair cancels most of it.
 
 import { waitForQuiet } from "./measure.ts";
-import { SERVER_KINDS, type ServerKind } from "./servers.ts";
+import { type FloorKind, SERVER_KINDS, type ServerKind } from "./servers.ts";
 import { median } from "./stats.ts";
 
-export type PerServer<T> = Record<ServerKind, T>;
+export type PerServer<T> = Record<FloorKind, T>;
 
-export interface Alternated<T> extends PerServer<T[]> {
+/** Each server's runs, in order, for the two servers of a comparison (the floor's and pinghub's by default). */
+export type Alternated<T, K extends ServerKind = FloorKind> = Record<K, T[]> & {
   /** Pairs measured again because other work on the machine disturbed a first attempt. */
   redone: number;
   /** Seconds spent waiting for the machine to be quiet before pairs. */
   waited: number;
-}
+};
 
 export interface Patience {
   /** Attempts at a pair that other work disturbed; the last one is kept, disturbed or not. */
@@ -32,23 +33,26 @@ export const DISTURBED_SHARE = 0.05;
  * Runs `measure` `pairs` times for each server, alternating; returns each server's runs in order. A pair with
  * a disturbed run (`otherShare` above DISTURBED_SHARE) is measured again, up to `patience.attempts` times in
  * all; the last attempt is kept, disturbed or not. Each attempt waits first for a quiet machine, a while.
+ * `kinds` are the two servers, the one compared against first: the floor and pinghub unless given.
  */
-export async function alternate<T>(
+export async function alternate<T, K extends ServerKind = FloorKind>(
   pairs: number,
-  measure: (kind: ServerKind, pair: number) => Promise<T>,
+  measure: (kind: K, pair: number) => Promise<T>,
   otherShare: (run: T) => number,
   patience: Patience,
-): Promise<Alternated<T>> {
-  const runs: Alternated<T> = { floor: [], pinghub: [], redone: 0, waited: 0 };
+  kinds: readonly [K, K] = SERVER_KINDS as readonly ServerKind[] as readonly [K, K],
+): Promise<Alternated<T, K>> {
+  const [first, second] = kinds;
+  const runs = { [first]: [], [second]: [], redone: 0, waited: 0 } as unknown as Alternated<T, K>;
   for (let pair = 0; pair < pairs; pair++) {
     for (let attempt = 1; ; attempt++) {
       if (patience.quietSeconds > 0) runs.waited += await waitForQuiet(patience.quietSeconds);
-      const floor = await measure(SERVER_KINDS[0] as ServerKind, pair);
-      const pinghub = await measure(SERVER_KINDS[1] as ServerKind, pair);
-      const disturbed = Math.max(otherShare(floor), otherShare(pinghub)) > DISTURBED_SHARE;
+      const a = await measure(first, pair);
+      const b = await measure(second, pair);
+      const disturbed = Math.max(otherShare(a), otherShare(b)) > DISTURBED_SHARE;
       if (!disturbed || attempt >= patience.attempts) {
-        runs.floor.push(floor);
-        runs.pinghub.push(pinghub);
+        (runs[first] as T[]).push(a);
+        (runs[second] as T[]).push(b);
         break;
       }
       runs.redone++;
@@ -64,5 +68,15 @@ export function medianOf<T>(runs: readonly T[], figure: (run: T) => number): num
 
 /** pinghub / floor for one figure: the median of the ratios within each pair. */
 export function pairedRatio<T>(runs: PerServer<T[]>, figure: (run: T) => number): number {
-  return median(runs.pinghub.map((run, i) => figure(run) / figure(runs.floor[i] as T)));
+  return median(pairedRatios(runs.floor, runs.pinghub, figure));
+}
+
+/** `measured` / `base` for one figure, pair by pair. */
+export function pairedRatios<T>(base: readonly T[], measured: readonly T[], figure: (run: T) => number): number[] {
+  return measured.map((run, i) => figure(run) / figure(base[i] as T));
+}
+
+/** `measured` − `base` for one figure, pair by pair. */
+export function pairedDifferences<T>(base: readonly T[], measured: readonly T[], figure: (run: T) => number): number[] {
+  return measured.map((run, i) => figure(run) - figure(base[i] as T));
 }

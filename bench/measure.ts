@@ -88,6 +88,8 @@ export interface CpuUse {
   server: number;
   /** The load generator: this process, plus a load tool it ran (wrk) when given. */
   load: number;
+  /** A cluster node's redis-server; 0 for the other servers (and absent from results of older runs). */
+  redis: number;
   /** Everything else on the machine: other people's work, which disturbs the figures. */
   other: number;
 }
@@ -97,28 +99,36 @@ export interface CpuSnapshot {
   server: number;
   own: number;
   machine: number;
+  /** The redis-server whose CPU time is counted apart, and its CPU seconds so far. */
+  redisPid: number | undefined;
+  redis: number;
 }
 
-export function cpuSnapshot(serverPid: number): CpuSnapshot {
+/** CPU times now: the server's, and the redis-server's when `redisPid` is given (a cluster node's). */
+export function cpuSnapshot(serverPid: number, redisPid?: number): CpuSnapshot {
   return {
     at: performance.now(),
     server: cpuSeconds(serverPid),
     own: ownCpuSeconds(),
     machine: machineProcessSeconds(),
+    redisPid,
+    redis: redisPid === undefined ? 0 : cpuSeconds(redisPid),
   };
 }
 
 /** CPU use since `start`; `toolCpu` is what a child load tool (wrk) used meanwhile, counted to the load. */
 export function cpuSince(start: CpuSnapshot, serverPid: number, toolCpu = 0): CpuUse {
-  const now = cpuSnapshot(serverPid);
+  const now = cpuSnapshot(serverPid, start.redisPid);
   const server = now.server - start.server;
   const load = now.own - start.own + toolCpu;
+  const redis = now.redis - start.redis;
   return {
     seconds: (now.at - start.at) / 1000,
     server,
     load,
+    redis,
     // Ticks are counted per core and per process separately, so this may dip a little below zero.
-    other: Math.max(0, now.machine - start.machine - server - load),
+    other: Math.max(0, now.machine - start.machine - server - load - redis),
   };
 }
 

@@ -25,6 +25,11 @@ export interface Plan {
   };
   idle: { connections: number; settleSeconds: number };
   post: { connections: number; seconds: number; warmupSeconds: number };
+  /**
+   * The cluster scenario: fan-out and POST as sized above, a single node against a cluster node through Redis,
+   * in this many pairs each.
+   */
+  cluster: { pairs: number; postPairs: number };
   growth: {
     /** Floor/pinghub pairs per point: fewer than the headline scenarios, as there are many points. */
     pairs: number;
@@ -53,6 +58,7 @@ export const FULL: Plan = {
   },
   idle: { connections: 10_000, settleSeconds: 1 },
   post: { connections: 50, seconds: 5, warmupSeconds: 1 },
+  cluster: { pairs: 5, postPairs: 9 },
   growth: {
     pairs: 3,
     seconds: 1.5,
@@ -80,6 +86,7 @@ export const SMOKE: Plan = {
   },
   idle: { connections: 200, settleSeconds: 0.1 },
   post: { connections: 10, seconds: 1, warmupSeconds: 0 },
+  cluster: { pairs: 1, postPairs: 1 },
   growth: {
     pairs: 1,
     seconds: 0.2,

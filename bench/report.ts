@@ -1,15 +1,27 @@
 // The report: every figure as a median over the runs of each server, pinghub's ratio to the floor (the median
 // of the ratios within each pair), the targets of issue 6 and whether each is met, and, from the CPU shares,
-// what limited each figure. Markdown, to be read as it is and pasted into BENCHMARKS.md.
+// what limited each figure; then the cluster scenario, a cluster node against a single node, with the targets
+// of issue 10. Markdown, to be read as it is and pasted into BENCHMARKS.md.
 
-import { type Alternated, DISTURBED_SHARE, medianOf, type PerServer, pairedRatio } from "./compare.ts";
+import {
+  type Alternated,
+  DISTURBED_SHARE,
+  medianOf,
+  type PerServer,
+  pairedDifferences,
+  pairedRatio,
+  pairedRatios,
+} from "./compare.ts";
 import type { PhaseResult } from "./load/fanout.ts";
-import type { Machine } from "./measure.ts";
+import type { CpuUse, Machine } from "./measure.ts";
+import type { RedisPlace } from "./pinning.ts";
 import type { Plan } from "./plan.ts";
 import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
 import type { IdleRun } from "./scenarios/idle.ts";
 import type { PostRun } from "./scenarios/post.ts";
+import type { ClusterKind } from "./servers.ts";
+import { median } from "./stats.ts";
 
 export interface Results {
   plan: Plan;
@@ -21,6 +33,35 @@ export interface Results {
   idle?: Alternated<IdleRun>;
   post?: Alternated<PostRun>;
   growth?: { point: GrowthPoint; runs: Alternated<GrowthRun> }[];
+  cluster?: ClusterResults;
+}
+
+/** The cluster scenario: a single node (`pinghub`) against a cluster node (`cluster`), in pairs. */
+export interface ClusterResults {
+  /** Where redis-server ran, in words. */
+  redis: string;
+  redisPlace: RedisPlace;
+  /** Why the scenario did not run (no redis-server here), when it did not. */
+  skipped?: string;
+  fanout?: Alternated<FanoutRun, ClusterKind>;
+  post?: Alternated<PostRun, ClusterKind>;
+}
+
+/** A target of the cluster scenario: the cluster node's figure against the single node's. */
+export interface ClusterTarget {
+  name: string;
+  unit: string;
+  /** Medians over each server's runs. */
+  single: number;
+  cluster: number;
+  /** cluster / single (median of the paired ratios); undefined for a target that is not a ratio. */
+  ratio: number | undefined;
+  /** For a target on a difference: cluster − single, the median of the paired differences. */
+  added?: number;
+  /** The lowest and highest of the paired ratios (or differences). */
+  range?: [number, number];
+  goal: string;
+  met: boolean;
 }
 
 export interface Target {
@@ -117,6 +158,89 @@ export function targets(results: Results): Target[] {
   return list;
 }
 
+/** The targets of issue 10: what a cluster node costs against a single node. */
+export function clusterTargets(results: Results): ClusterTarget[] {
+  const list: ClusterTarget[] = [];
+  const cluster = results.cluster;
+  if (cluster === undefined) return list;
+  function ratioTarget<T>(
+    name: string,
+    unit: string,
+    runs: Alternated<T, ClusterKind>,
+    figure: (r: T) => number,
+    most: number,
+  ) {
+    const ratios = pairedRatios(runs.pinghub, runs.cluster, figure);
+    const ratio = median(ratios);
+    list.push({
+      name,
+      unit,
+      single: medianOf(runs.pinghub, figure),
+      cluster: medianOf(runs.cluster, figure),
+      ratio,
+      range: [Math.min(...ratios), Math.max(...ratios)],
+      goal: most >= 1 ? `≤ ${most} × single node` : `≥ ${most} × single node`,
+      met: most >= 1 ? ratio <= most : ratio >= most,
+    });
+  }
+  const { fanout, post } = cluster;
+  if (fanout) {
+    const names = fanout.pinghub[0]?.phases.map((p) => p.name) ?? [];
+    // The fixed-rate phases: the closed loop's CPU per delivery depends on how deliveries batch, not a target.
+    const rates = names.slice(0, -1);
+    rates.forEach((name, i) => {
+      ratioTarget(
+        `fan-out ${name}: server CPU per delivery`,
+        "µs",
+        fanout,
+        (r) => phaseAt(r, i).serverCpuMicrosPerDelivery,
+        1.1,
+      );
+    });
+    const first = rates[0];
+    if (first !== undefined) {
+      const p99 = (r: FanoutRun) => phaseAt(r, 0).latencyP99Ms;
+      const added = pairedDifferences(fanout.pinghub, fanout.cluster, p99);
+      const middle = median(added);
+      list.push({
+        name: `fan-out ${first}: latency p99 added`,
+        unit: "ms",
+        single: medianOf(fanout.pinghub, p99),
+        cluster: medianOf(fanout.cluster, p99),
+        ratio: undefined,
+        added: middle,
+        range: [Math.min(...added), Math.max(...added)],
+        goal: "≤ 2 ms added",
+        met: middle <= 2,
+      });
+    }
+    const bad = (runs: FanoutRun[]) =>
+      runs.reduce(
+        (sum, r) => sum + r.phases.reduce((s, p) => s + p.result.lost + p.result.outOfOrder + p.result.disconnected, 0),
+        0,
+      );
+    list.push({
+      name: "fan-out: messages lost, out of order or disconnected, all runs and phases",
+      unit: "",
+      single: bad(fanout.pinghub),
+      cluster: bad(fanout.cluster),
+      ratio: undefined,
+      goal: "0",
+      met: bad(fanout.cluster) === 0,
+    });
+  }
+  if (post) {
+    ratioTarget(
+      `POST, ${results.plan.post.connections} keep-alive connections: requests/s`,
+      "/s",
+      post,
+      (r) => r.requestsPerSecond,
+      0.7,
+    );
+  }
+  return list;
+}
+
 function phaseAt(run: FanoutRun, i: number): PhaseResult {
   return (run.phases[i] as FanoutRun["phases"][number]).result;
 }
@@ -164,10 +288,39 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     out("");
   }
 
+  const clusterList = clusterTargets(results);
+  if (clusterList.length > 0) {
+    out(
+      "## Cluster targets",
+      "",
+      "One cluster node, every message through Redis, against a single node: see [5. Cluster](#5-cluster-one-node-through-redis-against-a-single-node).",
+      "",
+      "| target | single node | cluster node | cluster / single | pairs' range | goal | met |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
+    );
+    for (const t of clusterList) {
+      const signed = (v: number) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}`;
+      const compared =
+        t.added !== undefined ? `${signed(t.added)} ${t.unit}` : t.ratio === undefined ? "" : `${t.ratio.toFixed(2)} ×`;
+      const range =
+        t.range === undefined
+          ? ""
+          : t.added !== undefined
+            ? `${signed(t.range[0])} to ${signed(t.range[1])} ${t.unit}`
+            : `${t.range[0].toFixed(2)}–${t.range[1].toFixed(2)}`;
+      out(
+        `| ${t.name} | ${figure(t.single, t.unit)} | ${figure(t.cluster, t.unit)} | ${compared} | ${range} | ${t.goal} | ` +
+          `${t.met ? "yes" : "**no**"} |`,
+      );
+    }
+    out("");
+  }
+
   if (results.fanout) renderFanout(out, results.fanout, plan);
   if (results.idle) renderIdle(out, results.idle);
   if (results.post) renderPost(out, results.post, plan);
   if (results.growth) renderGrowth(out, results.growth, plan, plotFile);
+  if (results.cluster) renderCluster(out, results.cluster, plan);
   return `${lines.join("\n")}\n`;
 }
 
@@ -185,6 +338,11 @@ function redoneSummary(results: Results): string {
   if (results.growth) {
     parts.push(`growth ${results.growth.reduce((sum, g) => sum + g.runs.redone, 0)}`);
     waited += results.growth.reduce((sum, g) => sum + g.runs.waited, 0);
+  }
+  const cluster = [results.cluster?.fanout, results.cluster?.post];
+  if (cluster.some((r) => r !== undefined)) {
+    parts.push(`cluster fan-out ${cluster[0]?.redone ?? 0}, cluster POST ${cluster[1]?.redone ?? 0}`);
+    waited += cluster.reduce((sum, r) => sum + (r?.waited ?? 0), 0);
   }
   return `pairs redone: ${parts.join(", ")}; waited ${waited.toFixed(0)} s in all`;
 }
@@ -360,20 +518,203 @@ function renderGrowth(
   out("", `Lost, out of order or disconnected over all growth runs: ${bad}.`, "");
 }
 
+function renderCluster(out: Out, cluster: ClusterResults, plan: Plan): void {
+  out("## 5. Cluster: one node through Redis against a single node", "");
+  if (cluster.skipped !== undefined) {
+    out(`Not run: ${cluster.skipped}.`, "");
+    return;
+  }
+  out(
+    "Each pair is a single node (pinghub as above) and then a cluster node: the same command with " +
+      "`--redis redis://127.0.0.1:PORT`, and a fresh redis-server of its own for each run, started by the " +
+      'benchmark (`redis-server --port PORT --bind 127.0.0.1 --save "" --appendonly no`: persistence off, ' +
+      "loopback TCP). A cluster node PUBLISHes every message to Redis and delivers it to its own subscribers " +
+      `when it comes back: one hop more, node to Redis to node. ${cluster.redis}. Redis's CPU time is read from ` +
+      "its /proc/PID/stat as the server's is, and counted apart: it is in neither the server's figures nor " +
+      `other processes'. ${plan.cluster.pairs} pairs for fan-out, ${plan.cluster.postPairs} for POST; ` +
+      "figures are medians over each server's runs, a ratio is the median of the cluster / single ratios " +
+      "within each pair.",
+    "",
+  );
+  const headers: [string, string, string] = ["single node", "cluster node", "cluster / single"];
+  const perCore = (cpu: CpuUse) => coreShares(cpu, cluster.redisPlace);
+  const busyCores = <T>(runs: Alternated<T, ClusterKind>, cpu: (run: T) => CpuUse) =>
+    (["pinghub", "cluster"] as const)
+      .map((kind) => {
+        const all = runs[kind].map((r) => perCore(cpu(r)));
+        const name = kind === "pinghub" ? "single node" : "cluster node";
+        return `${name}: ${limitName(
+          all.every((c) => c.server >= BUSY),
+          all.every((c) => c.load >= BUSY),
+        )}`;
+      })
+      .join("; ");
+  const where = cluster.redisPlace === "server" ? "the server's" : "the load generator's";
+
+  const { fanout, post } = cluster;
+  if (fanout) {
+    const f = plan.fanout;
+    out(
+      `### Fan-out through Redis: ${f.subscribers} subscribers on one channel, ${f.messageSize}-byte messages`,
+      "",
+      `As in scenario 1: one subscriber publishes by websocket, ${f.rates.join(" and then ")} messages/s for ` +
+        `${f.rateSeconds} s each, then "max" (${f.window} in flight) for ${f.maxSeconds} s. On the cluster node ` +
+        "each message is one PUBLISH to Redis and one message back from it, whatever the number of subscribers.",
+      "",
+    );
+    const names = fanout.pinghub[0]?.phases.map((p) => p.name) ?? [];
+    names.forEach((name, i) => {
+      const phase = (r: FanoutRun) => phaseAt(r, i);
+      const per = (r: FanoutRun, seconds: number) => (seconds / phase(r).deliveries) * 1e6;
+      out(`#### ${name}`, "");
+      pairedTable(out, headers, fanout.pinghub, fanout.cluster, [
+        ["deliveries/s", (r) => phase(r).deliveriesPerSecond, num],
+        ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => `${v.toFixed(3)} µs`],
+        ["Redis CPU per delivery", (r) => per(r, phase(r).cpu.redis), (v) => (v === 0 ? "–" : `${v.toFixed(3)} µs`)],
+        [
+          "server + Redis CPU per delivery",
+          (r) => per(r, phase(r).cpu.server + phase(r).cpu.redis),
+          (v) => `${v.toFixed(3)} µs`,
+        ],
+        [
+          "Redis CPU per message published",
+          (r) => (phase(r).cpu.redis / phase(r).published) * 1e6,
+          (v) => (v === 0 ? "–" : micros(v)),
+        ],
+        ["latency p50", (r) => phase(r).latencyP50Ms, ms],
+        ["latency p99", (r) => phase(r).latencyP99Ms, ms],
+        ["latency max", (r) => phase(r).latencyMaxMs, ms],
+        ["server CPU share", (r) => share(phase(r), "server"), pct],
+        ["Redis CPU share", (r) => share(phase(r), "redis"), (v) => (v === 0 ? "–" : pct(v))],
+        ["load generator CPU share", (r) => share(phase(r), "load"), pct],
+        ["other processes' CPU share", (r) => share(phase(r), "other"), pct],
+        ["lost", (r) => phase(r).lost, int],
+        ["out of order", (r) => phase(r).outOfOrder, int],
+        ["subscribers disconnected", (r) => phase(r).disconnected, int],
+      ]);
+      const added = pairedDifferences(fanout.pinghub, fanout.cluster, (r) => phase(r).latencyP99Ms);
+      const busy = busyCores(fanout, (r) => phase(r).cpu);
+      out(
+        "",
+        `Latency p99 added by the cluster node (median of the paired differences): ${signedMs(median(added))} ` +
+          `(pairs: ${added.map(signedMs).join(", ")}).`,
+        "",
+        name === "max"
+          ? `Limited by (Redis counted on ${where} core): ${busy}.`
+          : `Deliveries/s is the offered rate. Cores at least 90 % busy (Redis counted on ${where} core): ${busy}.`,
+        "",
+      );
+    });
+    out(
+      "Every run, in the order measured:",
+      "",
+      "| pair | server | phase | deliveries/s | CPU/delivery | Redis CPU/delivery | p50 | p99 | server / Redis / load / other CPU | lost | out of order |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    );
+    eachPair(fanout, (kind, i, run) => {
+      for (const { name, result: p } of run.phases) {
+        const redis = kind === "cluster" ? `${((p.cpu.redis / p.deliveries) * 1e6).toFixed(3)} µs` : "–";
+        out(
+          `| ${i + 1} | ${kind === "pinghub" ? "single" : kind} | ${name} | ${num(p.deliveriesPerSecond)} | ` +
+            `${p.serverCpuMicrosPerDelivery.toFixed(3)} µs | ${redis} | ${ms(p.latencyP50Ms)} | ${ms(p.latencyP99Ms)} | ` +
+            `${pct(share(p, "server"))} / ${pct(share(p, "redis"))} / ${pct(share(p, "load"))} / ${pct(share(p, "other"))} | ` +
+            `${p.lost} | ${p.outOfOrder} |`,
+        );
+      }
+    });
+    out("");
+  }
+
+  if (post) {
+    const tool = post.pinghub[0]?.tool ?? post.cluster[0]?.tool;
+    out(
+      `### POST through Redis: ${plan.post.connections} keep-alive connections, ${plan.post.seconds} s`,
+      "",
+      `As in scenario 3, with ${tool === "wrk" ? "wrk" : "the Bun fallback (wrk not found)"}: 64-byte bodies to ` +
+        "one channel with one websocket subscriber reading. On the cluster node a POST is answered once Redis " +
+        "has taken its PUBLISH, and the subscriber gets the message when it comes back from Redis.",
+      "",
+    );
+    const perRequest = (seconds: number, r: PostRun) => (seconds / r.requests) * 1e6;
+    pairedTable(out, headers, post.pinghub, post.cluster, [
+      ["requests/s", (r) => r.requestsPerSecond, num],
+      ["latency p50", (r) => r.latencyP50Ms, ms],
+      ["latency p99", (r) => r.latencyP99Ms, ms],
+      ["server CPU per request", (r) => r.serverCpuMicrosPerRequest, micros],
+      ["Redis CPU per request", (r) => perRequest(r.cpu.redis, r), (v) => (v === 0 ? "–" : micros(v))],
+      ["server + Redis CPU per request", (r) => perRequest(r.cpu.server + r.cpu.redis, r), micros],
+      ["server CPU share", (r) => r.cpu.server / r.cpu.seconds, pct],
+      ["Redis CPU share", (r) => r.cpu.redis / r.cpu.seconds, (v) => (v === 0 ? "–" : pct(v))],
+      [`load generator CPU share (${tool})`, (r) => r.cpu.load / r.cpu.seconds, pct],
+      ["other processes' CPU share", (r) => r.cpu.other / r.cpu.seconds, pct],
+      ["errors", (r) => r.errors, int],
+      ["messages delivered to the subscriber", (r) => r.delivered, int],
+    ]);
+    out(
+      "",
+      `Limited by (Redis counted on ${where} core): ${busyCores(post, (r) => r.cpu)}.`,
+      "",
+      "Every run, in the order measured:",
+      "",
+      "| pair | server | requests/s | p50 | p99 | CPU/request | Redis CPU/request | server / Redis / load / other CPU | errors | delivered |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    );
+    eachPair(post, (kind, i, r) => {
+      const c = r.cpu;
+      const redis = kind === "cluster" ? micros(perRequest(c.redis, r)) : "–";
+      out(
+        `| ${i + 1} | ${kind === "pinghub" ? "single" : kind} | ${num(r.requestsPerSecond)} | ${ms(r.latencyP50Ms)} | ` +
+          `${ms(r.latencyP99Ms)} | ${micros(r.serverCpuMicrosPerRequest)} | ${redis} | ` +
+          `${pct(c.server / c.seconds)} / ${pct(c.redis / c.seconds)} / ${pct(c.load / c.seconds)} / ` +
+          `${pct(c.other / c.seconds)} | ${r.errors} | ${r.delivered} |`,
+      );
+    });
+    out("");
+  }
+}
+
+/** The two cores' shares over a run, with Redis's time counted on the core it shares. */
+function coreShares(cpu: CpuUse, place: RedisPlace): { server: number; load: number } {
+  const redis = cpu.redis / cpu.seconds;
+  return {
+    server: cpu.server / cpu.seconds + (place === "server" ? redis : 0),
+    load: cpu.load / cpu.seconds + (place === "load" ? redis : 0),
+  };
+}
+
+function eachPair<T>(runs: Alternated<T, ClusterKind>, f: (kind: ClusterKind, i: number, run: T) => void): void {
+  const n = Math.max(runs.pinghub.length, runs.cluster.length);
+  for (let i = 0; i < n; i++) {
+    for (const kind of ["pinghub", "cluster"] as const) {
+      const run = runs[kind][i];
+      if (run !== undefined) f(kind, i, run);
+    }
+  }
+}
+
+type Row<T> = [string, (run: T) => number, (value: number) => string];
+
 /** A table of medians, one row per figure: floor, pinghub, and the median of the paired ratios. */
-function comparisonTable<T>(
+function comparisonTable<T>(out: Out, runs: PerServer<T[]>, rows: Row<T>[]): void {
+  pairedTable(out, ["floor", "pinghub", "pinghub / floor"], runs.floor, runs.pinghub, rows);
+}
+
+/** The same for any two servers: the one compared against, the one measured, and the paired ratios' median. */
+function pairedTable<T>(
   out: Out,
-  runs: PerServer<T[]>,
-  rows: [string, (run: T) => number, (value: number) => string][],
+  headers: [string, string, string],
+  base: readonly T[],
+  measured: readonly T[],
+  rows: Row<T>[],
 ): void {
   out(
-    `| median of ${Math.max(runs.floor.length, runs.pinghub.length)} runs | floor | pinghub | pinghub / floor |`,
+    `| median of ${Math.max(base.length, measured.length)} runs | ${headers.join(" | ")} |`,
     "| --- | --- | --- | --- |",
   );
   for (const [name, figure, format] of rows) {
-    const ratio = pairedRatio(runs, figure);
+    const ratio = median(pairedRatios(base, measured, figure));
     out(
-      `| ${name} | ${format(medianOf(runs.floor, figure))} | ${format(medianOf(runs.pinghub, figure))} | ` +
+      `| ${name} | ${format(medianOf(base, figure))} | ${format(medianOf(measured, figure))} | ` +
         `${Number.isFinite(ratio) ? ratio.toFixed(2) : ""} |`,
     );
   }
@@ -389,7 +730,7 @@ function eachRun<T>(runs: PerServer<T[]>, f: (kind: string, i: number, run: T) =
   }
 }
 
-function share(p: PhaseResult, who: "server" | "load" | "other"): number {
+function share(p: PhaseResult, who: "server" | "load" | "redis" | "other"): number {
   return p.cpu[who] / p.cpu.seconds;
 }
 
@@ -419,6 +760,14 @@ function int(v: number): string {
 
 function ms(v: number): string {
   return Number.isNaN(v) ? "–" : `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+}
+
+function micros(v: number): string {
+  return Number.isNaN(v) ? "–" : `${v.toFixed(2)} µs`;
+}
+
+function signedMs(v: number): string {
+  return Number.isNaN(v) ? "–" : `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)} ms`;
 }
 
 function pct(v: number): string {

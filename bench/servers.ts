@@ -1,12 +1,21 @@
-// The two servers under test, each started as a real process of its own, pinned to the server's core: pinghub
-// exactly as deployed (metrics server on), and the floor. Every measurement gets a fresh process, so that no
-// run inherits another's heap, JIT state or sockets in TIME_WAIT.
+// The servers under test, each started as a real process of its own, pinned to the server's core: pinghub
+// exactly as deployed (metrics server on), the floor, and a cluster node: pinghub with --redis and a
+// redis-server of its own. Every measurement gets fresh processes, so that no run inherits another's heap, JIT
+// state, Redis state or sockets in TIME_WAIT.
 
 import type { Subprocess } from "bun";
-import { type Pinning, serverCommand } from "./pinning.ts";
+import { type Pinning, redisCommand, serverCommand } from "./pinning.ts";
 
-export type ServerKind = "floor" | "pinghub";
-export const SERVER_KINDS: readonly ServerKind[] = ["floor", "pinghub"];
+export type ServerKind = "floor" | "pinghub" | "cluster";
+/** The headline comparison: the floor, then pinghub. */
+export const SERVER_KINDS = ["floor", "pinghub"] as const;
+export type FloorKind = (typeof SERVER_KINDS)[number];
+/** The cluster scenarios' comparison: a single node, then one cluster node through Redis. */
+export const CLUSTER_KINDS = ["pinghub", "cluster"] as const;
+export type ClusterKind = (typeof CLUSTER_KINDS)[number];
+
+/** Debian's redis-server, found on the PATH. */
+export const REDIS_SERVER = "redis-server";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -18,14 +27,25 @@ export interface RunningServer {
   kind: ServerKind;
   pid: number;
   port: number;
-  /** Stops the server and waits for it to exit; its sockets close from its side. */
+  /** A cluster node's redis-server: its pid, to read its CPU time from /proc. */
+  redisPid: number | undefined;
+  /** Stops the server (then its redis-server) and waits for it to exit; its sockets close from its side. */
   stop(): Promise<void>;
+}
+
+/** Why the cluster scenarios cannot run here, naming the Debian package; undefined when redis-server is there. */
+export function missingRedis(): string | undefined {
+  return Bun.which(REDIS_SERVER) === null
+    ? `${REDIS_SERVER} not found on the PATH: install the Debian package redis-server`
+    : undefined;
 }
 
 /** Every server still running, so that an interrupted benchmark leaves none behind. */
 const running = new Set<Subprocess>();
 
 export async function startServer(kind: ServerKind, pinning: Pinning): Promise<RunningServer> {
+  // A cluster node's Redis first: the node waits for it at start-up, and would serve 503s without it.
+  const redis = kind === "cluster" ? await startRedis(pinning) : undefined;
   const port = await freePort();
   const command =
     kind === "floor"
@@ -40,8 +60,59 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
           String(await freePort()),
           "--log-level",
           "warn",
+          ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
         ];
-  const proc = Bun.spawn(serverCommand(pinning, command), {
+  let proc: Subprocess;
+  try {
+    proc = await spawnListening(serverCommand(pinning, command), port);
+  } catch (error) {
+    await redis?.stop();
+    throw error;
+  }
+  return {
+    kind,
+    // `taskset` execs the server in its own place, so this is the server's pid, the one /proc is read for.
+    pid: proc.pid,
+    port,
+    redisPid: redis?.proc.pid,
+    async stop() {
+      await stopProcess(proc);
+      await redis?.stop();
+    },
+  };
+}
+
+/**
+ * A redis-server for one cluster node, on a free loopback port, as the cluster tests start it: persistence
+ * off (no RDB snapshots, no append-only file), in the foreground, warnings only. Never a system service.
+ */
+async function startRedis(pinning: Pinning): Promise<{ proc: Subprocess; port: number; stop(): Promise<void> }> {
+  const path = Bun.which(REDIS_SERVER);
+  if (path === null) throw new Error(missingRedis());
+  const port = await freePort();
+  const command = [
+    path,
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--daemonize",
+    "no",
+    "--loglevel",
+    "warning",
+  ];
+  // Redis logs to stdout, which is not shown: at "warning", a line or two at start-up about the machine.
+  const proc = await spawnListening(redisCommand(pinning, command), port);
+  return { proc, port, stop: () => stopProcess(proc) };
+}
+
+/** Starts a process and waits until it accepts connections on `port`; it is killed if it does not. */
+async function spawnListening(command: string[], port: number): Promise<Subprocess> {
+  const proc = Bun.spawn(command, {
     cwd: ROOT,
     stdin: "ignore",
     stdout: "ignore",
@@ -56,22 +127,19 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
     running.delete(proc);
     throw error;
   }
-  return {
-    kind,
-    // `taskset` execs the server in its own place, so this is the server's pid, the one /proc is read for.
-    pid: proc.pid,
-    port,
-    async stop() {
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), STOP_TIMEOUT_MS);
-      await proc.exited;
-      clearTimeout(timer);
-      running.delete(proc);
-    },
-  };
+  return proc;
 }
 
-/** Kills whatever servers are left; for an exit in the middle of a run. */
+/** SIGTERM, then SIGKILL if it is still there after STOP_TIMEOUT_MS; resolves once it has exited. */
+async function stopProcess(proc: Subprocess): Promise<void> {
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), STOP_TIMEOUT_MS);
+  await proc.exited;
+  clearTimeout(timer);
+  running.delete(proc);
+}
+
+/** Kills whatever servers (and redis-servers) are left; for an exit in the middle of a run. */
 export function killAllServers(): void {
   for (const proc of running) proc.kill("SIGKILL");
   running.clear();
@@ -85,7 +153,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Connects until the server accepts: the one sign of readiness that both servers give. */
+/** Connects until the process accepts: the one sign of readiness that every server (and Redis) gives. */
 async function waitForListener(port: number, proc: Subprocess): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {

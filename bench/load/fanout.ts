@@ -105,10 +105,13 @@ export class FanoutLoad {
     return load;
   }
 
-  /** Publishes at `pace` for `durationMs`, waits for the deliveries still on their way, and measures. */
-  async run(pace: Pace, durationMs: number, serverPid: number): Promise<PhaseResult> {
+  /**
+   * Publishes at `pace` for `durationMs`, waits for the deliveries still on their way, and measures; a cluster
+   * node's redis-server's CPU time (`redisPid`) is counted apart.
+   */
+  async run(pace: Pace, durationMs: number, serverPid: number, redisPid?: number): Promise<PhaseResult> {
     this.startPhase(pace);
-    const start = cpuSnapshot(serverPid);
+    const start = cpuSnapshot(serverPid, redisPid);
     const t0 = start.at;
     this.lastDeliveryAt = t0;
     this.publishing = true;

@@ -1,6 +1,7 @@
 // Scenario 1, fan-out: one channel with many subscribers, one of them publishing by websocket; at fixed rates,
 // then as fast as the load generator can take. The headline figures: server CPU per delivery, deliveries per
-// second, latency, and whether anything was lost or reordered.
+// second, latency, and whether anything was lost or reordered. The cluster scenario runs it too, on a single
+// node and on a cluster node.
 
 import { FanoutLoad, type PhaseResult } from "../load/fanout.ts";
 import type { Pinning } from "../pinning.ts";
@@ -29,13 +30,14 @@ export async function fanoutRun(kind: ServerKind, plan: Plan["fanout"], pinning:
   });
   try {
     const maxPace = { kind: "window", inFlightPerChannel: plan.window } as const;
-    await load.run(maxPace, plan.warmupSeconds * 1000, server.pid);
+    const { pid, redisPid } = server;
+    await load.run(maxPace, plan.warmupSeconds * 1000, pid, redisPid);
     const phases: FanoutPhase[] = [];
     for (const rate of plan.rates) {
       const pace = { kind: "rate", messagesPerSecond: rate } as const;
-      phases.push({ name: `${rate} msg/s`, result: await load.run(pace, plan.rateSeconds * 1000, server.pid) });
+      phases.push({ name: `${rate} msg/s`, result: await load.run(pace, plan.rateSeconds * 1000, pid, redisPid) });
     }
-    phases.push({ name: "max", result: await load.run(maxPace, plan.maxSeconds * 1000, server.pid) });
+    phases.push({ name: "max", result: await load.run(maxPace, plan.maxSeconds * 1000, pid, redisPid) });
     return { connectMs: load.connectMs, phases };
   } finally {
     // The server first, so that it closes the connections and holds their TIME_WAIT, not the load generator.

@@ -1,5 +1,6 @@
 // Scenario 3, POST publishing: keep-alive connections POSTing to one channel as fast as answers come, with one
-// websocket subscriber reading every message, so that each POST is really delivered.
+// websocket subscriber reading every message, so that each POST is really delivered. The cluster scenario runs
+// it too, on a single node and on a cluster node.
 
 import { type PostResult, type PostTool, runPost } from "../load/post.ts";
 import { closeAll, connectAll } from "../load/ws-client.ts";
@@ -42,7 +43,7 @@ export async function postRun(
     if (plan.warmupSeconds > 0) await runPost({ ...load, seconds: plan.warmupSeconds });
     await Bun.sleep(100);
     delivered = 0;
-    const start = cpuSnapshot(server.pid);
+    const start = cpuSnapshot(server.pid, server.redisPid);
     const result = await runPost({ ...load, seconds: plan.seconds });
     // wrk's CPU is its own process's; the Bun loop's is already this process's.
     const cpu = cpuSince(start, server.pid, tool === "wrk" ? result.toolCpuSeconds : 0);
