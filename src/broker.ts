@@ -33,7 +33,7 @@ export interface Broker {
   /**
    * Carries a message to every subscriber of the channel. The local broker delivers it at once and returns the
    * number of subscribers; the Redis broker resolves with the number of nodes that had subscribers once Redis
-   * has taken it, and rejects with BrokerUnavailable if Redis cannot be reached.
+   * has taken it, and rejects if Redis cannot take it (the refusal then says `problem`).
    */
   publish(channel: string, message: string): number | Promise<number>;
   /**

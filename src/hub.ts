@@ -141,6 +141,11 @@ export class Hub {
     return this.broker.problem;
   }
 
+  /** Why a publish was refused, for the client: the broker's problem, never a library's raw error. */
+  refusedBecause(): string {
+    return this.broker.problem ?? "redis did not take the message; try again";
+  }
+
   /**
    * Called before a websocket upgrade: undefined if the channel can be joined at once, or a promise that
    * settles once the broker carries the channel's messages to this node (rejecting with BrokerUnavailable). On a

@@ -94,7 +94,9 @@ export class RedisBroker implements Broker, ClusterStatus {
       this.becameReady = resolve;
     });
     const prefixLength = this.prefix.length;
-    this.publisher = new Redis(connectionOptions(options.target, "pinghub-publish"));
+    // Every publish made while one turn of the event loop runs goes out in one write, and wakes Redis once: a
+    // write per command cost more CPU, the node's and Redis's, than the command itself (see BENCHMARKS.md).
+    this.publisher = new Redis({ ...connectionOptions(options.target, "pinghub-publish"), enableAutoPipelining: true });
     this.subscriber = new Redis({ ...connectionOptions(options.target, "pinghub-subscribe"), autoResubscribe: false });
 
     const history = options.history;
@@ -161,10 +163,9 @@ export class RedisBroker implements Broker, ClusterStatus {
 
   publish(channel: string, message: string): Promise<number> {
     if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
+    // Rejects with ioredis's own error when Redis goes away meanwhile; the doors answer with `problem` (hub.ts).
     const key = this.prefix + channel;
-    const published =
-      this.stored === undefined ? this.publisher.publish(key, message) : this.stored.publish(key, message);
-    return published.catch(this.unavailable);
+    return this.stored === undefined ? this.publisher.publish(key, message) : this.stored.publish(key, message);
   }
 
   since(channel: string, lastId: string): Promise<Resume> {
