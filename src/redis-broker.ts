@@ -11,7 +11,7 @@
 import Redis, { type RedisOptions } from "ioredis";
 import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
 import type { Resume } from "./history.ts";
-import { type RedisHistory, redisHistory, splitPublished } from "./redis-history.ts";
+import { type RedisHistory, redisHistory } from "./redis-history.ts";
 import type { RedisTarget } from "./redis-url.ts";
 
 export interface RedisBrokerOptions {
@@ -41,6 +41,26 @@ const PING_TIMEOUT_MS = 2000;
 /** How long QUIT may take at shutdown before the connection is simply closed. */
 const QUIT_TIMEOUT_MS = 1000;
 
+/**
+ * The messages of one channel published during one turn of the event loop, carried by Redis as one message: a
+ * JSON array of them (of [id, message] pairs with history). A PUBLISH, and Redis's and each node's work for it,
+ * then costs the same for one message or fifty: the cost that limits a node publishing through Redis.
+ */
+interface Batch {
+  messages: string[];
+  /** Settles with the batch's PUBLISH: the number of nodes that had subscribers, or Redis's refusal. */
+  sent: Promise<number>;
+  resolve(nodes: number): void;
+  reject(error: Error): void;
+}
+
+function newBatch(): Batch {
+  const { promise, resolve, reject } = Promise.withResolvers<number>();
+  // Each caller handles the refusal it is given; this one only keeps an unheard rejection from being reported.
+  promise.catch(() => {});
+  return { messages: [], sent: promise, resolve, reject };
+}
+
 interface Waiter {
   resolve(): void;
   reject(error: Error): void;
@@ -67,6 +87,8 @@ export class RedisBroker implements Broker, ClusterStatus {
   /** For each channel, the SUBSCRIBE batch that last named it: only that batch's reply confirms it. */
   private readonly lastBatch = new Map<string, number>();
   private readonly waiters = new Map<string, Waiter[]>();
+  /** Messages published during this turn of the event loop, by channel, in the order they came. */
+  private readonly batches = new Map<string, Batch>();
   /** Channels whose wanted state changed since the last flush. */
   private readonly changed = new Set<string>();
   private flushScheduled = false;
@@ -104,13 +126,14 @@ export class RedisBroker implements Broker, ClusterStatus {
     this.stored = history === undefined ? undefined : redisHistory(this.publisher, history.size, history.ttlMs);
     // The one piece of JavaScript per message on a node: one Redis message in, one delivery out.
     if (history === undefined) {
-      this.subscriber.on("message", (redisChannel: string, message: string) => {
-        deliver(redisChannel.slice(prefixLength), message, undefined);
+      this.subscriber.on("message", (redisChannel: string, payload: string) => {
+        const channel = redisChannel.slice(prefixLength);
+        for (const message of JSON.parse(payload) as string[]) deliver(channel, message, undefined);
       });
     } else {
       this.subscriber.on("message", (redisChannel: string, payload: string) => {
-        const { id, message } = splitPublished(payload);
-        deliver(redisChannel.slice(prefixLength), message, id);
+        const channel = redisChannel.slice(prefixLength);
+        for (const [id, message] of JSON.parse(payload) as Array<[string, string]>) deliver(channel, message, id);
       });
     }
 
@@ -163,10 +186,32 @@ export class RedisBroker implements Broker, ClusterStatus {
 
   publish(channel: string, message: string): Promise<number> {
     if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
-    // Rejects with ioredis's own error when Redis goes away meanwhile; the doors answer with `problem` (hub.ts).
-    const key = this.prefix + channel;
-    return this.stored === undefined ? this.publisher.publish(key, message) : this.stored.publish(key, message);
+    let batch = this.batches.get(channel);
+    if (batch === undefined) {
+      batch = newBatch();
+      this.batches.set(channel, batch);
+      if (this.batches.size === 1) setImmediate(this.sendBatches);
+    }
+    batch.messages.push(message);
+    return batch.sent;
   }
+
+  /**
+   * Sends each channel's batch as one PUBLISH (one script call with history): every message of a batch is
+   * answered as the batch is, once Redis has taken it, with the number of nodes it reached.
+   */
+  private readonly sendBatches = () => {
+    for (const [channel, batch] of this.batches) {
+      const key = this.prefix + channel;
+      // Rejects with ioredis's own error if Redis goes away meanwhile; the doors answer with `problem` (hub.ts).
+      const published =
+        this.stored === undefined
+          ? this.publisher.publish(key, JSON.stringify(batch.messages))
+          : this.stored.publish(key, batch.messages);
+      published.then(batch.resolve, batch.reject);
+    }
+    this.batches.clear();
+  };
 
   since(channel: string, lastId: string): Promise<Resume> {
     if (this.stored === undefined) return Promise.resolve({ kind: "gap", reason: "unknown id" });

@@ -1,6 +1,6 @@
 // Cluster mode's history: each channel's recent messages in a Redis stream, capped at --history messages and
 // expiring --history-ttl after its last message, so that a subscriber resumes on any node. One script stores
-// and publishes a message together, in one round trip, so that the stream and the live messages agree.
+// and publishes a batch of messages together, in one round trip, so that the stream and the live messages agree.
 //
 // Ids are Redis stream ids of the form `INCARNATION-SEQUENCE`. The script gives every message of one stream the
 // same first part, the microsecond at which the stream was created, and Redis counts the second part from 0.
@@ -10,7 +10,10 @@
 import type Redis from "ioredis";
 import { type GapReason, type Kept, parseId, type Resume } from "./history.ts";
 
-/** KEYS: stream, pub/sub channel. ARGV: message, cap, time to live in ms. Returns [id, nodes]. */
+/**
+ * KEYS: stream, pub/sub channel. ARGV: cap, time to live in ms, then the messages of one batch. Stores each
+ * message, then publishes the batch as one JSON array of [id, message] pairs. Returns the number of nodes.
+ */
 const PUBLISH_SCRIPT = `
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local incarnation
@@ -20,9 +23,13 @@ if #last == 0 then
 else
   incarnation = string.match(last[1][1], '^(%d+)-')
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], incarnation .. '-*', 'm', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {id, redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1])}
+local batch = {}
+for i = 3, #ARGV do
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], incarnation .. '-*', 'm', ARGV[i])
+  batch[#batch + 1] = {id, ARGV[i]}
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('PUBLISH', KEYS[2], cjson.encode(batch))
 `;
 
 /**
@@ -48,19 +55,13 @@ return result
 `;
 
 interface HistoryCommands {
-  pinghubPublish(
-    stream: string,
-    channel: string,
-    message: string,
-    cap: number,
-    ttlMs: number,
-  ): Promise<[string, number]>;
+  pinghubPublish(stream: string, channel: string, cap: number, ttlMs: number, ...messages: string[]): Promise<number>;
   pinghubSince(stream: string, incarnation: string, sequence: number): Promise<string[]>;
 }
 
 export interface RedisHistory {
-  /** Stores and publishes a message; resolves with the number of nodes that had subscribers. */
-  publish(key: string, message: string): Promise<number>;
+  /** Stores and publishes a batch of messages; resolves with the number of nodes that had subscribers. */
+  publish(key: string, messages: string[]): Promise<number>;
   since(key: string, lastId: string): Promise<Resume>;
 }
 
@@ -69,10 +70,9 @@ export function redisHistory(connection: Redis, cap: number, ttlMs: number): Red
   connection.defineCommand("pinghubPublish", { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
   connection.defineCommand("pinghubSince", { numberOfKeys: 1, lua: SINCE_SCRIPT });
   const commands = connection as unknown as HistoryCommands;
-  const nodes = (reply: [string, number]) => Number(reply[1]);
   return {
     // The stream key and the pub/sub channel share a name: Redis keeps keys and channels apart.
-    publish: (key, message) => commands.pinghubPublish(key, key, message, cap, ttlMs).then(nodes),
+    publish: (key, messages) => commands.pinghubPublish(key, key, cap, ttlMs, ...messages),
     async since(key, lastId) {
       const id = parseId(lastId);
       if (id === undefined || !/^\d+$/.test(id.incarnation)) return gap("unknown id");
@@ -84,12 +84,6 @@ export function redisHistory(connection: Redis, cap: number, ttlMs: number): Red
       return { kind: "messages", messages };
     },
   };
-}
-
-/** Splits what the publish script sends on pub/sub, `ID MESSAGE`, into the message and its id. */
-export function splitPublished(payload: string): { id: string; message: string } {
-  const space = payload.indexOf(" ");
-  return { id: payload.slice(0, space), message: payload.slice(space + 1) };
 }
 
 const gap = (reason: GapReason): Resume => ({ kind: "gap", reason });
