@@ -10,7 +10,7 @@
 
 import type { Server } from "bun";
 import type { Config } from "./config.ts";
-import { type Kept, parseId, type Resume } from "./history.ts";
+import { parseId, type Resume } from "./history.ts";
 import type { EventStream, Hub } from "./hub.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import type { Refuse } from "./refusal.ts";
@@ -86,7 +86,7 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
     req.signal.addEventListener("abort", () => stream.gone(), { once: true });
     if (lastId !== undefined) {
       Promise.resolve(hub.broker.since(channel, lastId)).then(
-        (result) => stream.resume(result),
+        (result) => stream.resume(result, lastId),
         // Redis went away while asked: end the stream, and EventSource asks again with the same id.
         (error: Error) => stream.endWith(`unavailable: ${error.message}`),
       );
@@ -146,6 +146,8 @@ class SseStream implements EventStream {
   private done = false;
   /** Live events held while the history is read, with their ids, so the two can be joined without a duplicate. */
   private held: Array<{ bytes: Uint8Array; id: string | undefined }> | undefined;
+  /** After a resume: the last id the subscriber has been given; live events up to it are dropped. */
+  private floor: { incarnation: string; sequence: number } | undefined;
 
   constructor(
     readonly channel: string,
@@ -178,6 +180,14 @@ class SseStream implements EventStream {
       this.held.push({ bytes, id });
       return true;
     }
+    if (this.floor !== undefined && id !== undefined) {
+      const parsed = parseId(id);
+      const floor = this.floor;
+      // Already given, from the history or by the client's own Last-Event-ID: sent once only.
+      if (parsed?.incarnation === floor.incarnation && parsed.sequence <= floor.sequence) return true;
+      // The live stream has passed the history: nothing later can be in it, so no more look-ups.
+      this.floor = undefined;
+    }
     this.controller.enqueue(bytes);
     if ((this.controller.desiredSize ?? 0) >= 0) return true;
     this.slow = true;
@@ -192,31 +202,21 @@ class SseStream implements EventStream {
     if (!this.done) this.controller.enqueue(bytes);
   }
 
-  /** Writes what the history gave, then the live events held meanwhile that it did not already hold. */
-  resume(result: Resume): void {
+  /**
+   * Writes what the history gave, then the live events held meanwhile that it did not already hold. In cluster
+   * mode a message can also come live after the history was read, though the history held it (the two come on
+   * different connections): the floor keeps such a late copy out too.
+   */
+  resume(result: Resume, lastId: string): void {
     if (this.done) return;
     const held = this.held ?? [];
     this.held = undefined;
-    let last: Kept | undefined;
     if (result.kind === "gap") this.controller.enqueue(gapEventBytes(result.reason));
     else {
       for (const kept of result.messages) this.controller.enqueue(eventBytes(kept.message, kept.id));
-      last = result.messages.at(-1);
+      this.floor = parseId(result.messages.at(-1)?.id ?? lastId);
     }
-    const seen = last === undefined ? undefined : parseId(last.id);
-    for (const event of held) {
-      const id = event.id === undefined ? undefined : parseId(event.id);
-      // Held and also in the history: published between the join and the read. Sent once.
-      if (
-        seen !== undefined &&
-        id !== undefined &&
-        id.incarnation === seen.incarnation &&
-        id.sequence <= seen.sequence
-      ) {
-        continue;
-      }
-      if (!this.send(event.bytes, event.id)) return;
-    }
+    for (const event of held) if (!this.send(event.bytes, event.id)) return;
   }
 
   /** Ends the stream in order (shutdown): what is queued goes out, then EventSource reconnects. */
