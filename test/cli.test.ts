@@ -135,6 +135,8 @@ describe("--help", () => {
     expect(stderr).toBe("");
     expect(stdout).not.toContain("\x1b"); // NO_COLOR is honoured
     const lines = stdout.split("\n");
+    // Readable in a 100-column terminal: no line wraps.
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(100);
     for (const [flag, fallback] of Object.entries(FLAG_DEFAULTS)) {
       const line = lines.find((l) => l.includes(`--${flag}=`));
       expect(line, `--${flag} is missing from --help`).toBeDefined();
