@@ -3,13 +3,16 @@
 // and a ratio taken within each pair cancels most of it.
 
 import { waitForQuiet } from "./measure.ts";
-import { type FloorKind, SERVER_KINDS, type ServerKind } from "./servers.ts";
+import { type FloorKind, SERVER_KINDS } from "./servers.ts";
 import { median } from "./stats.ts";
 
 export type PerServer<T> = Record<FloorKind, T>;
 
-/** Each server's runs, in order, for the two servers of a comparison (the floor's and pinghub's by default). */
-export type Alternated<T, K extends ServerKind = FloorKind> = Record<K, T[]> & {
+/**
+ * Each side's runs, in order, for the two sides of a comparison: the floor's and pinghub's by default, or two
+ * servers, or one server under two loads (websocket and SSE subscribers).
+ */
+export type Alternated<T, K extends string = FloorKind> = Record<K, T[]> & {
   /** Pairs measured again because other work on the machine disturbed a first attempt. */
   redone: number;
   /** Seconds spent waiting for the machine to be quiet before pairs. */
@@ -30,18 +33,19 @@ export interface Patience {
  */
 export const DISTURBED_SHARE = 0.05;
 /**
- * Runs `measure` `pairs` times for each server, alternating; returns each server's runs in order. A pair with
+ * Runs `measure` `pairs` times for each side, alternating; returns each side's runs in order. A pair with
  * a disturbed run (`otherShare` above DISTURBED_SHARE) is measured again, up to `patience.attempts` times in
  * all; the last attempt is kept, disturbed or not. Each attempt waits first for a quiet machine, a while.
- * `kinds` are the two servers, the one compared against first: the floor and pinghub unless given.
+ * `kinds` are the two sides, the one compared against first: the floor and pinghub unless given.
  */
-export async function alternate<T, K extends ServerKind = FloorKind>(
+export async function alternate<T, K extends string = FloorKind>(
   pairs: number,
   measure: (kind: K, pair: number) => Promise<T>,
   otherShare: (run: T) => number,
   patience: Patience,
-  kinds: readonly [K, K] = SERVER_KINDS as readonly ServerKind[] as readonly [K, K],
-): Promise<Alternated<T, K>> {
+  kinds: readonly [K, K] = SERVER_KINDS as readonly string[] as readonly [K, K],
+  // K comes from `kinds` (or is the default), never from where the answer is stored.
+): Promise<Alternated<T, NoInfer<K>>> {
   const [first, second] = kinds;
   const runs = { [first]: [], [second]: [], redone: 0, waited: 0 } as unknown as Alternated<T, K>;
   for (let pair = 0; pair < pairs; pair++) {

@@ -30,6 +30,14 @@ export interface Plan {
    * in this many pairs each.
    */
   cluster: { pairs: number; postPairs: number };
+  /**
+   * The SSE scenario: the fan-out as sized above at these fixed rates only (no closed loop), websocket
+   * subscribers against SSE subscribers on the same pinghub, in this many pairs. The first rate is the one
+   * with a target; the SSE load generator has room to spare at the second (bench/load/sse-client.ts).
+   */
+  sse: { pairs: number; rates: number[] };
+  /** The history scenario: fan-out and POST as sized above, a node without history against one with, in pairs. */
+  history: { pairs: number; postPairs: number };
   growth: {
     /** Floor/pinghub pairs per point: fewer than the headline scenarios, as there are many points. */
     pairs: number;
@@ -59,6 +67,8 @@ export const FULL: Plan = {
   idle: { connections: 10_000, settleSeconds: 1 },
   post: { connections: 50, seconds: 5, warmupSeconds: 1 },
   cluster: { pairs: 5, postPairs: 9 },
+  sse: { pairs: 5, rates: [300, 100] },
+  history: { pairs: 5, postPairs: 9 },
   growth: {
     pairs: 3,
     seconds: 1.5,
@@ -87,6 +97,8 @@ export const SMOKE: Plan = {
   idle: { connections: 200, settleSeconds: 0.1 },
   post: { connections: 10, seconds: 1, warmupSeconds: 0 },
   cluster: { pairs: 1, postPairs: 1 },
+  sse: { pairs: 1, rates: [200, 50] },
+  history: { pairs: 1, postPairs: 1 },
   growth: {
     pairs: 1,
     seconds: 0.2,

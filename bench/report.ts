@@ -1,7 +1,8 @@
 // The report: every figure as a median over the runs of each server, pinghub's ratio to the floor (the median
 // of the ratios within each pair), the targets of issue 6 and whether each is met, and, from the CPU shares,
-// what limited each figure; then the cluster scenario, a cluster node against a single node, with the targets
-// of issue 10. Markdown, to be read as it is and pasted into BENCHMARKS.md.
+// what limited each figure; then the paired scenarios, each against pinghub as above: a cluster node through
+// Redis (issue 10), SSE subscribers against websockets, and a node with history (issue 11). Markdown, to be
+// read as it is and pasted into BENCHMARKS.md. A smoke run's report judges no target (issue 12).
 
 import {
   type Alternated,
@@ -12,7 +13,7 @@ import {
   pairedRatio,
   pairedRatios,
 } from "./compare.ts";
-import type { PhaseResult } from "./load/fanout.ts";
+import { type PhaseResult, TRANSPORTS, type Transport } from "./load/fanout.ts";
 import type { CpuUse, Machine } from "./measure.ts";
 import type { RedisPlace } from "./pinning.ts";
 import type { Plan } from "./plan.ts";
@@ -20,7 +21,7 @@ import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
 import type { IdleRun } from "./scenarios/idle.ts";
 import type { PostRun } from "./scenarios/post.ts";
-import type { ClusterKind } from "./servers.ts";
+import { CLUSTER_KINDS, type ClusterKind, HISTORY_KINDS, type HistoryKind } from "./servers.ts";
 import { median } from "./stats.ts";
 
 export interface Results {
@@ -34,6 +35,9 @@ export interface Results {
   post?: Alternated<PostRun>;
   growth?: { point: GrowthPoint; runs: Alternated<GrowthRun> }[];
   cluster?: ClusterResults;
+  /** Websocket subscribers against SSE subscribers, on the same single node, in pairs. */
+  sse?: Alternated<FanoutRun, Transport>;
+  history?: HistoryResults;
 }
 
 /** The cluster scenario: a single node (`pinghub`) against a cluster node (`cluster`), in pairs. */
@@ -47,21 +51,34 @@ export interface ClusterResults {
   post?: Alternated<PostRun, ClusterKind>;
 }
 
-/** A target of the cluster scenario: the cluster node's figure against the single node's. */
-export interface ClusterTarget {
+/** The history scenario: a node without history (`pinghub`) against one with `--history` (`history`), in pairs. */
+export interface HistoryResults {
+  /** Messages the history node kept per channel (its --history). */
+  messages: number;
+  fanout?: Alternated<FanoutRun, HistoryKind>;
+  post?: Alternated<PostRun, HistoryKind>;
+}
+
+/**
+ * A target of a paired scenario (cluster, SSE, history): the measured side's figure against the one it is
+ * compared with (a single node, websocket subscribers, a node without history), pair by pair.
+ */
+export interface PairedTarget {
   name: string;
   unit: string;
-  /** Medians over each server's runs. */
-  single: number;
-  cluster: number;
-  /** cluster / single (median of the paired ratios); undefined for a target that is not a ratio. */
+  /** Medians over each side's runs: the side compared against, and the side measured. */
+  base: number;
+  measured: number;
+  /** measured / base (median of the paired ratios); undefined for a target that is not a ratio. */
   ratio: number | undefined;
-  /** For a target on a difference: cluster − single, the median of the paired differences. */
+  /** For a target on a difference: measured − base, the median of the paired differences. */
   added?: number;
   /** The lowest and highest of the paired ratios (or differences). */
   range?: [number, number];
+  /** The goal, in words; "none" for a figure reported without one. */
   goal: string;
-  met: boolean;
+  /** Whether the goal is met; undefined for a figure without a goal. */
+  met: boolean | undefined;
 }
 
 export interface Target {
@@ -82,6 +99,16 @@ export interface Target {
 const BUSY = 0.9;
 const KIB = 1024;
 const KINDS = ["floor", "pinghub"] as const;
+
+/** Whether the figures of a run can be judged: a smoke run's cannot (tiny sizes, one pair, no waiting). */
+export function judged(results: Results): boolean {
+  return results.plan.name !== "smoke";
+}
+
+/** What a smoke run says, once, in place of every verdict. */
+export const SMOKE_NOTE =
+  "This is a smoke run: it checks only that every scenario runs. Its figures (tiny sizes, one pair, no waiting " +
+  "for a quiet machine) mean nothing, and no target is judged.";
 
 export function targets(results: Results): Target[] {
   const list: Target[] = [];
@@ -158,55 +185,90 @@ export function targets(results: Results): Target[] {
   return list;
 }
 
+/**
+ * The paired ratio of one figure as a target: `most` is a ceiling (1 and above: CPU) or a floor (below 1:
+ * throughput) on measured / base, or undefined for a ratio reported without a goal. `than` names the base.
+ */
+function pairedRatioTarget<T>(
+  name: string,
+  unit: string,
+  base: readonly T[],
+  measured: readonly T[],
+  figure: (r: T) => number,
+  most: number | undefined,
+  than: string,
+): PairedTarget {
+  const ratios = pairedRatios(base, measured, figure);
+  const ratio = median(ratios);
+  const goal = most === undefined ? "none" : most >= 1 ? `≤ ${most} × ${than}` : `≥ ${most} × ${than}`;
+  return {
+    name,
+    unit,
+    base: medianOf(base, figure),
+    measured: medianOf(measured, figure),
+    ratio,
+    range: [Math.min(...ratios), Math.max(...ratios)],
+    goal,
+    met: most === undefined ? undefined : most >= 1 ? ratio <= most : ratio >= most,
+  };
+}
+
+/** Lost, out of order and disconnected over every run and phase of a fan-out, for a target of 0. */
+function fanoutFaults(runs: readonly FanoutRun[]): number {
+  return runs.reduce(
+    (sum, r) => sum + r.phases.reduce((s, p) => s + p.result.lost + p.result.outOfOrder + p.result.disconnected, 0),
+    0,
+  );
+}
+
+function faultTarget(base: readonly FanoutRun[], measured: readonly FanoutRun[]): PairedTarget {
+  return {
+    name: "fan-out: messages lost, out of order or disconnected, all runs and phases",
+    unit: "",
+    base: fanoutFaults(base),
+    measured: fanoutFaults(measured),
+    ratio: undefined,
+    goal: "0",
+    met: fanoutFaults(measured) === 0,
+  };
+}
+
+/** The fixed-rate phases of a fan-out run, by name and index: the closed loop ("max") has no target. */
+function ratePhases(runs: readonly FanoutRun[]): { name: string; i: number }[] {
+  return (runs[0]?.phases ?? []).map((p, i) => ({ name: p.name, i })).filter((p) => p.name !== "max");
+}
+
 /** The targets of issue 10: what a cluster node costs against a single node. */
-export function clusterTargets(results: Results): ClusterTarget[] {
-  const list: ClusterTarget[] = [];
+export function clusterTargets(results: Results): PairedTarget[] {
+  const list: PairedTarget[] = [];
   const cluster = results.cluster;
   if (cluster === undefined) return list;
-  function ratioTarget<T>(
-    name: string,
-    unit: string,
-    runs: Alternated<T, ClusterKind>,
-    figure: (r: T) => number,
-    most: number,
-  ) {
-    const ratios = pairedRatios(runs.pinghub, runs.cluster, figure);
-    const ratio = median(ratios);
-    list.push({
-      name,
-      unit,
-      single: medianOf(runs.pinghub, figure),
-      cluster: medianOf(runs.cluster, figure),
-      ratio,
-      range: [Math.min(...ratios), Math.max(...ratios)],
-      goal: most >= 1 ? `≤ ${most} × single node` : `≥ ${most} × single node`,
-      met: most >= 1 ? ratio <= most : ratio >= most,
-    });
-  }
   const { fanout, post } = cluster;
   if (fanout) {
-    const names = fanout.pinghub[0]?.phases.map((p) => p.name) ?? [];
-    // The fixed-rate phases: the closed loop's CPU per delivery depends on how deliveries batch, not a target.
-    const rates = names.slice(0, -1);
-    rates.forEach((name, i) => {
-      ratioTarget(
-        `fan-out ${name}: server CPU per delivery`,
-        "µs",
-        fanout,
-        (r) => phaseAt(r, i).serverCpuMicrosPerDelivery,
-        1.1,
+    const rates = ratePhases(fanout.pinghub);
+    for (const { name, i } of rates) {
+      list.push(
+        pairedRatioTarget(
+          `fan-out ${name}: server CPU per delivery`,
+          "µs",
+          fanout.pinghub,
+          fanout.cluster,
+          (r) => phaseAt(r, i).serverCpuMicrosPerDelivery,
+          1.1,
+          "single node",
+        ),
       );
-    });
+    }
     const first = rates[0];
     if (first !== undefined) {
-      const p99 = (r: FanoutRun) => phaseAt(r, 0).latencyP99Ms;
+      const p99 = (r: FanoutRun) => phaseAt(r, first.i).latencyP99Ms;
       const added = pairedDifferences(fanout.pinghub, fanout.cluster, p99);
       const middle = median(added);
       list.push({
-        name: `fan-out ${first}: latency p99 added`,
+        name: `fan-out ${first.name}: latency p99 added`,
         unit: "ms",
-        single: medianOf(fanout.pinghub, p99),
-        cluster: medianOf(fanout.cluster, p99),
+        base: medianOf(fanout.pinghub, p99),
+        measured: medianOf(fanout.cluster, p99),
         ratio: undefined,
         added: middle,
         range: [Math.min(...added), Math.max(...added)],
@@ -214,28 +276,96 @@ export function clusterTargets(results: Results): ClusterTarget[] {
         met: middle <= 2,
       });
     }
-    const bad = (runs: FanoutRun[]) =>
-      runs.reduce(
-        (sum, r) => sum + r.phases.reduce((s, p) => s + p.result.lost + p.result.outOfOrder + p.result.disconnected, 0),
-        0,
-      );
-    list.push({
-      name: "fan-out: messages lost, out of order or disconnected, all runs and phases",
-      unit: "",
-      single: bad(fanout.pinghub),
-      cluster: bad(fanout.cluster),
-      ratio: undefined,
-      goal: "0",
-      met: bad(fanout.cluster) === 0,
-    });
+    list.push(faultTarget(fanout.pinghub, fanout.cluster));
   }
   if (post) {
-    ratioTarget(
-      `POST, ${results.plan.post.connections} keep-alive connections: requests/s`,
-      "/s",
-      post,
-      (r) => r.requestsPerSecond,
-      0.7,
+    list.push(
+      pairedRatioTarget(
+        `POST, ${results.plan.post.connections} keep-alive connections: requests/s`,
+        "/s",
+        post.pinghub,
+        post.cluster,
+        (r) => r.requestsPerSecond,
+        0.7,
+        "single node",
+      ),
+    );
+  }
+  return list;
+}
+
+/** The SSE targets of issue 11: SSE subscribers against websocket subscribers, on the same single node. */
+export function sseTargets(results: Results): PairedTarget[] {
+  const sse = results.sse;
+  if (sse === undefined) return [];
+  const list: PairedTarget[] = [];
+  const rates = ratePhases(sse.websocket);
+  for (const { name, i } of rates) {
+    list.push(
+      pairedRatioTarget(
+        `fan-out ${name}: server CPU per delivery`,
+        "µs",
+        sse.websocket,
+        sse.sse,
+        (r) => phaseAt(r, i).serverCpuMicrosPerDelivery,
+        2,
+        "websocket",
+      ),
+    );
+  }
+  // Latency has no goal here: it is reported, with what the SSE client's own load adds to it.
+  for (const { name, i } of rates) {
+    const p99 = (r: FanoutRun) => phaseAt(r, i).latencyP99Ms;
+    const added = pairedDifferences(sse.websocket, sse.sse, p99);
+    list.push({
+      name: `fan-out ${name}: latency p99 added`,
+      unit: "ms",
+      base: medianOf(sse.websocket, p99),
+      measured: medianOf(sse.sse, p99),
+      ratio: undefined,
+      added: median(added),
+      range: [Math.min(...added), Math.max(...added)],
+      goal: "none",
+      met: undefined,
+    });
+  }
+  list.push(faultTarget(sse.websocket, sse.sse));
+  return list;
+}
+
+/** The history targets of issue 11: a node with --history against one without. */
+export function historyTargets(results: Results): PairedTarget[] {
+  const history = results.history;
+  if (history === undefined) return [];
+  const list: PairedTarget[] = [];
+  const { fanout, post } = history;
+  if (fanout) {
+    for (const { name, i } of ratePhases(fanout.pinghub)) {
+      list.push(
+        pairedRatioTarget(
+          `fan-out ${name}: server CPU per delivery`,
+          "µs",
+          fanout.pinghub,
+          fanout.history,
+          (r) => phaseAt(r, i).serverCpuMicrosPerDelivery,
+          1.1,
+          "no history",
+        ),
+      );
+    }
+    list.push(faultTarget(fanout.pinghub, fanout.history));
+  }
+  if (post) {
+    list.push(
+      pairedRatioTarget(
+        `POST, ${results.plan.post.connections} keep-alive connections: requests/s`,
+        "/s",
+        post.pinghub,
+        post.history,
+        (r) => r.requestsPerSecond,
+        undefined,
+        "no history",
+      ),
     );
   }
   return list;
@@ -252,7 +382,7 @@ export function renderReport(results: Results, plotFile: string | undefined): st
   out(
     `# pinghub against the bare-Bun floor: ${plan.name} run`,
     "",
-    `- When: ${machine.date}, pinghub commit ${machine.commit}; the run took ${results.seconds.toFixed(0)} s.`,
+    `- When: ${machine.date}, pinghub commit ${machine.commit}; the run took ${fixed(results.seconds, 0)} s.`,
     `- Command: \`${results.command}\``,
     `- Machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Linux ${machine.kernel}, ` +
       `Bun ${machine.bun}, ${machine.wrk ?? "no wrk"}.`,
@@ -269,6 +399,21 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     "",
   );
 
+  if (judged(results)) renderTargets(out, results);
+  else out(`**${SMOKE_NOTE}**`, "");
+
+  if (results.fanout) renderFanout(out, results.fanout, plan);
+  if (results.idle) renderIdle(out, results.idle);
+  if (results.post) renderPost(out, results.post, plan);
+  if (results.growth) renderGrowth(out, results.growth, plan, plotFile);
+  if (results.cluster) renderCluster(out, results.cluster, plan);
+  if (results.sse) renderSse(out, results.sse, plan);
+  if (results.history) renderHistory(out, results.history, plan);
+  return `${lines.join("\n")}\n`;
+}
+
+/** The targets tables: against the floor, then each paired scenario's. */
+function renderTargets(out: Out, results: Results): void {
   const list = targets(results);
   if (list.length > 0) {
     out(
@@ -278,8 +423,8 @@ export function renderReport(results: Results, plotFile: string | undefined): st
       "| --- | --- | --- | --- | --- | --- | --- |",
     );
     for (const t of list) {
-      const ratio = t.ratio === undefined ? "" : `${t.ratio.toFixed(2)} ×`;
-      const range = t.range === undefined ? "" : `${t.range[0].toFixed(2)}–${t.range[1].toFixed(2)}`;
+      const ratio = t.ratio === undefined ? "" : fixed(t.ratio, 2, "×");
+      const range = t.range === undefined ? "" : `${fixed(t.range[0], 2)}–${fixed(t.range[1], 2)}`;
       out(
         `| ${t.name} | ${figure(t.floor, t.unit)} | ${figure(t.pinghub, t.unit)} | ${ratio} | ${range} | ${t.goal} | ` +
           `${t.met ? "yes" : "**no**"} |`,
@@ -287,41 +432,61 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     }
     out("");
   }
+  pairedTargetsTable(
+    out,
+    "Cluster targets",
+    "One cluster node, every message through Redis, against a single node: see [5. Cluster](#5-cluster-one-node-through-redis-against-a-single-node).",
+    ["single node", "cluster node", "cluster / single"],
+    clusterTargets(results),
+  );
+  pairedTargetsTable(
+    out,
+    "SSE targets",
+    "SSE subscribers against websocket subscribers, on the same single node: see [6. SSE](#6-sse-server-sent-events-subscribers-against-websockets).",
+    ["websocket", "SSE", "SSE / websocket"],
+    sseTargets(results),
+  );
+  pairedTargetsTable(
+    out,
+    "History targets",
+    `A node with \`--history ${results.history?.messages}\` against one without: see [7. History](#7-history-pinghub-with-and-without-history).`,
+    ["no history", "history", "history / none"],
+    historyTargets(results),
+  );
+}
 
-  const clusterList = clusterTargets(results);
-  if (clusterList.length > 0) {
+function pairedTargetsTable(
+  out: Out,
+  title: string,
+  intro: string,
+  headers: [string, string, string],
+  list: PairedTarget[],
+): void {
+  if (list.length === 0) return;
+  out(
+    `## ${title}`,
+    "",
+    intro,
+    "",
+    `| target | ${headers.join(" | ")} | pairs' range | goal | met |`,
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  );
+  const signed = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}` : "–");
+  for (const t of list) {
+    const compared =
+      t.added !== undefined ? `${signed(t.added)} ${t.unit}` : t.ratio === undefined ? "" : fixed(t.ratio, 2, "×");
+    const range =
+      t.range === undefined
+        ? ""
+        : t.added !== undefined
+          ? `${signed(t.range[0])} to ${signed(t.range[1])} ${t.unit}`
+          : `${fixed(t.range[0], 2)}–${fixed(t.range[1], 2)}`;
+    const met = t.met === undefined ? "–" : t.met ? "yes" : "**no**";
     out(
-      "## Cluster targets",
-      "",
-      "One cluster node, every message through Redis, against a single node: see [5. Cluster](#5-cluster-one-node-through-redis-against-a-single-node).",
-      "",
-      "| target | single node | cluster node | cluster / single | pairs' range | goal | met |",
-      "| --- | --- | --- | --- | --- | --- | --- |",
+      `| ${t.name} | ${figure(t.base, t.unit)} | ${figure(t.measured, t.unit)} | ${compared} | ${range} | ${t.goal} | ${met} |`,
     );
-    for (const t of clusterList) {
-      const signed = (v: number) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}`;
-      const compared =
-        t.added !== undefined ? `${signed(t.added)} ${t.unit}` : t.ratio === undefined ? "" : `${t.ratio.toFixed(2)} ×`;
-      const range =
-        t.range === undefined
-          ? ""
-          : t.added !== undefined
-            ? `${signed(t.range[0])} to ${signed(t.range[1])} ${t.unit}`
-            : `${t.range[0].toFixed(2)}–${t.range[1].toFixed(2)}`;
-      out(
-        `| ${t.name} | ${figure(t.single, t.unit)} | ${figure(t.cluster, t.unit)} | ${compared} | ${range} | ${t.goal} | ` +
-          `${t.met ? "yes" : "**no**"} |`,
-      );
-    }
-    out("");
   }
-
-  if (results.fanout) renderFanout(out, results.fanout, plan);
-  if (results.idle) renderIdle(out, results.idle);
-  if (results.post) renderPost(out, results.post, plan);
-  if (results.growth) renderGrowth(out, results.growth, plan, plotFile);
-  if (results.cluster) renderCluster(out, results.cluster, plan);
-  return `${lines.join("\n")}\n`;
+  out("");
 }
 
 type Out = (...lines: string[]) => void;
@@ -344,7 +509,16 @@ function redoneSummary(results: Results): string {
     parts.push(`cluster fan-out ${cluster[0]?.redone ?? 0}, cluster POST ${cluster[1]?.redone ?? 0}`);
     waited += cluster.reduce((sum, r) => sum + (r?.waited ?? 0), 0);
   }
-  return `pairs redone: ${parts.join(", ")}; waited ${waited.toFixed(0)} s in all`;
+  if (results.sse) {
+    parts.push(`SSE ${results.sse.redone}`);
+    waited += results.sse.waited;
+  }
+  const history = [results.history?.fanout, results.history?.post];
+  if (history.some((r) => r !== undefined)) {
+    parts.push(`history fan-out ${history[0]?.redone ?? 0}, history POST ${history[1]?.redone ?? 0}`);
+    waited += history.reduce((sum, r) => sum + (r?.waited ?? 0), 0);
+  }
+  return `pairs redone: ${parts.join(", ")}; waited ${fixed(waited, 0)} s in all`;
 }
 
 function renderFanout(out: Out, runs: Alternated<FanoutRun>, plan: Plan): void {
@@ -366,7 +540,7 @@ function renderFanout(out: Out, runs: Alternated<FanoutRun>, plan: Plan): void {
     out(`### ${name}`, "");
     comparisonTable(out, runs, [
       ["deliveries/s", (r) => phase(r).deliveriesPerSecond, num],
-      ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => `${v.toFixed(3)} µs`],
+      ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => fixed(v, 3, "µs")],
       ["latency p50", (r) => phase(r).latencyP50Ms, ms],
       ["latency p99", (r) => phase(r).latencyP99Ms, ms],
       ["latency max", (r) => phase(r).latencyMaxMs, ms],
@@ -400,7 +574,7 @@ function renderFanout(out: Out, runs: Alternated<FanoutRun>, plan: Plan): void {
   eachRun(runs, (kind, i, run) => {
     for (const { name, result: p } of run.phases) {
       out(
-        `| ${i + 1} | ${kind} | ${name} | ${num(p.deliveriesPerSecond)} | ${p.serverCpuMicrosPerDelivery.toFixed(3)} µs | ` +
+        `| ${i + 1} | ${kind} | ${name} | ${num(p.deliveriesPerSecond)} | ${fixed(p.serverCpuMicrosPerDelivery, 3, "µs")} | ` +
           `${ms(p.latencyP50Ms)} | ${ms(p.latencyP99Ms)} | ${pct(share(p, "server"))} / ${pct(share(p, "load"))} / ` +
           `${pct(share(p, "other"))} | ${p.lost} | ${p.outOfOrder} |`,
       );
@@ -420,10 +594,10 @@ function renderIdle(out: Out, runs: Alternated<IdleRun>): void {
     "",
   );
   comparisonTable(out, runs, [
-    ["RSS per connection", (r) => r.bytesPerConnection / KIB, (v) => `${v.toFixed(2)} KiB`],
-    ["connect time", (r) => r.connectMs, (v) => `${v.toFixed(0)} ms`],
-    ["RSS before", (r) => r.baselineRssBytes / KIB / KIB, (v) => `${v.toFixed(1)} MiB`],
-    ["RSS after", (r) => r.rssBytes / KIB / KIB, (v) => `${v.toFixed(1)} MiB`],
+    ["RSS per connection", (r) => r.bytesPerConnection / KIB, (v) => fixed(v, 2, "KiB")],
+    ["connect time", (r) => r.connectMs, (v) => fixed(v, 0, "ms")],
+    ["RSS before", (r) => r.baselineRssBytes / KIB / KIB, (v) => fixed(v, 1, "MiB")],
+    ["RSS after", (r) => r.rssBytes / KIB / KIB, (v) => fixed(v, 1, "MiB")],
     ["other processes' CPU share", (r) => r.otherShare, pct],
   ]);
   out("");
@@ -445,7 +619,7 @@ function renderPost(out: Out, runs: Alternated<PostRun>, plan: Plan): void {
     ["requests/s", (r) => r.requestsPerSecond, num],
     ["latency p50", (r) => r.latencyP50Ms, ms],
     ["latency p99", (r) => r.latencyP99Ms, ms],
-    ["server CPU per request", (r) => r.serverCpuMicrosPerRequest, (v) => `${v.toFixed(2)} µs`],
+    ["server CPU per request", (r) => r.serverCpuMicrosPerRequest, (v) => fixed(v, 2, "µs")],
     ["server CPU share", (r) => r.cpu.server / r.cpu.seconds, pct],
     [`load generator CPU share (${tool})`, (r) => r.cpu.load / r.cpu.seconds, pct],
     ["other processes' CPU share", (r) => r.cpu.other / r.cpu.seconds, pct],
@@ -495,8 +669,8 @@ function renderGrowth(
     // RSS grows in steps of whole pages and heap blocks: per connection, it means something from 1000 on.
     const connections = point.channels * point.subscribersPerChannel;
     const kib = (k: "floor" | "pinghub") =>
-      connections < 1000 ? "–" : (m(k, (r) => r.idleBytesPerConnection) / KIB).toFixed(1);
-    const mib = (k: "floor" | "pinghub") => (m(k, (r) => r.loadedRssBytes) / KIB / KIB).toFixed(1);
+      connections < 1000 ? "–" : fixed(m(k, (r) => r.idleBytesPerConnection) / KIB, 1);
+    const mib = (k: "floor" | "pinghub") => fixed(m(k, (r) => r.loadedRssBytes) / KIB / KIB, 1);
     const limit = (k: "floor" | "pinghub") =>
       limitName(
         runs[k].every((r) => r.serverCpuShare >= BUSY),
@@ -505,7 +679,7 @@ function renderGrowth(
     const ratio = pairedRatio(runs, (r) => r.serverCpuMicrosPerDelivery);
     out(
       `| ${point.axis} | ${point.axis === "size" ? bytes(point.value) : point.value} | ${point.window} | ` +
-        `${cpu("floor").toFixed(0)} ns | ${cpu("pinghub").toFixed(0)} ns | ${ratio.toFixed(2)} | ` +
+        `${fixed(cpu("floor"), 0, "ns")} | ${fixed(cpu("pinghub"), 0, "ns")} | ${fixed(ratio, 2)} | ` +
         `${num(m("floor", (r) => r.deliveriesPerSecond))} | ${num(m("pinghub", (r) => r.deliveriesPerSecond))} | ` +
         `${kib("floor")} | ${kib("pinghub")} | ${mib("floor")} | ${mib("pinghub")} | ${limit("floor")} | ${limit("pinghub")} |`,
     );
@@ -569,12 +743,12 @@ function renderCluster(out: Out, cluster: ClusterResults, plan: Plan): void {
       out(`#### ${name}`, "");
       pairedTable(out, headers, fanout.pinghub, fanout.cluster, [
         ["deliveries/s", (r) => phase(r).deliveriesPerSecond, num],
-        ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => `${v.toFixed(3)} µs`],
-        ["Redis CPU per delivery", (r) => per(r, phase(r).cpu.redis), (v) => (v === 0 ? "–" : `${v.toFixed(3)} µs`)],
+        ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => fixed(v, 3, "µs")],
+        ["Redis CPU per delivery", (r) => per(r, phase(r).cpu.redis), (v) => (v === 0 ? "–" : fixed(v, 3, "µs"))],
         [
           "server + Redis CPU per delivery",
           (r) => per(r, phase(r).cpu.server + phase(r).cpu.redis),
-          (v) => `${v.toFixed(3)} µs`,
+          (v) => fixed(v, 3, "µs"),
         ],
         [
           "Redis CPU per message published",
@@ -611,12 +785,12 @@ function renderCluster(out: Out, cluster: ClusterResults, plan: Plan): void {
       "| pair | server | phase | deliveries/s | CPU/delivery | Redis CPU/delivery | p50 | p99 | server / Redis / load / other CPU | lost | out of order |",
       "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     );
-    eachPair(fanout, (kind, i, run) => {
+    eachPair(fanout, CLUSTER_KINDS, (kind, i, run) => {
       for (const { name, result: p } of run.phases) {
-        const redis = kind === "cluster" ? `${((p.cpu.redis / p.deliveries) * 1e6).toFixed(3)} µs` : "–";
+        const redis = kind === "cluster" ? fixed((p.cpu.redis / p.deliveries) * 1e6, 3, "µs") : "–";
         out(
           `| ${i + 1} | ${kind === "pinghub" ? "single" : kind} | ${name} | ${num(p.deliveriesPerSecond)} | ` +
-            `${p.serverCpuMicrosPerDelivery.toFixed(3)} µs | ${redis} | ${ms(p.latencyP50Ms)} | ${ms(p.latencyP99Ms)} | ` +
+            `${fixed(p.serverCpuMicrosPerDelivery, 3, "µs")} | ${redis} | ${ms(p.latencyP50Ms)} | ${ms(p.latencyP99Ms)} | ` +
             `${pct(share(p, "server"))} / ${pct(share(p, "redis"))} / ${pct(share(p, "load"))} / ${pct(share(p, "other"))} | ` +
             `${p.lost} | ${p.outOfOrder} |`,
         );
@@ -659,7 +833,7 @@ function renderCluster(out: Out, cluster: ClusterResults, plan: Plan): void {
       "| pair | server | requests/s | p50 | p99 | CPU/request | Redis CPU/request | server / Redis / load / other CPU | errors | delivered |",
       "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     );
-    eachPair(post, (kind, i, r) => {
+    eachPair(post, CLUSTER_KINDS, (kind, i, r) => {
       const c = r.cpu;
       const redis = kind === "cluster" ? micros(perRequest(c.redis, r)) : "–";
       out(
@@ -673,6 +847,179 @@ function renderCluster(out: Out, cluster: ClusterResults, plan: Plan): void {
   }
 }
 
+function renderSse(out: Out, runs: Alternated<FanoutRun, Transport>, plan: Plan): void {
+  const f = plan.fanout;
+  const rates = runs.websocket[0]?.phases.map((p) => p.name.replace(" msg/s", "")) ?? [];
+  out(
+    "## 6. SSE: Server-Sent Events subscribers against websockets",
+    "",
+    "Each pair is two fresh pinghub processes, run as above. The first gets the fan-out of scenario 1: " +
+      `${f.subscribers} websocket subscribers on one channel, one of them publishing. The second gets ` +
+      `${f.subscribers} SSE subscribers on that channel (\`GET\` with \`Accept: text/event-stream\`; each message ` +
+      "arrives as `data: …` and a blank line), read by Bun's `fetch` with a streaming body reader " +
+      "(`bench/load/sse-client.ts`), and one websocket more that publishes the same messages the same way. That " +
+      "publisher gets each message back too, as a websocket publisher does: one delivery more per message, not " +
+      `counted, so the SSE side's CPU per delivery errs high by 1 in ${f.subscribers}. ${f.messageSize}-byte ` +
+      `messages, ${rates.join(" and then ")} messages/s for ${f.rateSeconds} s each (open loop), after a ` +
+      `${f.warmupSeconds} s warm-up; no closed loop, whose pace would be the SSE client's. Every SSE ` +
+      "subscriber's messages are counted and their order checked, as the websockets' are. " +
+      `${runs.websocket.length} pairs; figures are medians over each side's runs, a ratio is the median of the ` +
+      "SSE / websocket ratios within each pair. The load generator's CPU share says whether the client kept " +
+      "up: at 90 % and over, its own queueing is part of the latency.",
+    "",
+  );
+  pairedFanout(out, "###", runs, TRANSPORTS, ["websocket", "SSE", "SSE / websocket"]);
+}
+
+function renderHistory(out: Out, history: HistoryResults, plan: Plan): void {
+  const f = plan.fanout;
+  out(
+    "## 7. History: pinghub with and without history",
+    "",
+    "Each pair is a node without history (pinghub as above), then the same command with " +
+      `\`--history ${history.messages}\`: every channel keeps its last ${history.messages} messages (for ` +
+      "SSE subscribers that resume) and every message gets an id; websocket subscribers still get the bare " +
+      "frames. Each run is a fresh process. Figures are medians over each server's runs, a ratio is the median " +
+      "of the history / no history ratios within each pair.",
+    "",
+  );
+  const labels: [string, string, string] = ["no history", "history", "history / none"];
+  if (history.fanout) {
+    out(
+      `### Fan-out with history: ${f.subscribers} subscribers on one channel, ${f.messageSize}-byte messages`,
+      "",
+      `As in scenario 1: one subscriber publishes by websocket, ${f.rates.join(" and then ")} messages/s for ` +
+        `${f.rateSeconds} s each, then "max" (${f.window} in flight) for ${f.maxSeconds} s; ` +
+        `${history.fanout.pinghub.length} pairs. With history, each message is also kept, once, whatever the ` +
+        "number of subscribers.",
+      "",
+    );
+    pairedFanout(out, "####", history.fanout, HISTORY_KINDS, labels);
+  }
+  if (history.post) {
+    const post = history.post;
+    const tool = post.pinghub[0]?.tool ?? post.history[0]?.tool;
+    out(
+      `### POST with history: ${plan.post.connections} keep-alive connections, ${plan.post.seconds} s`,
+      "",
+      `As in scenario 3, with ${tool === "wrk" ? "wrk" : "the Bun fallback (wrk not found)"}: 64-byte bodies to ` +
+        `one channel with one websocket subscriber reading; ${post.pinghub.length} pairs. With history, each ` +
+        "POST's message is kept and given an id before it is delivered.",
+      "",
+    );
+    pairedTable(out, labels, post.pinghub, post.history, [
+      ["requests/s", (r) => r.requestsPerSecond, num],
+      ["latency p50", (r) => r.latencyP50Ms, ms],
+      ["latency p99", (r) => r.latencyP99Ms, ms],
+      ["server CPU per request", (r) => r.serverCpuMicrosPerRequest, micros],
+      ["server CPU share", (r) => r.cpu.server / r.cpu.seconds, pct],
+      [`load generator CPU share (${tool})`, (r) => r.cpu.load / r.cpu.seconds, pct],
+      ["other processes' CPU share", (r) => r.cpu.other / r.cpu.seconds, pct],
+      ["errors", (r) => r.errors, int],
+      ["messages delivered to the subscriber", (r) => r.delivered, int],
+    ]);
+    out(
+      "",
+      `Limited by: ${busyCores(post, HISTORY_KINDS, labels, (r) => r.cpu)}.`,
+      "",
+      "Every run, in the order measured:",
+      "",
+      "| pair | server | requests/s | p50 | p99 | CPU/request | server / load / other CPU | errors | delivered |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    );
+    eachPair(post, HISTORY_KINDS, (kind, i, r) => {
+      const c = r.cpu;
+      out(
+        `| ${i + 1} | ${kind === "pinghub" ? "no history" : kind} | ${num(r.requestsPerSecond)} | ${ms(r.latencyP50Ms)} | ` +
+          `${ms(r.latencyP99Ms)} | ${micros(r.serverCpuMicrosPerRequest)} | ` +
+          `${pct(c.server / c.seconds)} / ${pct(c.load / c.seconds)} / ${pct(c.other / c.seconds)} | ` +
+          `${r.errors} | ${r.delivered} |`,
+      );
+    });
+    out("");
+  }
+}
+
+/**
+ * One table per phase of a paired fan-out (SSE against websocket, history against none): both sides' medians
+ * and their paired ratios, the p99 added, which cores were full; then every run.
+ */
+function pairedFanout<K extends string>(
+  out: Out,
+  /** The Markdown heading of each phase: "###" under a scenario, "####" under one of its parts. */
+  level: string,
+  runs: Alternated<FanoutRun, K>,
+  kinds: readonly [K, K],
+  labels: [string, string, string],
+): void {
+  const [base, measured] = kinds;
+  const baseRuns = runs[base] as FanoutRun[];
+  const measuredRuns = runs[measured] as FanoutRun[];
+  const names = baseRuns[0]?.phases.map((p) => p.name) ?? [];
+  names.forEach((name, i) => {
+    const phase = (r: FanoutRun) => phaseAt(r, i);
+    out(`${level} ${name}`, "");
+    pairedTable(out, labels, baseRuns, measuredRuns, [
+      ["deliveries/s", (r) => phase(r).deliveriesPerSecond, num],
+      ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => fixed(v, 3, "µs")],
+      ["latency p50", (r) => phase(r).latencyP50Ms, ms],
+      ["latency p99", (r) => phase(r).latencyP99Ms, ms],
+      ["latency max", (r) => phase(r).latencyMaxMs, ms],
+      ["server CPU share", (r) => share(phase(r), "server"), pct],
+      ["load generator CPU share", (r) => share(phase(r), "load"), pct],
+      ["other processes' CPU share", (r) => share(phase(r), "other"), pct],
+      ["lost", (r) => phase(r).lost, int],
+      ["out of order", (r) => phase(r).outOfOrder, int],
+      ["subscribers disconnected", (r) => phase(r).disconnected, int],
+    ]);
+    const added = pairedDifferences(baseRuns, measuredRuns, (r) => phase(r).latencyP99Ms);
+    const busy = busyCores(runs, kinds, labels, (r) => phase(r).cpu);
+    out(
+      "",
+      `Latency p99 added by ${labels[1]} (median of the paired differences): ${signedMs(median(added))} ` +
+        `(pairs: ${added.map(signedMs).join(", ")}).`,
+      "",
+      name === "max" ? `Limited by: ${busy}.` : `Deliveries/s is the offered rate. Cores at least 90 % busy: ${busy}.`,
+      "",
+    );
+  });
+  out(
+    "Every run, in the order measured:",
+    "",
+    "| pair | side | phase | deliveries/s | CPU/delivery | p50 | p99 | server / load / other CPU | lost | out of order | disconnected |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  );
+  eachPair(runs, kinds, (kind, i, run) => {
+    const label = kind === base ? labels[0] : labels[1];
+    for (const { name, result: p } of run.phases) {
+      out(
+        `| ${i + 1} | ${label} | ${name} | ${num(p.deliveriesPerSecond)} | ${fixed(p.serverCpuMicrosPerDelivery, 3, "µs")} | ` +
+          `${ms(p.latencyP50Ms)} | ${ms(p.latencyP99Ms)} | ${pct(share(p, "server"))} / ${pct(share(p, "load"))} / ` +
+          `${pct(share(p, "other"))} | ${p.lost} | ${p.outOfOrder} | ${p.disconnected} |`,
+      );
+    }
+  });
+  out("");
+}
+
+/** Which cores were at least 90 % busy in every run of each side, in words. */
+function busyCores<T, K extends string>(
+  runs: Alternated<T, K>,
+  kinds: readonly [K, K],
+  labels: [string, string, string],
+  cpu: (run: T) => CpuUse,
+): string {
+  return kinds
+    .map((kind, k) => {
+      const all = (runs[kind] as T[]).map(cpu);
+      return `${labels[k]}: ${limitName(
+        all.every((c) => c.server / c.seconds >= BUSY),
+        all.every((c) => c.load / c.seconds >= BUSY),
+      )}`;
+    })
+    .join("; ");
+}
+
 /** The two cores' shares over a run, with Redis's time counted on the core it shares. */
 function coreShares(cpu: CpuUse, place: RedisPlace): { server: number; load: number } {
   const redis = cpu.redis / cpu.seconds;
@@ -682,11 +1029,15 @@ function coreShares(cpu: CpuUse, place: RedisPlace): { server: number; load: num
   };
 }
 
-function eachPair<T>(runs: Alternated<T, ClusterKind>, f: (kind: ClusterKind, i: number, run: T) => void): void {
-  const n = Math.max(runs.pinghub.length, runs.cluster.length);
+function eachPair<T, K extends string>(
+  runs: Alternated<T, K>,
+  kinds: readonly [K, K],
+  f: (kind: K, i: number, run: T) => void,
+): void {
+  const n = Math.max(...kinds.map((kind) => (runs[kind] as T[]).length));
   for (let i = 0; i < n; i++) {
-    for (const kind of ["pinghub", "cluster"] as const) {
-      const run = runs[kind][i];
+    for (const kind of kinds) {
+      const run = (runs[kind] as T[])[i];
       if (run !== undefined) f(kind, i, run);
     }
   }
@@ -747,31 +1098,40 @@ function figure(v: number, unit: string): string {
   return unit === "" ? int(v) : `${num(v)} ${unit}`;
 }
 
+/**
+ * A number with `digits` decimals and its unit, or "–" for one that is not a number: a smoke run's figures
+ * can be 0 / 0 or x / 0 (no CPU tick in a phase that short), and nothing reads "NaN" or "Infinity".
+ */
+function fixed(v: number, digits: number, unit = ""): string {
+  if (!Number.isFinite(v)) return "–";
+  return unit === "" ? v.toFixed(digits) : `${v.toFixed(digits)} ${unit}`;
+}
+
 function num(v: number): string {
-  if (Number.isNaN(v)) return "–";
+  if (!Number.isFinite(v)) return "–";
   if (Math.abs(v) >= 1e6) return `${(v / 1e6).toFixed(2)} M`;
   if (Math.abs(v) >= 1e4) return `${(v / 1e3).toFixed(1)} k`;
   return v.toFixed(v < 10 ? 2 : 0);
 }
 
 function int(v: number): string {
-  return Number.isNaN(v) ? "–" : String(Math.round(v));
+  return Number.isFinite(v) ? String(Math.round(v)) : "–";
 }
 
 function ms(v: number): string {
-  return Number.isNaN(v) ? "–" : `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+  return Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : "–";
 }
 
 function micros(v: number): string {
-  return Number.isNaN(v) ? "–" : `${v.toFixed(2)} µs`;
+  return fixed(v, 2, "µs");
 }
 
 function signedMs(v: number): string {
-  return Number.isNaN(v) ? "–" : `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)} ms`;
+  return Number.isFinite(v) ? `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)} ms` : "–";
 }
 
 function pct(v: number): string {
-  return Number.isNaN(v) ? "–" : `${Math.round(v * 100)} %`;
+  return Number.isFinite(v) ? `${Math.round(v * 100)} %` : "–";
 }
 
 function bytes(n: number): string {

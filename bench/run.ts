@@ -1,16 +1,18 @@
-// The benchmark: pinghub against the bare-Bun floor, in four scenarios, then a cluster node through Redis
-// against a single node in a fifth, then a report.
+// The benchmark: pinghub against the bare-Bun floor, in four scenarios; then pinghub against itself: SSE
+// subscribers against websockets, a node with history against one without, a cluster node through Redis
+// against a single node; then a report.
 //
-//   bun run bench                      the full run, about 15 minutes; writes bench/results/
+//   bun run bench                      the full run, about 20 minutes; writes bench/results/
 //   bun run bench --smoke              every scenario at tiny sizes, in seconds (CI); writes to a temp folder
-//   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, cluster)
+//   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster)
 //   bun run bench --out DIR            where report.md, results.json and growth.svg go
 //   bun run bench --post-tool bun      the Bun POST load generator even where wrk is installed
 //   bun run bench --pairs N            N floor/pinghub (single/cluster) pairs in every scenario instead of the plan's
 //   bun run bench --redis-core load    redis-server on the load generator's core instead of the server's
 //   bun run bench --rerender DIR       write DIR's report.md and growth.svg again from its results.json
 //
-// It asserts nothing about speed: it exits 0 once the report is written, whatever the figures.
+// It asserts nothing about speed: it exits 0 once the report is written, whatever the figures. A smoke run
+// judges no target at all: its figures mean nothing, and it says so once.
 // Every load goes to 127.0.0.1 only, and every one is bounded in connections and in time. The cluster scenario
 // needs Debian's redis-server: without it the scenario is skipped, loudly, except under CI=true, where the
 // run fails. Every redis-server it starts is its own, on a free loopback port, stopped with its node.
@@ -20,19 +22,31 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { alternate } from "./compare.ts";
+import { TRANSPORTS } from "./load/fanout.ts";
 import { type PostTool, postToolAvailable } from "./load/post.ts";
+import { MAX_HTTP_REQUESTS } from "./load/sse-client.ts";
 import { describeMachine } from "./measure.ts";
 import { type Pinning, pinLoadGenerator, REDIS_PLACES, type RedisPlace } from "./pinning.ts";
 import { FULL, type Plan, SMOKE } from "./plan.ts";
 import { renderGrowthSvg } from "./plot.ts";
-import { clusterTargets, type Results, renderReport, targets } from "./report.ts";
+import {
+  clusterTargets,
+  historyTargets,
+  judged,
+  type PairedTarget,
+  type Results,
+  renderReport,
+  SMOKE_NOTE,
+  sseTargets,
+  targets,
+} from "./report.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { idleRun } from "./scenarios/idle.ts";
 import { type PostRun, postRun } from "./scenarios/post.ts";
-import { CLUSTER_KINDS, killAllServers, missingRedis, type ServerKind } from "./servers.ts";
+import { CLUSTER_KINDS, HISTORY_KINDS, HISTORY_MESSAGES, killAllServers, missingRedis } from "./servers.ts";
 
-const SCENARIOS = ["fanout", "idle", "post", "growth", "cluster"] as const;
+const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: flags } = parseArgs({
@@ -63,10 +77,30 @@ if (pairs !== undefined && !(Number.isInteger(pairs) && pairs > 0)) fail(`--pair
 const plan: Plan =
   pairs === undefined
     ? chosen
-    : { ...chosen, pairs, postPairs: pairs, cluster: { pairs, postPairs: pairs }, growth: { ...chosen.growth, pairs } };
+    : {
+        ...chosen,
+        pairs,
+        postPairs: pairs,
+        cluster: { pairs, postPairs: pairs },
+        sse: { ...chosen.sse, pairs },
+        history: { pairs, postPairs: pairs },
+        growth: { ...chosen.growth, pairs },
+      };
 const only = (flags.only?.split(",") ?? SCENARIOS) as Scenario[];
 const unknown = only.filter((s) => !SCENARIOS.includes(s));
 if (unknown.length > 0) fail(`unknown scenario ${unknown.join(", ")}: choose from ${SCENARIOS.join(", ")}`);
+// Bun's fetch runs at most BUN_CONFIG_MAX_HTTP_REQUESTS requests at once (256 unless set) and queues the rest,
+// and it reads the variable once, as the process starts: the SSE scenario's streams need more, so the benchmark
+// runs again, as it is, in a process that has it. This one only waits for it (and passes signals on).
+const streamsNeeded = plan.fanout.subscribers + 64;
+if (only.includes("sse") && !(Number(process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) >= streamsNeeded)) {
+  const child = Bun.spawn([process.execPath, ...Bun.argv.slice(1)], {
+    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: String(MAX_HTTP_REQUESTS) },
+    stdio: ["inherit", "inherit", "inherit"],
+  });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));
+  process.exit(await child.exited);
+}
 const postTool = (flags["post-tool"] ?? postToolAvailable()) as PostTool;
 if (postTool !== "wrk" && postTool !== "bun") fail(`--post-tool must be wrk or bun, not ${postTool}`);
 const redisPlace = flags["redis-core"] as RedisPlace;
@@ -116,8 +150,8 @@ try {
       async (kind, pair) => {
         const run = await idleRun(kind, plan.idle, pinning);
         note(
-          `idle    ${kind.padEnd(7)} pair ${pair + 1}: ${(run.bytesPerConnection / 1024).toFixed(2)} KiB/connection, ` +
-            `connected in ${run.connectMs.toFixed(0)} ms; other ${pct(run.otherShare)}`,
+          `idle    ${kind.padEnd(7)} pair ${pair + 1}: ${fix(run.bytesPerConnection / 1024, 2)} KiB/connection, ` +
+            `connected in ${fix(run.connectMs, 0)} ms; other ${pct(run.otherShare)}`,
         );
         return run;
       },
@@ -143,8 +177,8 @@ try {
         async (kind) => {
           const run = await growthRun(kind, point, plan.growth.seconds, pinning);
           note(
-            `growth  ${kind.padEnd(7)} ${point.axis} ${point.value}: ${(run.serverCpuMicrosPerDelivery * 1000).toFixed(0)} ns/delivery, ` +
-              `${(run.deliveriesPerSecond / 1e6).toFixed(2)} M/s; other ${pct(run.otherShare)}`,
+            `growth  ${kind.padEnd(7)} ${point.axis} ${point.value}: ${fix(run.serverCpuMicrosPerDelivery * 1000, 0)} ns/delivery, ` +
+              `${fix(run.deliveriesPerSecond / 1e6, 2)} M/s; other ${pct(run.otherShare)}`,
           );
           return run;
         },
@@ -155,6 +189,10 @@ try {
       writeOutputs();
     }
   }
+  if (only.includes("sse")) await runSse(pinning);
+  writeOutputs();
+  if (only.includes("history")) await runHistory(pinning);
+  writeOutputs();
   if (only.includes("cluster")) await runCluster(pinning);
 } catch (error) {
   killAllServers();
@@ -163,21 +201,74 @@ try {
 
 writeOutputs();
 
-for (const t of targets(results)) {
-  const absolute = t.unit === "" ? String(t.pinghub) : `${t.pinghub.toFixed(2)} ${t.unit}`;
-  const figure = t.ratio === undefined ? absolute : `${t.ratio.toFixed(2)} × floor`;
-  note(`target  ${t.met ? "met   " : "MISSED"} ${t.name}: ${figure} (${t.goal})`);
-}
-for (const t of clusterTargets(results)) {
-  const absolute = t.unit === "" ? String(t.cluster) : `${t.cluster.toFixed(2)} ${t.unit}`;
-  const compared =
-    t.added !== undefined ? `${t.added.toFixed(2)} ${t.unit} added` : `${t.ratio?.toFixed(2)} × single node`;
-  const figure = t.ratio === undefined && t.added === undefined ? absolute : compared;
-  note(`target  ${t.met ? "met   " : "MISSED"} cluster: ${t.name}: ${figure} (${t.goal})`);
+if (judged(results)) {
+  for (const t of targets(results)) {
+    const absolute = t.unit === "" ? String(t.pinghub) : `${fix(t.pinghub, 2)} ${t.unit}`;
+    const figure = t.ratio === undefined ? absolute : `${fix(t.ratio, 2)} × floor`;
+    note(`target  ${t.met ? "met   " : "MISSED"} ${t.name}: ${figure} (${t.goal})`);
+  }
+  notePaired("cluster", clusterTargets(results), "single node");
+  notePaired("sse", sseTargets(results), "websocket");
+  notePaired("history", historyTargets(results), "no history");
+} else {
+  note(SMOKE_NOTE);
 }
 if (redisMissing !== undefined) note(`*** the cluster scenario was SKIPPED: ${redisMissing} ***`);
-note(`done in ${results.seconds.toFixed(1)} s: ${join(outDir, "report.md")}`);
+note(`done in ${fix(results.seconds, 1)} s: ${join(outDir, "report.md")}`);
 process.exit(0);
+
+/** One line per target of a paired scenario; a figure without a goal is "info". */
+function notePaired(scenario: string, list: PairedTarget[], than: string): void {
+  for (const t of list) {
+    const absolute = t.unit === "" ? String(t.measured) : `${fix(t.measured, 2)} ${t.unit}`;
+    const compared =
+      t.added !== undefined ? `${fix(t.added, 2)} ${t.unit} added` : `${fix(t.ratio ?? Number.NaN, 2)} × ${than}`;
+    const figure = t.ratio === undefined && t.added === undefined ? absolute : compared;
+    const verdict = t.met === undefined ? "info  " : t.met ? "met   " : "MISSED";
+    note(`target  ${verdict} ${scenario}: ${t.name}: ${figure} (goal: ${t.goal})`);
+  }
+}
+
+/**
+ * Scenario 6, SSE: the fan-out's fixed rates on a single node, with websocket subscribers and then with SSE
+ * subscribers (and a websocket publisher), in pairs, alternating. No closed loop: its pace would be the SSE
+ * client's, not the server's.
+ */
+async function runSse(pinning: Pinning): Promise<void> {
+  const ssePlan = { ...plan.fanout, rates: plan.sse.rates, maxSeconds: 0 };
+  results.sse = await alternate(
+    plan.sse.pairs,
+    async (transport, pair) =>
+      noteFanout("sse", transport, pair, await fanoutRun("pinghub", ssePlan, pinning, transport)),
+    fanoutOtherShare,
+    plan.patience,
+    TRANSPORTS,
+  );
+}
+
+/**
+ * Scenario 7, history: the fan-out and POST loads on a node without history and on one with --history, in
+ * pairs, alternating.
+ */
+async function runHistory(pinning: Pinning): Promise<void> {
+  const history: NonNullable<Results["history"]> = { messages: HISTORY_MESSAGES };
+  results.history = history;
+  history.fanout = await alternate(
+    plan.history.pairs,
+    async (kind, pair) => noteFanout("history fanout", kind, pair, await fanoutRun(kind, plan.fanout, pinning)),
+    fanoutOtherShare,
+    plan.patience,
+    HISTORY_KINDS,
+  );
+  writeOutputs();
+  history.post = await alternate(
+    plan.history.postPairs,
+    async (kind, pair) => notePost("history post", kind, pair, await postRun(kind, plan.post, postTool, pinning)),
+    (run) => run.cpu.other / run.cpu.seconds,
+    plan.patience,
+    HISTORY_KINDS,
+  );
+}
 
 /**
  * Scenario 5, cluster: the fan-out and POST loads on a single node and on a cluster node, which publishes
@@ -207,22 +298,22 @@ async function runCluster(pinning: Pinning): Promise<void> {
   );
 }
 
-function noteFanout(scenario: string, kind: ServerKind, pair: number, run: FanoutRun): FanoutRun {
+function noteFanout(scenario: string, kind: string, pair: number, run: FanoutRun): FanoutRun {
   const phases = run.phases.map(
     (p) =>
-      `${p.name} ${(p.result.deliveriesPerSecond / 1e6).toFixed(2)} M/s ` +
-      `${(p.result.serverCpuMicrosPerDelivery * 1000).toFixed(0)} ns/delivery p99 ${p.result.latencyP99Ms.toFixed(1)} ms` +
+      `${p.name} ${fix(p.result.deliveriesPerSecond / 1e6, 2)} M/s ` +
+      `${fix(p.result.serverCpuMicrosPerDelivery * 1000, 0)} ns/delivery p99 ${fix(p.result.latencyP99Ms, 1)} ms` +
       (kind === "cluster" ? ` redis ${pct(p.result.cpu.redis / p.result.cpu.seconds)}` : ""),
   );
   note(`${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${phases.join("; ")}; other ${pct(fanoutOtherShare(run))}`);
   return run;
 }
 
-function notePost(scenario: string, kind: ServerKind, pair: number, run: PostRun): PostRun {
+function notePost(scenario: string, kind: string, pair: number, run: PostRun): PostRun {
   const redis = kind === "cluster" ? `, redis ${pct(run.cpu.redis / run.cpu.seconds)}` : "";
   note(
-    `${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${(run.requestsPerSecond / 1000).toFixed(1)} k req/s, ` +
-      `${run.serverCpuMicrosPerRequest.toFixed(1)} µs/request, p99 ${run.latencyP99Ms.toFixed(2)} ms, ` +
+    `${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${fix(run.requestsPerSecond / 1000, 1)} k req/s, ` +
+      `${fix(run.serverCpuMicrosPerRequest, 1)} µs/request, p99 ${fix(run.latencyP99Ms, 2)} ms, ` +
       `${run.errors} errors${redis}; other ${pct(run.cpu.other / run.cpu.seconds)}`,
   );
   return run;
@@ -242,7 +333,12 @@ function note(line: string): void {
 }
 
 function pct(share: number): string {
-  return `${Math.round(share * 100)} %`;
+  return Number.isFinite(share) ? `${Math.round(share * 100)} %` : "–";
+}
+
+/** A figure with `digits` decimals, or "–" when there is none to give (0 / 0 in a phase too short to measure). */
+function fix(v: number, digits: number): string {
+  return Number.isFinite(v) ? v.toFixed(digits) : "–";
 }
 
 function fail(line: string): never {

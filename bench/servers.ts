@@ -1,18 +1,23 @@
 // The servers under test, each started as a real process of its own, pinned to the server's core: pinghub
-// exactly as deployed (metrics server on), the floor, and a cluster node: pinghub with --redis and a
-// redis-server of its own. Every measurement gets fresh processes, so that no run inherits another's heap, JIT
-// state, Redis state or sockets in TIME_WAIT.
+// exactly as deployed (metrics server on), the floor, a cluster node: pinghub with --redis and a redis-server
+// of its own, and a node with history: pinghub with --history. Every measurement gets fresh processes, so
+// that no run inherits another's heap, JIT state, Redis state or sockets in TIME_WAIT.
 
 import type { Subprocess } from "bun";
 import { type Pinning, redisCommand, serverCommand } from "./pinning.ts";
 
-export type ServerKind = "floor" | "pinghub" | "cluster";
+export type ServerKind = "floor" | "pinghub" | "cluster" | "history";
 /** The headline comparison: the floor, then pinghub. */
 export const SERVER_KINDS = ["floor", "pinghub"] as const;
 export type FloorKind = (typeof SERVER_KINDS)[number];
 /** The cluster scenarios' comparison: a single node, then one cluster node through Redis. */
 export const CLUSTER_KINDS = ["pinghub", "cluster"] as const;
 export type ClusterKind = (typeof CLUSTER_KINDS)[number];
+/** The history scenario's comparison: a single node, then the same node keeping each channel's last messages. */
+export const HISTORY_KINDS = ["pinghub", "history"] as const;
+export type HistoryKind = (typeof HISTORY_KINDS)[number];
+/** Messages a "history" node keeps per channel: `--history 100`. */
+export const HISTORY_MESSAGES = 100;
 
 /** Debian's redis-server, found on the PATH. */
 export const REDIS_SERVER = "redis-server";
@@ -61,6 +66,7 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
           "--log-level",
           "warn",
           ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
+          ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
         ];
   let proc: Subprocess;
   try {

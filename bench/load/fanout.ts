@@ -1,5 +1,7 @@
-// The fan-out load: websockets on some channels, one of each channel's subscribers also its publisher, and
-// every message checked on arrival: its sequence number (lost or out of order?) and its time stamp (latency).
+// The fan-out load: subscribers on some channels, and every message checked on arrival: its sequence number
+// (lost or out of order?) and its time stamp (latency). The subscribers are websockets, one of each channel's
+// also its publisher; or Server-Sent Events streams, with one websocket per channel to publish (which gets
+// every message back too, as a websocket publisher does, unchecked and not counted as a delivery).
 //
 // Two paces:
 // - rate: a fixed number of messages per second, whatever happens to them (open loop): the latency a client
@@ -11,7 +13,12 @@
 import { type CpuUse, cpuSince, cpuSnapshot, memory } from "../measure.ts";
 import { LatencyHistogram } from "../stats.ts";
 import { fillMessage, nowMicros, readSeq, readStamp, writeNumbers } from "./message.ts";
+import { closeEventStreams, openEventStreams, type SseConnection } from "./sse-client.ts";
 import { closeAll, connectAll, textFrame, type WsConnection } from "./ws-client.ts";
+
+/** How the subscribers subscribe: websockets, or Server-Sent Events (`GET` with `Accept: text/event-stream`). */
+export const TRANSPORTS = ["websocket", "sse"] as const;
+export type Transport = (typeof TRANSPORTS)[number];
 
 export interface FanoutShape {
   port: number;
@@ -19,6 +26,8 @@ export interface FanoutShape {
   subscribersPerChannel: number;
   /** Bytes per message, the numbers at its start included. */
   messageSize: number;
+  /** Websockets unless given. */
+  transport?: Transport;
 }
 
 export type Pace = { kind: "rate"; messagesPerSecond: number } | { kind: "window"; inFlightPerChannel: number };
@@ -50,7 +59,12 @@ export interface PhaseResult {
 const DRAIN_QUIET_MS = 2_000;
 
 export class FanoutLoad {
+  /** Websocket subscribers, one per channel publishing too; none with SSE subscribers. */
   private conns: WsConnection[] = [];
+  /** SSE subscribers, when the transport is SSE. */
+  private streams: SseConnection[] = [];
+  /** Each channel's publisher: its first websocket subscriber, or a websocket of its own beside SSE streams. */
+  private publishers: WsConnection[] = [];
   private readonly subscribers: number;
   /** Per channel: the next sequence number, and (window pace) how many are complete at every subscriber. */
   private readonly nextSeq: Float64Array;
@@ -84,23 +98,46 @@ export class FanoutLoad {
     this.frameAt = at;
   }
 
-  /** Connects every subscriber; resolves when all are subscribed. */
+  /** Connects every subscriber (and publisher); resolves when all are subscribed. */
   static async open(shape: FanoutShape): Promise<FanoutLoad> {
     const load = new FanoutLoad(shape);
     const perChannel = shape.subscribersPerChannel;
+    const path = (c: number) => `/bench/fanout/${c}`;
+    const closed = () => {
+      if (!load.closing) load.disconnected++;
+    };
     const started = performance.now();
-    load.conns = await connectAll({
-      port: shape.port,
-      count: load.subscribers,
-      path: (i) => `/bench/fanout/${Math.floor(i / perChannel)}`,
-      channel: (i) => Math.floor(i / perChannel),
-      handlers: {
-        text: (conn, bytes, at, _length, now) => load.onMessage(conn, bytes, at, now),
-        closed: () => {
-          if (!load.closing) load.disconnected++;
-        },
-      },
-    });
+    if (shape.transport === "sse") {
+      try {
+        load.streams = await openEventStreams({
+          port: shape.port,
+          count: load.subscribers,
+          path: (i) => path(Math.floor(i / perChannel)),
+          channel: (i) => Math.floor(i / perChannel),
+          handlers: { data: (conn, bytes, at, _length, now) => load.onMessage(conn, bytes, at, now), closed },
+        });
+        load.publishers = await connectAll({
+          port: shape.port,
+          count: shape.channels,
+          path,
+          channel: (c) => c,
+          handlers: { text() {}, closed },
+        });
+      } catch (error) {
+        await load.close();
+        throw error;
+      }
+    } else {
+      load.conns = await connectAll({
+        port: shape.port,
+        count: load.subscribers,
+        path: (i) => path(Math.floor(i / perChannel)),
+        channel: (i) => Math.floor(i / perChannel),
+        handlers: { text: (conn, bytes, at, _length, now) => load.onMessage(conn, bytes, at, now), closed },
+      });
+      // The channel's first subscriber is its publisher.
+      load.publishers = Array.from({ length: shape.channels }, (_, c) => load.conns[c * perChannel] as WsConnection);
+    }
     load.connectMs = performance.now() - started;
     return load;
   }
@@ -151,7 +188,7 @@ export class FanoutLoad {
 
   async close(): Promise<void> {
     this.closing = true;
-    await closeAll(this.conns);
+    await Promise.all([closeAll(this.conns), closeAll(this.publishers), closeEventStreams(this.streams)]);
   }
 
   private startPhase(pace: Pace): void {
@@ -179,13 +216,12 @@ export class FanoutLoad {
     const seq = this.nextSeq[c] as number;
     this.nextSeq[c] = seq + 1;
     writeNumbers(this.frame, this.frameAt, seq, nowMicros());
-    // The channel's first subscriber is its publisher.
-    (this.conns[c * this.shape.subscribersPerChannel] as WsConnection).send(this.frame);
+    (this.publishers[c] as WsConnection).send(this.frame);
     this.published++;
   }
 
   /** Every delivery passes here: keep it to arithmetic on numbers already at hand. */
-  private onMessage(conn: WsConnection, bytes: Uint8Array, at: number, now: number): void {
+  private onMessage(conn: WsConnection | SseConnection, bytes: Uint8Array, at: number, now: number): void {
     const seq = readSeq(bytes, at);
     const i = conn.index;
     const expected = this.expected[i] as number;

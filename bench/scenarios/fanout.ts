@@ -1,9 +1,10 @@
 // Scenario 1, fan-out: one channel with many subscribers, one of them publishing by websocket; at fixed rates,
 // then as fast as the load generator can take. The headline figures: server CPU per delivery, deliveries per
-// second, latency, and whether anything was lost or reordered. The cluster scenario runs it too, on a single
-// node and on a cluster node.
+// second, latency, and whether anything was lost or reordered. The cluster and history scenarios run it too,
+// on a single node and on a cluster node or a node with history; the SSE scenario runs its fixed rates with
+// SSE subscribers and with websockets.
 
-import { FanoutLoad, type PhaseResult } from "../load/fanout.ts";
+import { FanoutLoad, type PhaseResult, type Transport } from "../load/fanout.ts";
 import type { Pinning } from "../pinning.ts";
 import type { Plan } from "../plan.ts";
 import { type ServerKind, startServer } from "../servers.ts";
@@ -16,18 +17,31 @@ export interface FanoutPhase {
 
 export interface FanoutRun {
   connectMs: number;
-  /** The plan's fixed rates in order, then the closed loop. */
+  /** The plan's fixed rates in order, then the closed loop (unless the plan's maxSeconds is 0). */
   phases: FanoutPhase[];
 }
 
-export async function fanoutRun(kind: ServerKind, plan: Plan["fanout"], pinning: Pinning): Promise<FanoutRun> {
+/** The fan-out on a fresh server of `kind`, its subscribers websockets or (`transport` "sse") SSE streams. */
+export async function fanoutRun(
+  kind: ServerKind,
+  plan: Plan["fanout"],
+  pinning: Pinning,
+  transport: Transport = "websocket",
+): Promise<FanoutRun> {
   const server = await startServer(kind, pinning);
-  const load = await FanoutLoad.open({
-    port: server.port,
-    channels: 1,
-    subscribersPerChannel: plan.subscribers,
-    messageSize: plan.messageSize,
-  });
+  let load: FanoutLoad;
+  try {
+    load = await FanoutLoad.open({
+      port: server.port,
+      channels: 1,
+      subscribersPerChannel: plan.subscribers,
+      messageSize: plan.messageSize,
+      transport,
+    });
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
   try {
     const maxPace = { kind: "window", inFlightPerChannel: plan.window } as const;
     const { pid, redisPid } = server;
@@ -37,7 +51,9 @@ export async function fanoutRun(kind: ServerKind, plan: Plan["fanout"], pinning:
       const pace = { kind: "rate", messagesPerSecond: rate } as const;
       phases.push({ name: `${rate} msg/s`, result: await load.run(pace, plan.rateSeconds * 1000, pid, redisPid) });
     }
-    phases.push({ name: "max", result: await load.run(maxPace, plan.maxSeconds * 1000, pid, redisPid) });
+    if (plan.maxSeconds > 0) {
+      phases.push({ name: "max", result: await load.run(maxPace, plan.maxSeconds * 1000, pid, redisPid) });
+    }
     return { connectMs: load.connectMs, phases };
   } finally {
     // The server first, so that it closes the connections and holds their TIME_WAIT, not the load generator.
