@@ -538,19 +538,7 @@ function renderFanout(out: Out, runs: Alternated<FanoutRun>, plan: Plan): void {
   names.forEach((name, i) => {
     const phase = (r: FanoutRun) => phaseAt(r, i);
     out(`### ${name}`, "");
-    comparisonTable(out, runs, [
-      ["deliveries/s", (r) => phase(r).deliveriesPerSecond, num],
-      ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => fixed(v, 3, "µs")],
-      ["latency p50", (r) => phase(r).latencyP50Ms, ms],
-      ["latency p99", (r) => phase(r).latencyP99Ms, ms],
-      ["latency max", (r) => phase(r).latencyMaxMs, ms],
-      ["server CPU share", (r) => share(phase(r), "server"), pct],
-      ["load generator CPU share", (r) => share(phase(r), "load"), pct],
-      ["other processes' CPU share", (r) => share(phase(r), "other"), pct],
-      ["lost", (r) => phase(r).lost, int],
-      ["out of order", (r) => phase(r).outOfOrder, int],
-      ["subscribers disconnected", (r) => phase(r).disconnected, int],
-    ]);
+    comparisonTable(out, runs, fanoutPhaseRows(i));
     const busy = KINDS.map((kind) => {
       const all = runs[kind].map(phase);
       return `${kind}: ${limitName(
@@ -959,19 +947,7 @@ function pairedFanout<K extends string>(
   names.forEach((name, i) => {
     const phase = (r: FanoutRun) => phaseAt(r, i);
     out(`${level} ${name}`, "");
-    pairedTable(out, labels, baseRuns, measuredRuns, [
-      ["deliveries/s", (r) => phase(r).deliveriesPerSecond, num],
-      ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => fixed(v, 3, "µs")],
-      ["latency p50", (r) => phase(r).latencyP50Ms, ms],
-      ["latency p99", (r) => phase(r).latencyP99Ms, ms],
-      ["latency max", (r) => phase(r).latencyMaxMs, ms],
-      ["server CPU share", (r) => share(phase(r), "server"), pct],
-      ["load generator CPU share", (r) => share(phase(r), "load"), pct],
-      ["other processes' CPU share", (r) => share(phase(r), "other"), pct],
-      ["lost", (r) => phase(r).lost, int],
-      ["out of order", (r) => phase(r).outOfOrder, int],
-      ["subscribers disconnected", (r) => phase(r).disconnected, int],
-    ]);
+    pairedTable(out, labels, baseRuns, measuredRuns, fanoutPhaseRows(i));
     const added = pairedDifferences(baseRuns, measuredRuns, (r) => phase(r).latencyP99Ms);
     const busy = busyCores(runs, kinds, labels, (r) => phase(r).cpu);
     out(
@@ -1044,6 +1020,24 @@ function eachPair<T, K extends string>(
 }
 
 type Row<T> = [string, (run: T) => number, (value: number) => string];
+
+/** The rows of a fan-out phase's table, whichever servers it compares. */
+function fanoutPhaseRows(i: number): Row<FanoutRun>[] {
+  const phase = (r: FanoutRun) => phaseAt(r, i);
+  return [
+    ["deliveries/s", (r) => phase(r).deliveriesPerSecond, num],
+    ["server CPU per delivery", (r) => phase(r).serverCpuMicrosPerDelivery, (v) => fixed(v, 3, "µs")],
+    ["latency p50", (r) => phase(r).latencyP50Ms, ms],
+    ["latency p99", (r) => phase(r).latencyP99Ms, ms],
+    ["latency max", (r) => phase(r).latencyMaxMs, ms],
+    ["server CPU share", (r) => share(phase(r), "server"), pct],
+    ["load generator CPU share", (r) => share(phase(r), "load"), pct],
+    ["other processes' CPU share", (r) => share(phase(r), "other"), pct],
+    ["lost", (r) => phase(r).lost, int],
+    ["out of order", (r) => phase(r).outOfOrder, int],
+    ["subscribers disconnected", (r) => phase(r).disconnected, int],
+  ];
+}
 
 /** A table of medians, one row per figure: floor, pinghub, and the median of the paired ratios. */
 function comparisonTable<T>(out: Out, runs: PerServer<T[]>, rows: Row<T>[]): void {

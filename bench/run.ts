@@ -21,7 +21,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { alternate } from "./compare.ts";
+import { type Alternated, alternate } from "./compare.ts";
 import { TRANSPORTS } from "./load/fanout.ts";
 import { type PostTool, postToolAvailable } from "./load/post.ts";
 import { MAX_HTTP_REQUESTS } from "./load/sse-client.ts";
@@ -44,7 +44,14 @@ import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { idleRun } from "./scenarios/idle.ts";
 import { type PostRun, postRun } from "./scenarios/post.ts";
-import { CLUSTER_KINDS, HISTORY_KINDS, HISTORY_MESSAGES, killAllServers, missingRedis } from "./servers.ts";
+import {
+  CLUSTER_KINDS,
+  HISTORY_KINDS,
+  HISTORY_MESSAGES,
+  killAllServers,
+  missingRedis,
+  type ServerKind,
+} from "./servers.ts";
 
 const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -253,21 +260,7 @@ async function runSse(pinning: Pinning): Promise<void> {
 async function runHistory(pinning: Pinning): Promise<void> {
   const history: NonNullable<Results["history"]> = { messages: HISTORY_MESSAGES };
   results.history = history;
-  history.fanout = await alternate(
-    plan.history.pairs,
-    async (kind, pair) => noteFanout("history fanout", kind, pair, await fanoutRun(kind, plan.fanout, pinning)),
-    fanoutOtherShare,
-    plan.patience,
-    HISTORY_KINDS,
-  );
-  writeOutputs();
-  history.post = await alternate(
-    plan.history.postPairs,
-    async (kind, pair) => notePost("history post", kind, pair, await postRun(kind, plan.post, postTool, pinning)),
-    (run) => run.cpu.other / run.cpu.seconds,
-    plan.patience,
-    HISTORY_KINDS,
-  );
+  await pairedFanoutAndPost("history", plan.history, HISTORY_KINDS, pinning, history);
 }
 
 /**
@@ -281,20 +274,34 @@ async function runCluster(pinning: Pinning): Promise<void> {
   }
   const cluster: NonNullable<Results["cluster"]> = { redis: pinning.redisDescription, redisPlace };
   results.cluster = cluster;
-  cluster.fanout = await alternate(
-    plan.cluster.pairs,
-    async (kind, pair) => noteFanout("cluster fanout", kind, pair, await fanoutRun(kind, plan.fanout, pinning)),
+  await pairedFanoutAndPost("cluster", plan.cluster, CLUSTER_KINDS, pinning, cluster);
+}
+
+/**
+ * The fan-out and then the POST load on a scenario's two kinds of server, in pairs, alternating; each result
+ * stored in `into` as soon as it is measured, so that the report written meanwhile has it.
+ */
+async function pairedFanoutAndPost<K extends ServerKind>(
+  name: string,
+  sizes: { pairs: number; postPairs: number },
+  kinds: readonly [K, K],
+  pinning: Pinning,
+  into: { fanout?: Alternated<FanoutRun, K>; post?: Alternated<PostRun, K> },
+): Promise<void> {
+  into.fanout = await alternate(
+    sizes.pairs,
+    async (kind, pair) => noteFanout(`${name} fanout`, kind, pair, await fanoutRun(kind, plan.fanout, pinning)),
     fanoutOtherShare,
     plan.patience,
-    CLUSTER_KINDS,
+    kinds,
   );
   writeOutputs();
-  cluster.post = await alternate(
-    plan.cluster.postPairs,
-    async (kind, pair) => notePost("cluster post", kind, pair, await postRun(kind, plan.post, postTool, pinning)),
+  into.post = await alternate(
+    sizes.postPairs,
+    async (kind, pair) => notePost(`${name} post`, kind, pair, await postRun(kind, plan.post, postTool, pinning)),
     (run) => run.cpu.other / run.cpu.seconds,
     plan.patience,
-    CLUSTER_KINDS,
+    kinds,
   );
 }
 
