@@ -1,7 +1,7 @@
 // Several pinghub nodes on one machine, to try cluster mode without systemd: `bun run cluster` starts Redis
 // (Debian's redis-server, persistence off), N nodes on UNIX sockets in a temporary directory, and nginx in front
 // from examples/nginx-cluster.conf with only its paths, port and node list changed; prints the URLs; restarts a
-// node that dies, as systemd's Restart=on-failure would, so that "when a node dies" can be tried with `kill -9`;
+// node that dies, however it ended, so that the README's "when a node dies" can be tried with `kill -9 PID`;
 // and stops everything on Ctrl-C (SIGINT) or SIGTERM, leaving nothing behind.
 //
 //   bun run cluster [--nodes 3] [--port 8080] [--redis redis://127.0.0.1:6379] [NODE FLAGS, e.g. --history 100]
@@ -106,44 +106,51 @@ async function startRedis(): Promise<string> {
 async function startNode(n: number): Promise<Node> {
   const run = join(dir, `node${n}`);
   mkdirSync(run, { mode: 0o755 });
+  const socket = join(run, "pinghub.sock");
+  const mport = freePort();
   const node: Node = {
     n,
-    socket: join(run, "pinghub.sock"),
-    mport: freePort(),
-    proc: undefined as unknown as Subprocess,
-    startedAt: 0,
+    socket,
+    mport,
+    proc: spawnNode(n, socket, mport, (code, signal) => void died(node, code, signal)),
+    startedAt: Date.now(),
     quickDeaths: 0,
   };
-  await runNode(node);
+  await untilServing(node);
   return node;
 }
 
-/** Starts the node's process (again, after a death: same socket, metrics port and log) and waits until it serves. */
-async function runNode(node: Node): Promise<void> {
-  const run = join(dir, `node${node.n}`);
-  node.startedAt = Date.now();
-  node.proc = Bun.spawn(
+/** The node's process, on its socket, metrics port and log: the same ones each time it is started. */
+function spawnNode(
+  n: number,
+  socket: string,
+  mport: number,
+  onExit: (code: number | null, signal: number | string | null) => void,
+): Subprocess {
+  return Bun.spawn(
     [
-      ...[process.execPath, join(ROOT, "src/main.ts"), "--addr", node.socket, "--socket-mode", "0666"],
-      ...["--mport", String(node.mport), "--log", join(run, "pinghub.log"), ...nodeFlags],
+      ...[process.execPath, join(ROOT, "src/main.ts"), "--addr", socket, "--socket-mode", "0666"],
+      ...["--mport", String(mport), "--log", join(dir, `node${n}`, "pinghub.log"), ...nodeFlags],
     ],
     {
       env: { ...process.env, PINGHUB_REDIS: redisUrl },
       stdin: "ignore",
       stdout: "ignore",
       stderr: "inherit",
-      onExit: (proc, code, signal) => {
-        if (proc === node.proc) void died(node, code, signal);
-      },
+      onExit: (_, code, signal) => onExit(code, signal),
     },
   );
+}
+
+/** Waits until the node answers on its socket, or its process is gone. */
+async function untilServing(node: Node): Promise<void> {
   // A killed node leaves its socket file behind, which the new process replaces: the file being there says
   // nothing, an answer on it does.
   const proc = node.proc;
   await waitFor(async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return true;
     try {
-      await fetch("http://localhost/", { unix: node.socket });
+      await (await fetch("http://localhost/", { unix: node.socket })).arrayBuffer();
       return true;
     } catch {
       return false;
@@ -176,7 +183,9 @@ async function died(node: Node, code: number | null, signal: number | string | n
   process.stderr.write(`cluster: node ${node.n} ${how}; restarting it in ${delayMs} ms\n`);
   await Bun.sleep(delayMs);
   if (stopping) return;
-  await runNode(node);
+  node.proc = spawnNode(node.n, node.socket, node.mport, (code, signal) => void died(node, code, signal));
+  node.startedAt = Date.now();
+  await untilServing(node);
   if (!stopping && serving(node)) {
     process.stderr.write(`cluster: node ${node.n} serves again, pid ${node.proc.pid}\n`);
   }
