@@ -153,12 +153,15 @@ describe("pinghub watch", () => {
         ),
       );
       const watching = startWatch([`${url}/cli/outage`, "--reconnect"]);
-      await watching.until(() => watching.output.stderr.includes("reconnecting in"), "a failed attempt");
-      expect(watching.output.stderr).toMatch(
-        /^cannot subscribe to ws:\/\/[^/]+\/cli\/outage: 503 unavailable: redis at .+ unreachable: .+; reconnecting in \d+ ms\n/,
-      );
-      watching.proc.kill();
-      await watching.done;
+      try {
+        await watching.until(() => watching.output.stderr.includes("reconnecting in"), "a failed attempt");
+        expect(watching.output.stderr).toMatch(
+          /^cannot subscribe to ws:\/\/[^/]+\/cli\/outage: 503 unavailable: redis at .+ unreachable: .+; reconnecting in \d+ ms\n/,
+        );
+      } finally {
+        watching.proc.kill();
+        await watching.done;
+      }
     } finally {
       node.proc.kill("SIGTERM");
       await node.exited;

@@ -2,8 +2,9 @@
 // the URLs printed, a message through nginx reaching a subscriber, a killed node restarted with the flags it
 // was given, and Ctrl-C leaving nothing behind.
 
-import { expect, test } from "bun:test";
+import { afterEach, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
+import type { Subprocess } from "bun";
 import { post, subscribe } from "./support/clients.ts";
 import { missingNginx } from "./support/nginx.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
@@ -14,6 +15,14 @@ const noNginx = missingNginx(false);
 if (noNginx !== "" && process.env.CI === "true") throw new Error(noNginx);
 const skip = noNginx !== "" || skipWithoutRedis();
 
+/** Scripts still running when a test ends, failed or not: Ctrl-C, so that nothing is left behind. */
+const running = new Set<Subprocess>();
+afterEach(async () => {
+  for (const proc of running) proc.kill("SIGINT");
+  await Promise.all([...running].map((proc) => proc.exited));
+  running.clear();
+});
+
 /** `bun scripts/cluster.ts ARGS`, with its output so far and a way to wait for a line of it. */
 function startCluster(args: string[]) {
   const proc = Bun.spawn([process.execPath, "scripts/cluster.ts", ...args], {
@@ -22,6 +31,7 @@ function startCluster(args: string[]) {
     stdout: "pipe",
     stderr: "pipe",
   });
+  running.add(proc);
   const output = { stdout: "", stderr: "" };
   const waiters = new Set<() => void>();
   const pump = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
