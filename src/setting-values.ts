@@ -11,14 +11,12 @@ export type TcpListen = { kind: "tcp"; hostname: string; port: number };
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export const LOG_LEVELS: readonly LogLevel[] = ["silent", "error", "warn", "info", "debug"];
 
-const TCP_FORMS = "host:port, :port (all interfaces) or [ipv6]:port";
-
 /** `host:port`, `:port` (all interfaces), `[v6]:port`, or an absolute UNIX socket path. */
 export function parseListen(value: string, name: string): Listen {
   if (value.startsWith("/")) return { kind: "unix", path: value };
   // The form the start line prints: `unix:/run/pinghub/pinghub.sock`.
   if (value.startsWith("unix:/")) return { kind: "unix", path: value.slice("unix:".length) };
-  return parseHostPort(value, name, `expected ${TCP_FORMS}, or an absolute socket path`);
+  return parseHostPort(value, name, "expected host:port, :port, [ipv6]:port or an absolute socket path");
 }
 
 /**
@@ -28,7 +26,7 @@ export function parseListen(value: string, name: string): Listen {
 export function parseMetricsListen(value: string, name: string): TcpListen | undefined {
   if (value === "off") return undefined;
   if (/^\d+$/.test(value)) return { kind: "tcp", hostname: "127.0.0.1", port: parsePort(value, `${name} "${value}"`) };
-  return parseHostPort(value, name, `expected a port, ${TCP_FORMS}, or off`);
+  return parseHostPort(value, name, "expected a port, host:port, [ipv6]:port or off");
 }
 
 function parseHostPort(value: string, name: string, expected: string): TcpListen {
