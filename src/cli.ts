@@ -86,7 +86,7 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
   if (parsed.help) return { kind: "exit", status: 0, stdout: helpText() };
   if (parsed.version) return { kind: "exit", status: 0, stdout: `${pkg.version}\n` };
   const positionals = parsed._.map(String);
-  const named = positionals[0] !== undefined && positionals[0] in COMMANDS;
+  const named = positionals[0] !== undefined && Object.hasOwn(COMMANDS, positionals[0]);
   const command = named ? (positionals[0] as CommandName) : DEFAULT_COMMAND;
   const operands = named ? positionals.slice(1) : positionals;
   for (const [name, owner] of BOOLEANS) {
@@ -207,5 +207,5 @@ function singleDashToDouble(arg: string): string {
 
 function isKnownFlag(arg: string): boolean {
   const name = arg.replace(/^--?/, "").split("=")[0] ?? "";
-  return name in SETTINGS || BOOLEANS.has(name) || ["h", "help", "version"].includes(name);
+  return Object.hasOwn(SETTINGS, name) || BOOLEANS.has(name) || ["h", "help", "version"].includes(name);
 }

@@ -141,6 +141,18 @@ afterAll(() => {
 
 // ---- --help and --version
 
+describe("the table of settings", () => {
+  test("every setting has a key of its own, a default its parser takes, and a flag name in lower case", () => {
+    const keys = FLAG_NAMES.map((flag) => SETTINGS[flag].key);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const flag of FLAG_NAMES) {
+      const setting: Setting = SETTINGS[flag];
+      expect(flag).toMatch(/^[a-z][a-z-]*[a-z]$/);
+      if (setting.default !== undefined) expect(() => setting.parse(setting.default ?? "", `--${flag}`)).not.toThrow();
+    }
+  });
+});
+
 describe("--help", () => {
   test("lists every flag with its environment variable and default, on stdout, and exits 0", async () => {
     const { status, stdout, stderr } = await runToExit(["--help"]);
@@ -268,6 +280,8 @@ const BAD_OTHER: BadCase[] = [
   { args: ["--Addr", "127.0.0.1:0"], says: /unknown flag --Addr/ },
   { args: ["serve", "extra"], says: /unexpected argument "extra" \(the commands are serve, watch, publish\)/ },
   { args: ["nonsense"], says: /unexpected argument "nonsense"/ },
+  { args: ["constructor"], says: /unexpected argument "constructor"/ },
+  { args: ["--toString"], says: /unknown flag --toString/ },
   { args: ["serve", "--reconnect"], says: /--reconnect is for pinghub watch/ },
   { args: [], env: { PINGHUB_MAX_MESSAGE_SIZE: "0" }, says: /PINGHUB_MAX_MESSAGE_SIZE "0"/ },
   { args: [], env: { PINGHUB_ORIGIN: "example.com" }, says: /PINGHUB_ORIGIN "example.com"/ },
