@@ -13,7 +13,16 @@
 
 import { type ArgDef, type ArgsDef, type CommandDef, parseArgs } from "citty";
 import pkg from "../package.json" with { type: "json" };
-import { type Config, ConfigError, envName, FLAG_NAMES, type FlagName, SETTINGS, toConfig } from "./config.ts";
+import {
+  type Config,
+  ConfigError,
+  envName,
+  FLAG_NAMES,
+  type FlagName,
+  SETTINGS,
+  type Setting,
+  toConfig,
+} from "./config.ts";
 
 /** The server's flags, as citty arguments: strings, so that citty never takes a flag's value for a positional. */
 const serverArgs: ArgsDef = Object.fromEntries(
@@ -63,8 +72,6 @@ const everyArg: ArgsDef = {
   version: { type: "boolean" },
 };
 
-export { envName };
-
 /** The client commands, run instead of the server: `pinghub watch URL`, `pinghub publish URL [MESSAGE]`. */
 export type ClientCommand =
   | { kind: "watch"; url: string; reconnect: boolean }
@@ -102,7 +109,8 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
     if (given.includes("")) return usageError(`flag --${flag} needs a value`);
     if (given.length === 0) continue;
     // A repeatable flag's values are joined as its variable holds them; for the others the last one counts.
-    flags[flag] = "repeatable" in SETTINGS[flag] ? given.join(",") : given.at(-1);
+    const setting: Setting = SETTINGS[flag];
+    flags[flag] = setting.repeatable ? given.join(",") : given.at(-1);
   }
   try {
     return { kind: "run", config: toConfig(flags, env) };

@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import pkg from "../package.json" with { type: "json" };
-import { envName, parseCommandLine } from "../src/cli.ts";
-import { type Config, FLAG_NAMES, SETTINGS, type Setting } from "../src/config.ts";
+import { parseCommandLine } from "../src/cli.ts";
+import { type Config, envName, FLAG_NAMES, SETTINGS, type Setting } from "../src/config.ts";
 import { subscribe } from "./support/clients.ts";
 import { type PinghubProcess, ROOT, spawnPinghub, spawnServing } from "./support/server.ts";
 
