@@ -50,9 +50,11 @@ const table = <const T extends Record<string, Setting>>(rows: T): T => rows;
  * pinghub's form, which every flag takes so that existing service files keep working) and PINGHUB_MAX_BACKLOG
  * (upper case, dashes as underscores); these follow from the name so that no flag can break the pattern.
  *
- * To add a setting, add one row here: its key appears in Config with its parser's return type (`| undefined`
- * when the row has no default), and in --help and the tests' defaults. Then document it in README's table of
- * flags. Nothing else lists the settings.
+ * To add a setting, add one row, such as
+ *   "auth-timeout": { key: "authTimeout", hint: "seconds", default: "5", parse: parsePositiveInt, help: "…" },
+ * and config.authTimeout is a number (its parser's return type; `| undefined` for a row without a default), read
+ * from --auth-timeout, -auth-timeout or PINGHUB_AUTH_TIMEOUT, shown in --help and in the tests' defaults. A new
+ * kind of value gets its parser in setting-values.ts. Then add the flag to README's table; nothing else lists them.
  */
 export const SETTINGS = table({
   addr: {
