@@ -69,6 +69,8 @@ export const SETTINGS = table({
   mport: {
     key: "metrics",
     hint: "address",
+    // Undefined when off. `0` turned the metrics server off before `off` did; it now means any free port, as it
+    // does for --addr, so that tests never race for a port (README tells operators).
     default: "8082",
     parse: parseMetricsListen,
     help:
