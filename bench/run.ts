@@ -21,6 +21,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { missingRedisServer } from "../test/support/redis-server.ts";
 import { type Alternated, alternate } from "./compare.ts";
 import { TRANSPORTS } from "./load/fanout.ts";
 import { type PostTool, postToolAvailable } from "./load/post.ts";
@@ -44,14 +45,7 @@ import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { idleRun } from "./scenarios/idle.ts";
 import { type PostRun, postRun } from "./scenarios/post.ts";
-import {
-  CLUSTER_KINDS,
-  HISTORY_KINDS,
-  HISTORY_MESSAGES,
-  killAllServers,
-  missingRedis,
-  type ServerKind,
-} from "./servers.ts";
+import { CLUSTER_KINDS, HISTORY_KINDS, HISTORY_MESSAGES, killAllServers, type ServerKind } from "./servers.ts";
 
 const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -113,7 +107,7 @@ if (postTool !== "wrk" && postTool !== "bun") fail(`--post-tool must be wrk or b
 const redisPlace = flags["redis-core"] as RedisPlace;
 if (!REDIS_PLACES.includes(redisPlace)) fail(`--redis-core must be ${REDIS_PLACES.join(" or ")}, not ${redisPlace}`);
 // Known before anything is measured: CI must not find out at the end that the cluster scenario could not run.
-const redisMissing = only.includes("cluster") ? missingRedis() : undefined;
+const redisMissing = only.includes("cluster") ? missingRedisServer() : undefined;
 if (redisMissing !== undefined) {
   if (process.env.CI === "true") fail(`${redisMissing}; CI must run the cluster scenario`);
   process.stderr.write(`\n*** bench: SKIPPING the cluster scenario: ${redisMissing} ***\n\n`);
