@@ -6,7 +6,7 @@
  * How long a wait may take before it fails: many times what anything here takes on an idle machine, so that a
  * loaded CI machine (two cores shared with other jobs) does not fail a test that is right.
  */
-export const UNTIL_TIMEOUT_MS = 10_000;
+export const UNTIL_TIMEOUT_MS = 15_000;
 /** How often the condition is checked: often enough to add little to a test's time, rarely enough to cost none. */
 const INTERVAL_MS = 10;
 
