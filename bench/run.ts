@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { missingRedisServer } from "../test/support/redis-server.ts";
 import { type Alternated, alternate } from "./compare.ts";
+import { fixed as fix, pct } from "./format.ts";
 import { TRANSPORTS } from "./load/fanout.ts";
 import { type PostTool, postToolAvailable } from "./load/post.ts";
 import { MAX_HTTP_REQUESTS } from "./load/sse-client.ts";
@@ -30,22 +31,22 @@ import { describeMachine } from "./measure.ts";
 import { type Pinning, pinLoadGenerator, REDIS_PLACES, type RedisPlace } from "./pinning.ts";
 import { FULL, type Plan, SMOKE } from "./plan.ts";
 import { renderGrowthSvg } from "./plot.ts";
-import {
-  clusterTargets,
-  historyTargets,
-  judged,
-  type PairedTarget,
-  type Results,
-  renderReport,
-  SMOKE_NOTE,
-  sseTargets,
-  targets,
-} from "./report.ts";
+import { renderReport } from "./report.ts";
+import type { Results } from "./results.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { idleRun } from "./scenarios/idle.ts";
 import { type PostRun, postRun } from "./scenarios/post.ts";
 import { CLUSTER_KINDS, HISTORY_KINDS, HISTORY_MESSAGES, killAllServers, type ServerKind } from "./servers.ts";
+import {
+  judged,
+  PAIRED_SCENARIOS,
+  type PairedScenario,
+  type PairedTarget,
+  pairedTargets,
+  SMOKE_NOTE,
+  targets,
+} from "./targets.ts";
 
 const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -204,13 +205,13 @@ writeOutputs();
 
 if (judged(results)) {
   for (const t of targets(results)) {
-    const absolute = t.unit === "" ? String(t.pinghub) : `${fix(t.pinghub, 2)} ${t.unit}`;
+    const absolute = t.unit === "" ? String(t.measured) : `${fix(t.measured, 2)} ${t.unit}`;
     const figure = t.ratio === undefined ? absolute : `${fix(t.ratio, 2)} × floor`;
     note(`target  ${t.met ? "met   " : "MISSED"} ${t.name}: ${figure} (${t.goal})`);
   }
-  notePaired("cluster", clusterTargets(results), "single node");
-  notePaired("sse", sseTargets(results), "websocket");
-  notePaired("history", historyTargets(results), "no history");
+  for (const scenario of Object.keys(PAIRED_SCENARIOS) as PairedScenario[]) {
+    notePaired(scenario, pairedTargets(results, scenario), PAIRED_SCENARIOS[scenario].than);
+  }
 } else {
   note(SMOKE_NOTE);
 }
@@ -331,15 +332,6 @@ function writeOutputs(): void {
 
 function note(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
-}
-
-function pct(share: number): string {
-  return Number.isFinite(share) ? `${Math.round(share * 100)} %` : "–";
-}
-
-/** A figure with `digits` decimals, or "–" when there is none to give (0 / 0 in a phase too short to measure). */
-function fix(v: number, digits: number): string {
-  return Number.isFinite(v) ? v.toFixed(digits) : "–";
 }
 
 function fail(line: string): never {
