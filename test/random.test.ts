@@ -125,14 +125,6 @@ function randomClients(random: Random, count: number, sentinel: string): Client[
 /** Lets other clients' sends and the server run, so publishers interleave; not a wait for anything. */
 const yieldToOthers = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-async function untilTrue(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await yieldToOthers();
-  }
-}
-
 beforeAll(() => {
   console.log(`random test seed: ${SEED} (replay with PINGHUB_SEED=${SEED} bun test test/random.test.ts)`);
 });
@@ -293,7 +285,7 @@ describe("one node", () => {
       expect(server.hub.channelCount).toBe(subscribers === 0 ? 0 : 1);
     },
     async forgotten(channel) {
-      await untilTrue(() => server.hub.channelCount === 0, "the channel is forgotten");
+      await until(() => server.hub.channelCount === 0, "the channel is forgotten");
       expect(server.hub.subscriberCount(channel)).toBe(0);
     },
   }));

@@ -7,8 +7,9 @@
 import type { Subprocess } from "bun";
 import { Canary, type CanaryReport } from "./canary.ts";
 import type { Finals, InitialSubscriber, SubscriberReport, WorkerCommand } from "./churn-worker.ts";
+import { freePort } from "./ports.ts";
 import { openFds, RssMonitor, type RssSample } from "./process-stats.ts";
-import { freePort, sample, spawnServing } from "./server.ts";
+import { sample, spawnServing } from "./server.ts";
 
 export interface ChurnOptions {
   seed: number;

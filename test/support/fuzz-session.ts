@@ -5,8 +5,9 @@
 
 import { Canary, type CanaryReport } from "./canary.ts";
 import { type FuzzReport, refusalCounts, refusalMismatches, runFuzz } from "./fuzz.ts";
+import { freePort } from "./ports.ts";
 import { cpuSeconds, openFds, RssMonitor } from "./process-stats.ts";
-import { freePort, sample, spawnServing } from "./server.ts";
+import { sample, spawnServing } from "./server.ts";
 
 /** Keep-alive connections fetch may still hold to the server when the fuzzing stops. */
 const FETCH_POOL = 8;
