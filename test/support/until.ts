@@ -20,15 +20,24 @@ export async function until<T>(
   what: string | (() => string | Promise<string>),
   timeoutMs = UNTIL_TIMEOUT_MS,
 ): Promise<T> {
+  const result = await settled(check, timeoutMs);
+  if (result !== undefined) return result;
+  throw new Error(`timed out after ${timeoutMs} ms waiting until ${typeof what === "string" ? what : await what()}`);
+}
+
+/**
+ * The same wait, resolving with undefined at the deadline instead of failing: for the soak and fuzz harnesses,
+ * which wait for the server to settle and then report what they found, whatever it is.
+ */
+export async function settled<T>(
+  check: () => T | false | undefined | Promise<T | false | undefined>,
+  timeoutMs = UNTIL_TIMEOUT_MS,
+): Promise<T | undefined> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const result = await check();
     if (result !== false && result !== undefined) return result;
-    if (performance.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting until ${typeof what === "string" ? what : await what()}`,
-      );
-    }
+    if (performance.now() > deadline) return undefined;
     await Bun.sleep(INTERVAL_MS);
   }
 }
