@@ -179,7 +179,7 @@ function fanoutSection(out: Out, level: string, comparison: Comparison, sides: S
     if (comparison !== FLOOR) {
       const added = pairedDifferences(...sides, (r) => phase(r).latencyP99Ms);
       out(
-        `Latency p99 added by ${labels[1]} (median of the paired differences): ${signedMs(median(added))} ` +
+        `Latency p99 added (${labels[1]} − ${labels[0]}, median of the paired differences): ${signedMs(median(added))} ` +
           `(pairs: ${added.map(signedMs).join(", ")}).`,
         "",
       );
