@@ -5,6 +5,9 @@ import type { Subprocess } from "bun";
 import { type Config, toConfig } from "../../src/config.ts";
 import { type ChannelServer, type ServerHooks, startChannelServer } from "../../src/server.ts";
 
+// Where the tests have always found it; it lives in ports.ts, which the benchmark and the scripts share.
+export { freePort } from "./ports.ts";
+
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** The defaults (config.ts's table), on a free loopback port, with no metrics server and no log. */
@@ -101,14 +104,6 @@ export async function spawnServing(args: string[] = [], env: Record<string, stri
   const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "off", ...args], env);
   const [, url] = await pinghub.waitForStderr(/serving ([^\s,]+)/);
   return { ...pinghub, url: url as string };
-}
-
-/** A TCP port that was free a moment ago, for a test that must know a port before the process starts. */
-export function freePort(): number {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const { port } = listener;
-  listener.stop(true);
-  return port;
 }
 
 /** Reads one sample from a Prometheus text scrape: `name` or `name{labels}` as written there. */
