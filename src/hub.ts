@@ -54,7 +54,7 @@ export class Hub implements GroupOwner {
   };
   readonly broker: Broker;
   /** Set by closeAll: a subscriber whose door was opening at shutdown is ended as it joins. */
-  closing: { code: number; reason: string } | undefined;
+  private shutdown: { code: number; reason: string } | undefined;
   private readonly groups: SubscriberGroup<unknown>[] = [];
   private readonly admission: Admission;
 
@@ -82,6 +82,11 @@ export class Hub implements GroupOwner {
    */
   admit<T>(channel: string, door: Door<T>): T | Promise<T> {
     return this.admission.admit(channel, door);
+  }
+
+  /** From the groups: set once the hub is shutting down. */
+  get closing(): { code: number; reason: string } | undefined {
+    return this.shutdown;
   }
 
   /** A transport cut off a subscriber for its backlog. */
@@ -157,7 +162,7 @@ export class Hub implements GroupOwner {
 
   /** Ends every subscriber of every transport, and any that joins from now on, as at shutdown. */
   closeAll(code: number, reason: string): void {
-    this.closing = { code, reason };
+    this.shutdown = { code, reason };
     for (const group of this.groups) group.endAll(code, reason);
   }
 
