@@ -117,6 +117,16 @@ export const SETTINGS = table({
     parse: parsePositiveInt,
     help: "bytes queued for a subscriber that is not reading before it is disconnected",
   },
+  "max-backlog-total": {
+    key: "maxBacklogTotal",
+    hint: "bytes",
+    // 64 MiB: what a herd of clients that stop reading may make the node hold, whatever their number; without
+    // it, 10,000 of them could hold 10,000 × --max-backlog. Readers that keep up have next to nothing queued in
+    // the process (the kernel's socket buffers take a burst first), so they never come near it (README).
+    default: "67108864",
+    parse: parsePositiveInt,
+    help: "bytes queued for all subscribers together; past it, those furthest behind are disconnected first",
+  },
   "idle-timeout": {
     key: "idleTimeout",
     hint: "seconds",

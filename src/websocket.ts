@@ -4,6 +4,7 @@
 // reaches them all natively, so no JavaScript runs per subscriber.
 
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import { type Backlogged, OVER_MAX_BACKLOG } from "./backlog.ts";
 import type { Config } from "./config.ts";
 import { closeClass, type Hub, WEBSOCKETS } from "./hub.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
@@ -18,6 +19,10 @@ export interface Subscriber {
   slow: boolean;
   /** The client's address, for debug lines; empty unless --log-level is debug. */
   client: string;
+  /** Why pinghub cut it off, for the debug line as it closes. */
+  why?: string;
+  /** Its account with the hub's backlog budget, made the first time it is found behind. */
+  behind?: BehindSocket;
 }
 
 export type SubscriberSocket = ServerWebSocket<Subscriber>;
@@ -63,13 +68,22 @@ export function createWebsockets(
     slow: (ws) => ws.data.slow,
   });
 
+  /**
+   * Cuts off those past --max-backlog, and tells the hub's budget (backlog.ts) what the others hold, so that
+   * all backlogs together stay under --max-backlog-total. The hub checks that total after the fan-out.
+   */
   function findSlow(subscribers: ReadonlySet<SubscriberSocket>): void {
+    const budget = hub.backlog;
     for (const ws of subscribers) {
-      if (ws.data.slow || ws.getBufferedAmount() <= hub.maxBacklog) continue;
-      ws.data.slow = true;
-      hub.slowSubscriber(ws.data.channel);
-      // Dropped at once: a close frame would only queue behind the backlog it cannot read.
-      ws.terminate();
+      if (ws.data.slow) continue;
+      const buffered = ws.getBufferedAmount();
+      if (buffered > budget.maxBacklog) {
+        hub.slowSubscriber(ws.data.channel);
+        cutOff(ws, OVER_MAX_BACKLOG);
+      } else if (buffered > 0 || ws.data.behind !== undefined) {
+        ws.data.behind ??= new BehindSocket(ws);
+        budget.update(ws.data.behind, buffered);
+      }
     }
   }
 
@@ -111,6 +125,12 @@ export function createWebsockets(
     // Compression would cost CPU per subscriber on every message; notifications are small.
     perMessageDeflate: false,
 
+    // Bun calls this once a socket that was backed up can take more: its backlog is what is left, usually none.
+    drain(ws) {
+      const behind = ws.data.behind;
+      if (behind !== undefined && !ws.data.slow) hub.backlog.update(behind, ws.getBufferedAmount());
+    },
+
     open(ws) {
       const channel = ws.data.channel;
       if (group.join(channel, ws)) {
@@ -144,9 +164,13 @@ export function createWebsockets(
     close(ws, reported, reason) {
       const bunClose = BUN_CLOSE_REASONS[reason];
       const code = bunClose?.code ?? reported;
+      if (ws.data.behind !== undefined) hub.backlog.update(ws.data.behind, 0);
       if (group.leave(ws.data.channel, ws)) hub.counters.websocketsClosed[closeClass(code)]++;
       if (bunClose !== undefined) refused(bunClose.refusal, ws.data.channel, ws.data.client);
-      debug?.(`websocket closed: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}, code ${code}`);
+      const why = ws.data.why === undefined ? "" : `, ${ws.data.why}`;
+      debug?.(
+        `websocket closed: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}, code ${code}${why}`,
+      );
     },
   };
 
@@ -157,6 +181,22 @@ export function createWebsockets(
       listening = server;
     },
   };
+}
+
+/** Drops a websocket at once: a close frame would only queue behind the backlog it cannot read. */
+function cutOff(ws: SubscriberSocket, why: string): void {
+  ws.data.slow = true;
+  ws.data.why = why;
+  ws.terminate();
+}
+
+/** A websocket as the backlog budget sees it, once it has been found behind. */
+class BehindSocket implements Backlogged {
+  backlog = 0;
+  constructor(private readonly ws: SubscriberSocket) {}
+  cutOff(why: string): void {
+    if (!this.ws.data.slow) cutOff(this.ws, why);
+  }
 }
 
 /** A close reason must fit in 123 bytes of UTF-8. */
