@@ -157,6 +157,8 @@ class SseStream implements Backlogged {
   slow = false;
   /** Bytes written since Bun last said the socket was backed up, not yet drained: what it holds for us. */
   backlog = 0;
+  stuck = false;
+  checkedTurn = 0;
   readonly body: ReadableStream<Uint8Array>;
   /** Set when Bun starts the stream, a moment after the response is returned: until then, `early` holds. */
   private controller: ReadableStreamDirectController | undefined;
@@ -292,11 +294,14 @@ class SseStream implements Backlogged {
     const written = controller.write(bytes);
     // The usual case: the socket took it, or Bun's buffer was empty; nothing to count.
     if (typeof written === "number") return true;
+    // Progress is Bun's buffer having emptied since an earlier write found it backed up: Bun says when it has
+    // emptied, not how much went out meanwhile.
+    const progressed = !this.draining;
     if (!this.draining) {
       this.draining = true;
       written.then(this.drained, this.drained);
     }
-    this.budget.update(this, this.backlog + bytes.byteLength);
+    this.budget.update(this, this.backlog + bytes.byteLength, progressed);
     if (this.backlog <= this.budget.maxBacklog) return true;
     this.cutOff(OVER_MAX_BACKLOG);
     return false;

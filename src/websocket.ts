@@ -61,7 +61,7 @@ export function createWebsockets(
     fanOut(channel, subscribers, message) {
       // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
       // subscribers one by one, to cut off those past --max-backlog (Bun's own limit is out of reach, below).
-      if (listening !== undefined && listening.publish(channel, message) <= 0) findSlow(subscribers);
+      if (listening !== undefined && listening.publish(channel, message) <= 0) findSlow(subscribers, message.length);
       return subscribers.size;
     },
     end: (ws, code, reason) => ws.close(code, reason),
@@ -72,7 +72,7 @@ export function createWebsockets(
    * Cuts off those past --max-backlog, and tells the hub's budget (backlog.ts) what the others hold, so that
    * all backlogs together stay under --max-backlog-total. The hub checks that total after the fan-out.
    */
-  function findSlow(subscribers: ReadonlySet<SubscriberSocket>): void {
+  function findSlow(subscribers: ReadonlySet<SubscriberSocket>, added: number): void {
     const budget = hub.backlog;
     for (const ws of subscribers) {
       if (ws.data.slow) continue;
@@ -82,7 +82,10 @@ export function createWebsockets(
         cutOff(ws, OVER_MAX_BACKLOG);
       } else if (buffered > 0 || ws.data.behind !== undefined) {
         ws.data.behind ??= new BehindSocket(ws);
-        budget.update(ws.data.behind, buffered);
+        const before = ws.data.behind.backlog;
+        // Nothing sent since the last check: behind then too, and the message's bytes (at least its length in
+        // UTF-16 units) all still queued on top of what was there.
+        budget.update(ws.data.behind, buffered, before === 0 || buffered < before + added);
       }
     }
   }
@@ -193,6 +196,8 @@ function cutOff(ws: SubscriberSocket, why: string): void {
 /** A websocket as the backlog budget sees it, once it has been found behind. */
 class BehindSocket implements Backlogged {
   backlog = 0;
+  stuck = false;
+  checkedTurn = 0;
   constructor(private readonly ws: SubscriberSocket) {}
   cutOff(why: string): void {
     if (!this.ws.data.slow) cutOff(this.ws, why);

@@ -24,30 +24,67 @@ function sequence(text: string): number[] {
 }
 
 describe("the budget itself", () => {
-  test("past the total, the subscribers furthest behind are cut off until it fits, and only they", () => {
+  const subscriber = (name: string, cut: string[]): Backlogged => ({
+    backlog: 0,
+    stuck: false,
+    checkedTurn: 0,
+    cutOff: (why) => cut.push(`${name}: ${why}`),
+  });
+  /** Lets the event loop turn once: the budget counts turns while anyone is behind. */
+  const nextTurn = (budget: BacklogBudget) => {
+    budget.enforce();
+    return new Promise((resolve) => setImmediate(resolve));
+  };
+
+  test("past the total, the stuck subscribers furthest behind are cut off until it fits, and only they", async () => {
     const cut: string[] = [];
-    const subscriber = (name: string): Backlogged => ({
-      backlog: 0,
-      cutOff: (why) => cut.push(`${name}: ${why}`),
-    });
     const reports: Array<[number, number]> = [];
     const budget = new BacklogBudget(1000, 100, (count, total) => reports.push([count, total]));
-    const [a, b, c, d] = ["a", "b", "c", "d"].map(subscriber) as [Backlogged, Backlogged, Backlogged, Backlogged];
-    budget.update(a, 50);
-    budget.update(b, 10);
-    budget.update(c, 90);
-    budget.update(d, 30);
-    budget.update(b, 20);
-    expect(budget.total).toBe(190);
+    const [a, b, c, d, reader] = ["a", "b", "c", "d", "reader"].map((n) => subscriber(n, cut)) as [
+      Backlogged,
+      Backlogged,
+      Backlogged,
+      Backlogged,
+      Backlogged,
+    ];
+    for (const s of [a, b, c, d, reader]) budget.update(s, 10);
+    // Nothing sent since, but within one turn: no one is stuck yet, and under twice the total no one is cut.
+    budget.update(a, 20, false);
+    budget.update(c, 40, false);
     budget.enforce();
-    // 190 → 100 without c, which fits: a, b and d stay.
-    expect(cut).toEqual([`c: ${OVER_MAX_BACKLOG_TOTAL}`]);
-    expect([budget.total, budget.behindCount, budget.cutOffOverTotal]).toEqual([100, 3, 1]);
-    expect(reports).toEqual([[1, 190]]);
-    // A drained subscriber leaves the count; within the total nothing happens.
-    budget.update(a, 0);
+    expect([a.stuck, c.stuck, cut.length]).toEqual([false, false, 0]);
+    await nextTurn(budget);
+    budget.update(a, 50, false);
+    budget.update(b, 20, false);
+    budget.update(c, 80, false);
+    budget.update(d, 30, false);
+    // The largest backlog, but it sent something since the last check: a reader the node is slow to serve.
+    budget.update(reader, 90, true);
+    expect(budget.total).toBe(270);
+    expect([a.stuck, b.stuck, c.stuck, d.stuck, reader.stuck]).toEqual([true, true, true, true, false]);
     budget.enforce();
-    expect([budget.total, budget.behindCount, cut.length]).toEqual([50, 2, 1]);
+    // 270 → 190 without c → 140 without a → 110 without d → 90 without b: the reader stays.
+    expect(cut).toEqual(["c", "a", "d", "b"].map((name) => `${name}: ${OVER_MAX_BACKLOG_TOTAL}`));
+    expect([budget.total, budget.behindCount, budget.cutOffOverTotal]).toEqual([90, 1, 4]);
+    expect(reports).toEqual([[4, 270]]);
+    budget.update(reader, 0);
+    expect([budget.total, budget.behindCount, cut.length]).toEqual([0, 0, 4]);
+  });
+
+  test("past twice the total, subscribers not seen stuck are cut off too, furthest behind first", () => {
+    const cut: string[] = [];
+    const budget = new BacklogBudget(1000, 100);
+    const [a, b] = ["a", "b"].map((n) => subscriber(n, cut)) as [Backlogged, Backlogged];
+    budget.update(a, 90);
+    budget.update(b, 60);
+    budget.enforce();
+    // 150: over the total, under twice it, and no one stuck.
+    expect(cut).toEqual([]);
+    budget.update(b, 130);
+    budget.enforce();
+    // 220: over twice the total: the furthest behind go until it fits.
+    expect(cut).toEqual([`b: ${OVER_MAX_BACKLOG_TOTAL}`]);
+    expect(budget.total).toBe(90);
   });
 });
 
