@@ -7,8 +7,8 @@
 // Nothing here runs per subscriber while subscribers keep up: a transport reports a backlog only when Bun has
 // said a socket is backed up (publish's answer, a write's promise), and the budget is checked once per message.
 //
-// Past the total, the first to go are the subscribers seen stuck: behind at two checks with nothing sent in
-// between, the two in different turns of the event loop (within one turn no socket can send: several messages
+// Past the total, the first to go are the subscribers seen stuck: behind at two checks with (next to) nothing
+// sent in between, the two in different turns of the event loop (within one turn no socket can send: several messages
 // published in one turn would make every subscriber look stuck). Size alone would not do: while a herd first
 // fills its kernel buffers the node is busy, the readers' sockets (their kernel buffers small, since they read)
 // back up too, and a reader can hold as much here as a member of the herd whose kernel buffers took most of it.

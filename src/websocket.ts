@@ -83,9 +83,10 @@ export function createWebsockets(
       } else if (buffered > 0 || ws.data.behind !== undefined) {
         ws.data.behind ??= new BehindSocket(ws);
         const before = ws.data.behind.backlog;
-        // Nothing sent since the last check: behind then too, and the message's bytes (at least its length in
-        // UTF-16 units) all still queued on top of what was there.
-        budget.update(ws.data.behind, buffered, before === 0 || buffered < before + added);
+        // Stuck: behind at the last check too, and falling further behind, having sent less than half of the
+        // message's bytes (at least its length in UTF-16 units) since. A member of a herd whose kernel buffers
+        // still take a trickle is stuck too, and the furthest behind of those go first.
+        budget.update(ws.data.behind, buffered, before === 0 || buffered < before + added / 2);
       }
     }
   }
