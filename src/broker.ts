@@ -6,7 +6,7 @@
 // History, when on, belongs to the broker too (history.ts in process, a Redis stream in cluster mode): it gives
 // each message its id as it carries it, so that ids mean the same on every node.
 
-import { type HistorySettings, LocalHistory, type Resume } from "./history.ts";
+import { type HistorySettings, LocalHistory, NO_HISTORY, type Resume } from "./history.ts";
 
 /** Hands a message, with its id when history is on, to this node's subscribers of a channel; returns how many. */
 export type Deliver = (channel: string, message: string, id: string | undefined) => number;
@@ -69,7 +69,6 @@ export class BrokerUnavailable extends Error {}
 export function localBroker(history?: HistorySettings): BrokerFactory {
   return (deliver) => {
     const kept = history === undefined || history.size === 0 ? undefined : new LocalHistory(history);
-    const noHistory = { kind: "gap", reason: "unknown id" } as const;
     return {
       cluster: undefined,
       problem: undefined,
@@ -80,7 +79,7 @@ export function localBroker(history?: HistorySettings): BrokerFactory {
         kept === undefined
           ? (channel, message) => deliver(channel, message, undefined)
           : (channel, message) => deliver(channel, message, kept.add(channel, message)),
-      since: (channel, lastId) => kept?.since(channel, lastId) ?? noHistory,
+      since: (channel, lastId) => kept?.since(channel, lastId) ?? NO_HISTORY,
       subscribe: () => undefined,
       unsubscribe: () => {},
       ready: Promise.resolve(),

@@ -86,7 +86,7 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
     req.signal.addEventListener("abort", () => stream.gone(), { once: true });
     if (lastId !== undefined) {
       Promise.resolve(hub.broker.since(channel, lastId)).then(
-        (result) => stream.resume(result, lastId),
+        (result) => stream.resume(result),
         // Redis went away while asked: end the stream, and EventSource asks again with the same id.
         (error: Error) => stream.endWith(`unavailable: ${error.message}`),
       );
@@ -207,15 +207,13 @@ class SseStream implements EventStream {
    * mode a message can also come live after the history was read, though the history held it (the two come on
    * different connections): the floor keeps such a late copy out too.
    */
-  resume(result: Resume, lastId: string): void {
+  resume(result: Resume): void {
     if (this.done) return;
     const held = this.held ?? [];
     this.held = undefined;
-    if (result.kind === "gap") this.controller.enqueue(gapEventBytes(result.reason));
-    else {
-      for (const kept of result.messages) this.controller.enqueue(eventBytes(kept.message, kept.id));
-      this.floor = parseId(result.messages.at(-1)?.id ?? lastId);
-    }
+    if (result.gap !== undefined) this.controller.enqueue(gapEventBytes(result.gap));
+    for (const kept of result.messages) this.controller.enqueue(eventBytes(kept.message, kept.id));
+    this.floor = result.position === undefined ? undefined : parseId(result.position);
     for (const event of held) if (!this.send(event.bytes, event.id)) return;
   }
 
