@@ -42,6 +42,8 @@ export type GapReason = "unknown id" | "messages dropped";
 
 /** What a subscriber coming back with an id is given when history is off: the id is unknown, nothing is kept. */
 export const NO_HISTORY: Resume = { gap: "unknown id", messages: [], position: undefined };
+/** What a new subscriber is given when history is off: nothing, and no position. */
+export const NOTHING_KEPT: Resume = { gap: undefined, messages: [], position: undefined };
 
 export interface HistorySettings {
   /** Messages kept per channel; 0 keeps none. */

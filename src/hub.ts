@@ -13,6 +13,8 @@
 import type { Server, ServerWebSocket } from "bun";
 import { type Broker, type BrokerFactory, localBroker } from "./broker.ts";
 import { eventBytes } from "./sse-event.ts";
+import { CLOSE_TRY_AGAIN_LATER } from "./try-again.ts";
+import { WebsocketReplay } from "./websocket-replay.ts";
 
 /** What pinghub keeps on each websocket. */
 export interface Subscriber {
@@ -21,6 +23,8 @@ export interface Subscriber {
   slow: boolean;
   /** The client's address, for debug lines; empty unless --log-level is debug. */
   client: string;
+  /** `?last=N`: the newest N kept messages are sent first (websocket-replay.ts); 0 for none. */
+  last: number;
 }
 
 export type SubscriberSocket = ServerWebSocket<Subscriber>;
@@ -91,6 +95,8 @@ export class Hub {
   /** Channels left empty, and when the broker is to be told, unless a subscriber joins first. */
   private readonly emptied = new Map<string, ReturnType<typeof setTimeout>>();
   readonly broker: Broker;
+  /** Websockets that asked for recent messages (?last=N) and get them before their topic's. */
+  private readonly replay = new WebsocketReplay();
   private websocketCount = 0;
   private server: Server<Subscriber> | undefined;
   /** Set by closeAll: a websocket whose upgrade was under way at shutdown is closed as it opens. */
@@ -187,13 +193,20 @@ export class Hub {
     subscribers.add(ws);
     this.websocketCount++;
     this.counters.websocketsOpened++;
-    ws.subscribe(channel);
+    // Without history, or without ?last, the websocket is on its topic at once, as it always was.
+    if (ws.data.last === 0 || !this.broker.history) ws.subscribe(channel);
+    else {
+      this.replay.start(ws, channel, this.broker.latest(channel, ws.data.last), (socket, error) =>
+        socket.close(CLOSE_TRY_AGAIN_LATER, `unavailable: ${this.broker.problem ?? error.message}`.slice(0, 120)),
+      );
+    }
   }
 
   leave(ws: SubscriberSocket, code: number): void {
     const channel = ws.data.channel;
     const subscribers = this.channels.get(channel);
     if (subscribers?.delete(ws) !== true) return;
+    this.replay.leave(ws, channel);
     this.websocketCount--;
     this.counters.websocketsClosed[closeClass(code)]++;
     if (subscribers.size === 0) {
@@ -303,6 +316,8 @@ export class Hub {
       // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
       // subscribers one by one, to cut off those past --max-backlog (websocket.ts leaves this to the hub).
       if (result <= 0) this.findSlow(subscribers);
+      // After the topic: a websocket that leaves the replay for its topic must not get this message twice.
+      this.replay.deliver(channel, message, id);
     }
     // One look at an empty map when nobody on the node subscribes by SSE.
     if (this.streamCount !== 0) {

@@ -13,6 +13,7 @@ import { CLOSE_CLASSES, type Hub } from "./hub.ts";
 /** Why a request or a websocket was refused; a small fixed set, so a label may carry it. */
 export const REFUSAL_REASONS = [
   "bad_path",
+  "bad_query",
   "bad_origin",
   "too_large",
   "not_utf8",

@@ -132,7 +132,8 @@ export function redisHistory(connection: Redis, cap: number, ttlMs: number): Red
       const incarnation = id !== undefined && /^\d+$/.test(id.incarnation) ? id.incarnation : "";
       return resume(await commands.pinghubSince(key, incarnation, id?.sequence ?? 0, ttlMs));
     },
-    latest: async (key, count) => resume(await commands.pinghubLatest(key, count, ttlMs)),
+    // No more than the stream keeps: COUNT must be an integer Redis can read.
+    latest: async (key, count) => resume(await commands.pinghubLatest(key, Math.min(count, cap), ttlMs)),
   };
 }
 

@@ -9,8 +9,10 @@ import { channelFromUrl } from "./channel-path.ts";
 import type { Config } from "./config.ts";
 import { historySettings } from "./history.ts";
 import { Hub, type Subscriber } from "./hub.ts";
+import { lastFromUrl } from "./last-query.ts";
 import type { RefusalReason } from "./metrics.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import { plainText } from "./plain-text.ts";
 import { createPostPublisher } from "./post.ts";
 import { clientAddress, createRefuse } from "./refusal.ts";
 import { createSseSubscribers, wantsEventStream } from "./sse.ts";
@@ -79,6 +81,11 @@ export async function startChannelServer(
         refused("bad_origin", channel, req);
         return forbiddenOrigin(config.origin);
       }
+      const { count: last, error: badLast } = lastFromUrl(req.url);
+      if (badLast !== undefined) {
+        refused("bad_query", channel, req);
+        return plainText(`${badLast}\n`, 400);
+      }
       // Cluster mode with Redis away: a new subscriber could not be promised the channel's messages.
       const unavailable = hub.unavailable;
       if (unavailable !== undefined) {
@@ -87,9 +94,9 @@ export async function startChannelServer(
       }
       // Open means subscribed: the first subscriber of a channel on a cluster node waits for Redis to confirm.
       const ready = hub.prepare(channel);
-      if (ready === undefined) return upgrade(req, server, channel);
+      if (ready === undefined) return upgrade(req, server, channel, last);
       return ready.then(
-        () => upgrade(req, server, channel),
+        () => upgrade(req, server, channel, last),
         (error: Error) => {
           hub.prepared(channel);
           refused("redis_down", channel, req);
@@ -107,10 +114,10 @@ export async function startChannelServer(
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   };
   /** Upgrades the request to a websocket subscribed to `channel`, or answers why it cannot. */
-  function upgrade(req: Request, server: Server<Subscriber>, channel: string): Response | undefined {
+  function upgrade(req: Request, server: Server<Subscriber>, channel: string, last: number): Response | undefined {
     // Bun runs the websocket's open, and so hub.join, inside upgrade.
     const client = debug === undefined ? "" : clientAddress(req, server as Server<unknown>);
-    const upgraded = server.upgrade(req, { data: { channel, slow: false, client } });
+    const upgraded = server.upgrade(req, { data: { channel, slow: false, client, last } });
     hub.prepared(channel);
     if (upgraded) return undefined;
     refused("bad_upgrade", channel, req);

@@ -12,7 +12,9 @@ import type { Server } from "bun";
 import type { Config } from "./config.ts";
 import { parseId, type Resume } from "./history.ts";
 import type { EventStream, Hub } from "./hub.ts";
+import { lastFromUrl } from "./last-query.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import { plainText } from "./plain-text.ts";
 import type { Refuse } from "./refusal.ts";
 import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
 
@@ -69,29 +71,47 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
     return new Response(body, { headers: headers(req) });
   }
 
-  function start(req: Request, channel: string, lastId: string | undefined): Response {
-    const stream = new SseStream(channel, hub, config.maxBacklog, () => {
+  /**
+   * Opens a stream, joined to the channel before the history is read, so that nothing published meanwhile falls
+   * between the two; until the history is written, live events wait in the stream. With history on, the answer
+   * waits for the history (a round trip to Redis in cluster mode), so that the stream's first bytes name its
+   * position.
+   */
+  function start(req: Request, channel: string, from: From): Response | Promise<Response> {
+    const history = hub.broker.history;
+    const stream = new SseStream(channel, hub, config.maxBacklog, history, () => {
       open.delete(stream);
       if (open.size === 0 && heartbeat !== undefined) {
         clearInterval(heartbeat);
         heartbeat = undefined;
       }
     });
-    // Joined before the history is read, so that nothing published meanwhile falls between the two; until the
-    // history is written, live events wait in the stream.
-    if (lastId !== undefined) stream.holdLive();
-    if (!hub.joinStream(stream)) return new Response(stream.body, { headers: headers(req) });
+    const respond = () => new Response(stream.body, { headers: headers(req) });
+    // Without history a stream with no Last-Event-ID is exactly what it was: nothing to read, nothing held.
+    const read = history || from.lastId !== undefined;
+    if (read) stream.holdLive();
+    if (!hub.joinStream(stream)) return respond();
     open.add(stream);
     heartbeat ??= setInterval(beat, HEARTBEAT_MS);
     req.signal.addEventListener("abort", () => stream.gone(), { once: true });
-    if (lastId !== undefined) {
-      Promise.resolve(hub.broker.since(channel, lastId)).then(
-        (result) => stream.resume(result),
-        // Redis went away while asked: end the stream, and EventSource asks again with the same id.
-        (error: Error) => stream.endWith(`unavailable: ${error.message}`),
-      );
+    if (!read) return respond();
+    const broker = hub.broker;
+    const result = from.lastId === undefined ? broker.latest(channel, from.last) : broker.since(channel, from.lastId);
+    if (!(result instanceof Promise)) {
+      stream.catchUp(result);
+      return respond();
     }
-    return new Response(stream.body, { headers: headers(req) });
+    return result.then(
+      (given) => {
+        stream.catchUp(given);
+        return respond();
+      },
+      // Redis went away while asked: the stream ends, and EventSource asks again with the same id.
+      (error: Error) => {
+        stream.endWith(`unavailable: ${error.message}`);
+        return respond();
+      },
+    );
   }
 
   return {
@@ -100,20 +120,25 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
         refused("bad_origin", channel, req);
         return forbiddenOrigin(config.origin);
       }
+      const last = lastFromUrl(req.url);
+      if (last.error !== undefined) {
+        refused("bad_query", channel, req);
+        return plainText(`${last.error}\n`, 400);
+      }
       // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
       server.timeout(req, 0);
-      const lastId = lastEventId(req);
+      const from = { lastId: lastEventId(req), last: last.count };
       const unavailable = hub.unavailable;
       if (unavailable !== undefined) return comeBackLater(req, channel, unavailable);
       const ready = hub.prepare(channel);
       if (ready === undefined) {
-        const response = start(req, channel, lastId);
+        const response = start(req, channel, from);
         hub.prepared(channel);
         return response;
       }
       return ready.then(
         () => {
-          const response = start(req, channel, lastId);
+          const response = start(req, channel, from);
           hub.prepared(channel);
           return response;
         },
@@ -128,6 +153,12 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
       heartbeat = undefined;
     },
   };
+}
+
+/** Where a new stream starts: after the message the client last saw, else with the newest `last` kept. */
+interface From {
+  lastId: string | undefined;
+  last: number;
 }
 
 function lastEventId(req: Request): string | undefined {
@@ -149,10 +180,15 @@ class SseStream implements EventStream {
   /** After a resume: the last id the subscriber has been given; live events up to it are dropped. */
   private floor: { incarnation: string; sequence: number } | undefined;
 
+  /** Whether the stream's first bytes were written. */
+  private started = false;
+
   constructor(
     readonly channel: string,
     private readonly hub: Hub,
     maxBacklog: number,
+    /** With history on, the first bytes wait for the position, which catchUp writes with them. */
+    positioned: boolean,
     private readonly onDone: () => void,
   ) {
     this.body = new ReadableStream<Uint8Array>(
@@ -160,8 +196,7 @@ class SseStream implements EventStream {
         start: (controller) => {
           this.controller = controller;
           // The first bytes go out at once, so clients and proxies see the stream open.
-          controller.enqueue(retryBytes(RECONNECT_MS));
-          controller.enqueue(commentBytes(`pinghub channel ${channel}`));
+          if (!positioned) this.start(undefined);
         },
         cancel: () => this.gone(),
       },
@@ -205,12 +240,17 @@ class SseStream implements EventStream {
   /**
    * Writes what the history gave, then the live events held meanwhile that it did not already hold. In cluster
    * mode a message can also come live after the history was read, though the history held it (the two come on
-   * different connections): the floor keeps such a late copy out too.
+   * different connections): the floor, the subscriber's position, keeps such a late copy out too.
+   *
+   * When no kept message is given, the first bytes name the position in an `id:` field with no data: EventSource
+   * takes it as its lastEventId without dispatching an event, so a stream cut before any message still resumes
+   * from it. A kept message carries its own id.
    */
-  resume(result: Resume): void {
+  catchUp(result: Resume): void {
     if (this.done) return;
     const held = this.held ?? [];
     this.held = undefined;
+    this.start(result.messages.length === 0 ? result.position : undefined);
     if (result.gap !== undefined) this.controller.enqueue(gapEventBytes(result.gap));
     for (const kept of result.messages) this.controller.enqueue(eventBytes(kept.message, kept.id));
     this.floor = result.position === undefined ? undefined : parseId(result.position);
@@ -220,14 +260,24 @@ class SseStream implements EventStream {
   /** Ends the stream in order (shutdown): what is queued goes out, then EventSource reconnects. */
   end(): void {
     if (this.done) return;
+    this.start(undefined);
     this.finish();
     this.controller.close();
   }
 
   endWith(comment: string): void {
     if (this.done) return;
+    this.start(undefined);
     this.controller.enqueue(commentBytes(comment));
     this.end();
+  }
+
+  /** The first bytes, once: how long EventSource waits to reconnect, the position if given, and a comment. */
+  private start(position: string | undefined): void {
+    if (this.started) return;
+    this.started = true;
+    this.controller.enqueue(retryBytes(RECONNECT_MS, position));
+    this.controller.enqueue(commentBytes(`pinghub channel ${this.channel}`));
   }
 
   /** The client went away. */
