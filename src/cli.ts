@@ -118,11 +118,18 @@ const args: ArgsDef = {
   help: { type: "boolean", alias: "h" },
   version: { type: "boolean" },
   reconnect: { type: "boolean" },
+  sse: { type: "boolean" },
+  ids: { type: "boolean" },
+  last: { type: "string" },
 };
+
+/** `pinghub watch`'s flags: the booleans above, and --last with a value. */
+const WATCH_BOOLEANS = ["reconnect", "sse", "ids"] as const;
+const WATCH_LAST = "last";
 
 /** The client commands, run instead of the server: `pinghub watch URL`, `pinghub publish URL [MESSAGE]`. */
 export type ClientCommand =
-  | { kind: "watch"; url: string; reconnect: boolean }
+  | { kind: "watch"; url: string; reconnect: boolean; sse: boolean; ids: boolean; last: number }
   | { kind: "publish"; url: string; message: string | undefined };
 
 export type CliResult =
@@ -143,7 +150,8 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
   const [command, ...operands] = parsed._.map(String);
   if (command === "watch" || command === "publish") return clientCommand(command, operands, parsed, normalised);
   if (command !== undefined) return usageError(`unexpected argument "${command}"`);
-  if (parsed.reconnect) return usageError("--reconnect is for pinghub watch");
+  const watchFlag = watchFlagGiven(parsed, normalised);
+  if (watchFlag !== undefined) return usageError(`--${watchFlag} is for pinghub watch`);
   const raw: Partial<RawSettings> = {};
   const fromEnv: string[] = [];
   for (const [name, flag] of Object.entries(FLAGS)) {
@@ -178,11 +186,34 @@ function clientCommand(
   if (url === undefined) return usageError(`pinghub ${command} needs a channel URL`);
   if (command === "watch") {
     if (message !== undefined) return usageError(`unexpected argument "${message}" after the URL`);
-    return { kind: "watch", url, reconnect: parsed.reconnect === true };
+    return watchCommand(url, parsed, normalised);
   }
-  if (parsed.reconnect) return usageError("--reconnect is for pinghub watch");
+  const watchFlag = watchFlagGiven(parsed, normalised);
+  if (watchFlag !== undefined) return usageError(`--${watchFlag} is for pinghub watch`);
   if (extra !== undefined) return usageError(`unexpected argument "${extra}": quote a message with spaces`);
   return { kind: "publish", url, message };
+}
+
+function watchCommand(url: string, parsed: Record<string, unknown>, normalised: string[]): CliResult {
+  const [sse, ids, reconnect] = [parsed.sse === true, parsed.ids === true, parsed.reconnect === true];
+  const given = flagValues(normalised, WATCH_LAST);
+  const value = given.at(-1);
+  if (value !== undefined && !/^\d+$/.test(value)) {
+    return usageError(`bad --${WATCH_LAST} ${JSON.stringify(value)}: expected a whole number of messages, 0 or more`);
+  }
+  const last = value === undefined ? 0 : Math.min(Number(value), Number.MAX_SAFE_INTEGER);
+  if (ids && !sse) return usageError("--ids needs --sse: a websocket's messages carry no id");
+  // A websocket has no id to come back with: every reconnection would be given the same messages again.
+  if (last > 0 && reconnect && !sse) return usageError("--last with --reconnect needs --sse");
+  return { kind: "watch", url, reconnect, sse, ids, last };
+}
+
+/** The first of watch's own flags given, for a command that takes none of them. */
+function watchFlagGiven(parsed: Record<string, unknown>, normalised: string[]): string | undefined {
+  return (
+    WATCH_BOOLEANS.find((name) => parsed[name] === true) ??
+    (flagValues(normalised, WATCH_LAST).length > 0 ? WATCH_LAST : undefined)
+  );
 }
 
 /** Every value given for a flag, in order: `--name VALUE` and `--name=VALUE` ("" for a flag with none). */
@@ -207,12 +238,16 @@ function helpText(): string {
     "",
     "Usage:",
     "  pinghub [FLAGS]                      serve channels (the flags below)",
-    "  pinghub watch URL [--reconnect]      print each message of a channel as it arrives",
+    "  pinghub watch URL [--reconnect] [--sse [--ids]] [--last N]",
+    "                                       print each message of a channel as it arrives",
     "  pinghub publish URL [MESSAGE]        publish MESSAGE, or standard input, to a channel",
     "",
     "watch prints one message per line, with a line feed inside a message written as \\n, a carriage",
     "return as \\r and a backslash as \\\\. On a close it prints the code and reason to stderr and exits 1;",
-    "--reconnect connects again instead, with pinghub.js's backoff. publish prints the subscribers (or",
+    "--reconnect connects again instead, with pinghub.js's backoff. --sse subscribes by Server-Sent",
+    "Events: --ids prints each message's id and a space before it, a gap the server reports goes to",
+    "stderr, and --reconnect comes back with the last id seen, so that with --history nothing is missed.",
+    "--last N asks for the newest N messages the history keeps first. publish prints the subscribers (or",
     "cluster nodes) the message reached, or the server's reason for refusing it and exits 1.",
     "",
     "Flags (each also read from the environment variable shown):",
@@ -249,5 +284,5 @@ function singleDashToDouble(arg: string): string {
 
 function isKnownFlag(arg: string): boolean {
   const name = arg.replace(/^--?/, "").split("=")[0] ?? "";
-  return name in FLAGS || ["h", "help", "version", "reconnect"].includes(name);
+  return name in FLAGS || ["h", "help", "version", WATCH_LAST, ...WATCH_BOOLEANS].includes(name);
 }

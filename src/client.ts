@@ -2,7 +2,9 @@
 // websocket tool: `pinghub watch URL` prints a channel's messages, `pinghub publish URL [MESSAGE]` POSTs one.
 
 import { connect } from "../public/pinghub.js";
+import { LAST_PARAMETER } from "./last-query.ts";
 import { NODES_HEADER, SUBSCRIBERS_HEADER } from "./post.ts";
+import { watchSse } from "./watch-sse.ts";
 
 export interface Output {
   out(text: string): void;
@@ -36,14 +38,29 @@ export function messageLine(message: string): string {
   return `${message.replace(/[\\\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\n" ? "\\n" : "\\r"))}\n`;
 }
 
+/** How `pinghub watch` subscribes: by websocket unless `sse`; see watch-sse.ts for the rest. */
+export interface WatchOptions {
+  reconnect: boolean;
+  sse: boolean;
+  ids: boolean;
+  /** ?last=N: the newest N kept messages first; 0 for none. */
+  last: number;
+}
+
 /** Subscribes and prints each message until the channel closes (exit 1) or, with `reconnect`, for ever. */
-export function watch(given: string, reconnect: boolean, io: Output = stdio): Promise<number> {
+export function watch(given: string, options: WatchOptions, io: Output = stdio): Promise<number> {
   const urls = channelUrls(given);
   if (urls === undefined) {
     io.err(`pinghub watch: "${given}" is not an http, https, ws or wss URL\n`);
     return Promise.resolve(2);
   }
-  if (reconnect) {
+  if (options.sse) return watchSse(urls.http, options, io, messageLine);
+  if (options.last > 0) {
+    const url = new URL(urls.ws);
+    url.searchParams.set(LAST_PARAMETER, String(options.last));
+    urls.ws = url.href;
+  }
+  if (options.reconnect) {
     // pinghub.js itself: the browser library's keepalive and backoff, and its reconnecting for ever.
     connect(urls.ws, {
       onMessage: (text: string) => io.out(messageLine(text)),
