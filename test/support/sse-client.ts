@@ -113,8 +113,7 @@ export async function openEvents(url: string, headers: Record<string, string> = 
     else if (field === "id") {
       id = value;
       idBuffer = value;
-    }
-    else if (field === "retry") client.retry = Number(value);
+    } else if (field === "retry") client.retry = Number(value);
   };
 
   client.ended = (async () => {
