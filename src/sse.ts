@@ -234,7 +234,8 @@ class SseStream implements EventStream {
   }
 
   comment(bytes: Uint8Array): void {
-    if (!this.done) this.controller.enqueue(bytes);
+    // Never before the first bytes: the position must come first, and the answer is not out yet anyway.
+    if (!this.done && this.started) this.controller.enqueue(bytes);
   }
 
   /**
