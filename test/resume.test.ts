@@ -232,3 +232,37 @@ describe.skipIf(skipWithoutRedis())("cluster mode", () => {
     return { subscribeOn: urls[0] ?? "", publishOn: urls[1] ?? "" };
   });
 });
+
+describe.skipIf(skipWithoutRedis())("cluster mode, Redis stopping while a new subscriber reads the history", () => {
+  test("?last=N: the websocket is closed with 1013 and the SSE stream ends unavailable; both come back later", async () => {
+    const redis = await startRedis();
+    teardown.push(() => redis.stop());
+    const node = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", "--redis", redis.url, "--history", `${KEPT}`]);
+    teardown.push(async () => {
+      node.proc.kill("SIGKILL");
+      await node.exited;
+    });
+    const [, base = ""] = await node.waitForStderr(/serving (http:\/\/[^\s,]+)/);
+    await publish(`${base}/r/hung`, ["kept"]);
+    // Someone already holds the channel: a new subscriber joins at once, and then reads the history.
+    const holder = await subscribe(`${base}/r/hung`.replace(/^http/, "ws"));
+    cleanup.push(() => holder.close());
+    redis.pause();
+    try {
+      const socket = await subscribe(`${base}/r/hung?last=1`.replace(/^http/, "ws"));
+      const stream = await openEvents(`${base}/r/hung?last=1`);
+      // No answer from Redis: the node's pings find it out, and the two are told to try again.
+      const closed = await socket.closed;
+      expect([closed.code, closed.reason]).toEqual([1013, expect.stringMatching(/^unavailable: /)]);
+      expect(await stream.ended).toBe(true);
+      expect(stream.comments.at(-1)).toMatch(/^unavailable: /);
+      expect(stream.events).toEqual([]);
+    } finally {
+      redis.resume();
+    }
+    await node.waitForStderr(/info cluster: .* is back/);
+    const again = await subscribe(`${base}/r/hung?last=1`.replace(/^http/, "ws"));
+    cleanup.push(() => again.close());
+    expect(await again.received(1)).toEqual(["kept"]);
+  });
+});
