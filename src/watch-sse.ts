@@ -20,6 +20,14 @@ export interface WatchOutput {
   err(text: string): void;
 }
 
+/** How client.ts writes what it prints, shared by both doors. */
+export interface WatchWords {
+  /** One message as its line (escaped line breaks). */
+  line(message: string): string;
+  /** A failure to connect in words ("connection refused"). */
+  connectionError(error: unknown): string;
+}
+
 /** What EventSource waits before reconnecting when the server named no time: its usual, about a second. */
 const DEFAULT_RETRY_MS = 1000;
 /** The event by which pinghub reports a gap (sse-event.ts); its data says which. */
@@ -32,7 +40,7 @@ export async function watchSse(
   url: string,
   options: SseWatchOptions,
   io: WatchOutput,
-  line: (message: string) => string,
+  words: WatchWords,
 ): Promise<number> {
   const state = { lastEventId: "", retryMs: DEFAULT_RETRY_MS };
   for (;;) {
@@ -51,9 +59,9 @@ export async function watchSse(
       }
       const from = state.lastEventId === "" ? "" : ` from id ${state.lastEventId}`;
       io.err(`watching ${url} (SSE)${from}\n`);
-      why = await read(response, state, options.ids, io, line);
+      why = await read(response, state, options.ids, io, words.line);
     } catch (error) {
-      why = `cannot reach ${url}: ${(error as Error).message}`;
+      why = `cannot reach ${url}: ${words.connectionError(error)}`;
     }
     if (!options.reconnect) {
       io.err(`closed: ${why}\n`);

@@ -128,6 +128,60 @@ describe("pinghub watch", () => {
     await own.exited;
   });
 
+  test("a refused upgrade prints the server's status and one-line reason, and exits 1", async () => {
+    const result = await run(["watch", server.http("/cli/%zz")]);
+    expect(result).toEqual({
+      status: 1,
+      stdout: "",
+      stderr:
+        `pinghub watch: cannot subscribe to ${server.ws("/cli/%zz")}: ` +
+        '400 bad channel path: "%" must be followed by two hex digits\n',
+    });
+  });
+
+  test("a cluster node that cannot reach Redis: its 503 and reason, with --reconnect too", async () => {
+    // No Redis on this port: the node waits for it, starts anyway, and refuses subscribers with 503.
+    const redisPort = freePort();
+    const node = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0"], {
+      PINGHUB_REDIS: `redis://127.0.0.1:${redisPort}`,
+    });
+    try {
+      const [, url = ""] = await node.waitForStderr(/serving (http:\/\/[^\s,]+)/);
+      const result = await run(["watch", `${url}/cli/outage`]);
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `^pinghub watch: cannot subscribe to ws://[^/]+/cli/outage: 503 unavailable: redis at redis://127\\.0\\.0\\.1:${redisPort}/0 unreachable: .+\n$`,
+        ),
+      );
+      const watching = startWatch([`${url}/cli/outage`, "--reconnect"]);
+      try {
+        await watching.until(() => watching.output.stderr.includes("reconnecting in"), "a failed attempt");
+        expect(watching.output.stderr).toMatch(
+          /^cannot subscribe to ws:\/\/[^/]+\/cli\/outage: 503 unavailable: redis at .+ unreachable: .+; reconnecting in \d+ ms\n/,
+        );
+      } finally {
+        watching.proc.kill();
+        await watching.done;
+      }
+    } finally {
+      node.proc.kill("SIGTERM");
+      await node.exited;
+    }
+  }, 20_000);
+
+  test("no server listening: connection refused, exit 1", async () => {
+    const url = `http://127.0.0.1:${freePort()}/cli/nobody`;
+    const result = await run(["watch", url]);
+    expect(result).toEqual({
+      status: 1,
+      stdout: "",
+      stderr: `pinghub watch: cannot subscribe to ${url.replace("http:", "ws:")}: connection refused\n`,
+    });
+    const published = await run(["publish", url, "m"]);
+    expect(published.stderr).toBe(`pinghub publish: cannot reach ${url}: connection refused\n`);
+  });
+
   test("--reconnect connects again after the server comes back, and goes on printing", async () => {
     const port = freePort();
     const args = ["--addr", `127.0.0.1:${port}`, "--mport", "0"];

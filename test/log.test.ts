@@ -19,7 +19,7 @@ async function waitForLine(path: string, text: string): Promise<void> {
 test("--log: start line with pid, version and addresses; renamed, SIGHUP, and new lines go to the new file", () =>
   inScratch("log", async (dir) => {
     const path = join(dir, "pinghub.log");
-    const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", "--log", path]);
+    const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "off", "--log", path]);
     await waitForLine(path, "started");
     expect(read(path)).toMatch(
       new RegExp(
