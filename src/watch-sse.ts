@@ -49,26 +49,34 @@ export async function watchSse(
     else if (options.last > 0) target.searchParams.set(LAST_PARAMETER, String(options.last));
     const headers: Record<string, string> = { Accept: "text/event-stream" };
     if (state.lastEventId !== "") headers["Last-Event-ID"] = state.lastEventId;
-    let why: string;
+    const from = () => (state.lastEventId === "" ? "" : ` from id ${state.lastEventId}`);
+    let response: Response;
     try {
-      const response = await fetch(target, { headers });
-      if (response.status !== 200 || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
-        const text = (await response.text()).trim().split("\n")[0] ?? "";
-        io.err(`pinghub watch: cannot subscribe to ${url}: ${response.status} ${text}\n`);
+      response = await fetch(target, { headers });
+    } catch (error) {
+      // Never opened: said as the websocket watch says it, and tried again with --reconnect.
+      const why = `cannot subscribe to ${url}: ${words.connectionError(error)}`;
+      if (!options.reconnect) {
+        io.err(`pinghub watch: ${why}\n`);
         return 1;
       }
-      const from = state.lastEventId === "" ? "" : ` from id ${state.lastEventId}`;
-      io.err(`watching ${url} (SSE)${from}\n`);
-      why = await read(response, state, options.ids, io, words.line);
-    } catch (error) {
-      why = `cannot reach ${url}: ${words.connectionError(error)}`;
+      io.err(`${why}; reconnecting in ${state.retryMs} ms${from()}\n`);
+      await Bun.sleep(state.retryMs);
+      continue;
     }
+    // A refusal (400, 403) is meant: asking again would get the same answer.
+    if (response.status !== 200 || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
+      const text = (await response.text()).trim().split("\n")[0] ?? "";
+      io.err(`pinghub watch: cannot subscribe to ${url}: ${response.status} ${text}\n`);
+      return 1;
+    }
+    io.err(`watching ${url} (SSE)${from()}\n`);
+    const why = await read(response, state, options.ids, io, words.line);
     if (!options.reconnect) {
       io.err(`closed: ${why}\n`);
       return 1;
     }
-    const from = state.lastEventId === "" ? "" : ` from id ${state.lastEventId}`;
-    io.err(`closed: ${why}; reconnecting in ${state.retryMs} ms${from}\n`);
+    io.err(`closed: ${why}; reconnecting in ${state.retryMs} ms${from()}\n`);
     await Bun.sleep(state.retryMs);
   }
 }

@@ -266,6 +266,8 @@ describe("pinghub watch --sse", () => {
     const refused = await run(["watch", `${url}/cli/refused?last=x`, "--sse"]);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/^pinghub watch: cannot subscribe to [^\n]+: 400 bad \?last="x": [^\n]+\n$/);
+    const nobody = await run(["watch", `http://127.0.0.1:${freePort()}/cli/nobody`, "--sse"]);
+    expect([nobody.status, nobody.stderr]).toEqual([1, expect.stringMatching(/: connection refused\n$/)]);
     const watching = startWatch([`${url}/cli/ended`, "--sse"]);
     await watching.until(() => watching.output.stderr.includes("watching"), "the watch to start");
     own.proc.kill("SIGTERM");
