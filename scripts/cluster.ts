@@ -12,10 +12,11 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { accepts, freePort } from "../test/support/ports.ts";
+import { missingRedisServer, redisServerCommand } from "../test/support/redis-server.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const NGINX = "/usr/sbin/nginx";
-const REDIS_SERVER = "/usr/bin/redis-server";
 
 /** The flags the script gives each node itself: one given here would fight with them. */
 const SET_BY_SCRIPT = ["addr", "socket-mode", "mport", "log"];
@@ -32,8 +33,8 @@ const port = Number(args.port);
 if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 64) fail("--nodes: from 1 to 64");
 if (!Number.isInteger(port) || port < 1 || port > 65535) fail("--port: from 1 to 65535");
 if (!existsSync(NGINX)) fail(`${NGINX} not found: apt-get install nginx`);
-if (args.redis === undefined && !existsSync(REDIS_SERVER))
-  fail(`${REDIS_SERVER} not found: apt-get install redis-server`);
+const missingRedis = args.redis === undefined ? missingRedisServer() : undefined;
+if (missingRedis !== undefined) fail(missingRedis);
 
 const dir = mkdtempSync(join(tmpdir(), "pinghub-cluster-"));
 // nginx's workers run as www-data when started by root: they must reach the nodes' sockets in here.
@@ -87,19 +88,8 @@ async function main(): Promise<void> {
 
 async function startRedis(): Promise<string> {
   const redisPort = freePort();
-  redis = spawn(
-    [REDIS_SERVER, "--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    "redis",
-  );
-  await waitFor(async () => {
-    try {
-      const socket = await Bun.connect({ hostname: "127.0.0.1", port: redisPort, socket: { data() {} } });
-      socket.end();
-      return true;
-    } catch {
-      return false;
-    }
-  }, "redis-server to listen");
+  redis = spawn(redisServerCommand(redisPort), "redis");
+  await waitFor(() => accepts(redisPort), "redis-server to listen");
   return `redis://127.0.0.1:${redisPort}`;
 }
 
@@ -269,13 +259,6 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string): P
     }
     await Bun.sleep(20);
   }
-}
-
-function freePort(): number {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const free = listener.port;
-  listener.stop(true);
-  return free;
 }
 
 /**

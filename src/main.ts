@@ -71,7 +71,7 @@ async function run(config: Config): Promise<number> {
             logger.info(
               first
                 ? `cluster: connected to redis at ${redis.display}`
-                : `cluster: redis at ${redis.display} is back; re-subscribed ${channels} channels`,
+                : `cluster: redis at ${redis.display} is back; re-subscribed ${counted(channels, "channel")}`,
             ),
         });
   const hub = new Hub(
@@ -125,13 +125,20 @@ async function run(config: Config): Promise<number> {
   const signal = await stopSignal;
 
   health.serving = false;
-  logger.info(`stopping on ${signal}: closing ${hub.websockets} websockets`);
+  logger.info(
+    `stopping on ${signal}: closing ${counted(hub.websockets, "websocket")} and ${counted(hub.eventStreams, "SSE stream")}`,
+  );
   stopWatching();
   await channels.stop();
   await metrics.stop();
   logger.info("pinghub stopped");
   log.close();
   return 0;
+}
+
+/** `1 channel`, `2 channels`. */
+function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 process.exit(await main());

@@ -8,6 +8,7 @@ import { subscribe } from "./support/clients.ts";
 import { startRelay } from "./support/relay.ts";
 import { freePort, ROOT, spawnPinghub, startServer, type TestServer } from "./support/server.ts";
 import { openEvents } from "./support/sse-client.ts";
+import { until as waitUntil } from "./support/until.ts";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -46,13 +47,7 @@ function startWatch(args: string[]) {
     for await (const chunk of stream) output[key] += decoder.decode(chunk, { stream: true });
   };
   const done = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
-  const until = async (check: () => boolean, what: string) => {
-    const deadline = Date.now() + 10_000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(output)}`);
-      await Bun.sleep(10);
-    }
-  };
+  const until = (check: () => boolean, what: string) => waitUntil(check, () => `${what}: ${JSON.stringify(output)}`);
   return { proc, output, done, until };
 }
 

@@ -9,6 +9,7 @@ import { RawWebSocket } from "./support/raw-websocket.ts";
 import { skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { inScratch } from "./support/scratch.ts";
 import { ROOT, spawnPinghub } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 const unit = readFileSync(join(ROOT, "examples/pinghub.service"), "utf8");
 const rotation = readFileSync(join(ROOT, "examples/pinghub.logrotate"), "utf8");
@@ -93,7 +94,7 @@ test("the unit's ExecStart serves on its socket, logrotate and reload keep the l
     expect(flags).toContain(log);
 
     const pinghub = spawnPinghub(flags);
-    for (let i = 0; i < 500 && !existsSync(socket); i++) await Bun.sleep(10);
+    await until(() => existsSync(socket), "the socket exists");
     expect(statSync(socket).mode & 0o777).toBe(0o660);
     const response = await fetch("http://localhost/deployed", { method: "POST", body: "hi", unix: socket });
     expect(await response.text()).toBe("OK\n");
@@ -110,9 +111,7 @@ test("the unit's ExecStart serves on its socket, logrotate and reload keep the l
     const rotate = Bun.spawn(["logrotate", "--force", "--state", join(dir, "state"), config], { stderr: "pipe" });
     expect(await new Response(rotate.stderr).text()).toBe("");
     expect(await rotate.exited).toBe(0);
-    for (let i = 0; i < 500 && !(existsSync(log) && readFileSync(log, "utf8").includes("reopened")); i++) {
-      await Bun.sleep(10);
-    }
+    await until(() => existsSync(log) && readFileSync(log, "utf8").includes("reopened"), "the log is reopened");
 
     pinghub.proc.kill("SIGTERM");
     expect(await pinghub.exited).toBe(0);

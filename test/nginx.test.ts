@@ -14,6 +14,7 @@ import { missingNginx, type Nginx, startNginx, templateConfig } from "./support/
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { freePort, type PinghubProcess, ROOT, sample, spawnPinghub } from "./support/server.ts";
+import { until as waitUntil } from "./support/until.ts";
 
 setDefaultTimeout(20_000);
 
@@ -130,19 +131,13 @@ function establishedTo(port: number): number {
 // ---------------------------------------------------------------------------------------------------------
 // Clients
 
-/** Resolves once `check` returns something other than undefined or false; polls, and fails after `timeoutMs`. */
-async function until<T>(
+/** The shared `until`, with what is awaited named first, as this file's many waits read best. */
+function until<T>(
   what: string,
   check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 10_000,
+  timeoutMs?: number,
 ) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const result = await check();
-    if (result !== undefined && result !== false) return result;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
+  return waitUntil(check, what, timeoutMs);
 }
 
 /**

@@ -2,8 +2,14 @@
 // separate `bun src/main.ts` process (for flags, signals, files and exit codes).
 
 import type { Subprocess } from "bun";
+import { localBroker } from "../../src/broker.ts";
 import { type Config, toConfig } from "../../src/config.ts";
+import { historySettings } from "../../src/history.ts";
+import { Hub } from "../../src/hub.ts";
 import { type ChannelServer, type ServerHooks, startChannelServer } from "../../src/server.ts";
+
+// Where the tests have always found it; it lives in ports.ts, which the benchmark and the scripts share.
+export { freePort } from "./ports.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -21,7 +27,9 @@ export interface TestServer extends ChannelServer {
 
 export async function startServer(overrides: Partial<Config> = {}, hooks: ServerHooks = {}): Promise<TestServer> {
   const config = testConfig(overrides);
-  const channels = await startChannelServer(config, undefined, hooks);
+  // A single node's hub, as main.ts makes it without --redis.
+  const hub = new Hub(config.maxBacklog, undefined, localBroker(historySettings(config)));
+  const channels = await startChannelServer(config, hub, hooks);
   const port = channels.server.port ?? 0;
   return {
     ...channels,
@@ -101,14 +109,6 @@ export async function spawnServing(args: string[] = [], env: Record<string, stri
   const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "off", ...args], env);
   const [, url] = await pinghub.waitForStderr(/serving ([^\s,]+)/);
   return { ...pinghub, url: url as string };
-}
-
-/** A TCP port that was free a moment ago, for a test that must know a port before the process starts. */
-export function freePort(): number {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const { port } = listener;
-  listener.stop(true);
-  return port;
 }
 
 /** Reads one sample from a Prometheus text scrape: `name` or `name{labels}` as written there. */
