@@ -1,7 +1,9 @@
 // Subscribing with Server-Sent Events: a GET on a channel path that accepts `text/event-stream` gets a stream
 // of the channel's messages, one event each, for `curl -N`, EventSource in browsers, or any HTTP client. With
-// history on, every event has an id, and a subscriber that comes back with `Last-Event-ID` (EventSource sends
-// it by itself when it reconnects; `?lastEventId=` for a first connection) is given what it missed first.
+// history on, every event has an id, every stream opens with its position (an `id:` with no data, so that a
+// stream cut before its first message still resumes), a subscriber that comes back with `Last-Event-ID`
+// (EventSource sends it by itself when it reconnects; `?lastEventId=` for a first connection) is given what it
+// missed first, and a new one may ask for the newest N kept messages with `?last=N`.
 //
 // EventSource gives up for good on any answer but 200 with this content type, and reconnects after a stream
 // that ends. So a subscriber pinghub cannot serve for now (Redis away, shutting down) gets a stream that says
