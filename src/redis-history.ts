@@ -17,6 +17,8 @@ import { type GapReason, type Kept, parseId, type Resume } from "./history.ts";
  * channel's stream is made empty, its last generated id `INCARNATION-0` naming the place before its first
  * message (the next that Redis gives under that incarnation is `INCARNATION-1`). `position` gives that id,
  * making the stream if there is none; an empty stream lasts the time to live after the last position it gave.
+ * A Redis out of memory (maxmemory with noeviction) refuses to make it: then there is no position (false), and
+ * the subscriber is served as without history rather than refused, since its live messages can still come.
  */
 const SHARED_LUA = `
 local function newest(key)
@@ -37,7 +39,8 @@ local function position(key, ttl)
   local id, empty = newest(key)
   if not id then
     id = newIncarnation() .. '-0'
-    redis.call('XADD', key, 'MAXLEN', '0', id, 'm', '')
+    local made = redis.pcall('XADD', key, 'MAXLEN', '0', id, 'm', '')
+    if type(made) == 'table' and made.err then return false end
     redis.call('PEXPIRE', key, ttl)
   elseif empty then
     redis.call('PEXPIRE', key, ttl)
@@ -104,8 +107,8 @@ return result
 
 interface HistoryCommands {
   pinghubPublish(stream: string, channel: string, cap: number, ttlMs: number, ...messages: string[]): Promise<number>;
-  pinghubSince(stream: string, incarnation: string, sequence: number, ttlMs: number): Promise<string[]>;
-  pinghubLatest(stream: string, count: number, ttlMs: number): Promise<string[]>;
+  pinghubSince(stream: string, incarnation: string, sequence: number, ttlMs: number): Promise<Array<string | null>>;
+  pinghubLatest(stream: string, count: number, ttlMs: number): Promise<Array<string | null>>;
 }
 
 export interface RedisHistory {
@@ -138,10 +141,11 @@ export function redisHistory(connection: Redis, cap: number, ttlMs: number): Red
 }
 
 /** A script's reply, [status, position, id, message, ...], as a Resume. */
-function resume(reply: string[]): Resume {
+function resume(reply: Array<string | null>): Resume {
   const messages: Kept[] = [];
   for (let i = 2; i + 1 < reply.length; i += 2) messages.push({ id: reply[i] ?? "", message: reply[i + 1] ?? "" });
-  return { gap: GAPS[reply[0] ?? ""], messages, position: reply[1] };
+  // No position (Redis out of memory could not make one): the subscriber has none to resume from.
+  return { gap: GAPS[reply[0] ?? ""], messages, position: reply[1] ?? undefined };
 }
 
 const GAPS: Record<string, GapReason | undefined> = { unknown: "unknown id", dropped: "messages dropped" };

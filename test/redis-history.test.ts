@@ -131,3 +131,32 @@ describe.skipIf(skipWithoutRedis())("the history in Redis", () => {
     });
   });
 });
+
+describe.skipIf(skipWithoutRedis())("the history in a Redis out of memory (maxmemory, noeviction)", () => {
+  test("a quiet channel gets no position, rather than a refusal; a channel with messages still gives its own", async () => {
+    const redis = await startRedis();
+    try {
+      const node = redisHistory(redis.client(), CAP, TTL_MS);
+      const admin = redis.client();
+      const listener = redis.client();
+      await listener.subscribe("t:/full");
+      expect(await node.publish("t:/full", ["kept"])).toBe(1);
+      const newest = (await node.latest("t:/full", 1)).messages[0]?.id;
+      await admin.config("SET", "maxmemory-policy", "noeviction");
+      await admin.config("SET", "maxmemory", "1");
+      // Publishing is refused: Redis cannot store the message.
+      await expect(node.publish("t:/full", ["refused"])).rejects.toThrow(/OOM/);
+      expect(await node.latest("t:/quiet", 0)).toEqual({ gap: undefined, messages: [], position: undefined });
+      expect(await node.since("t:/quiet", "1-0")).toEqual({ gap: "unknown id", messages: [], position: undefined });
+      expect(await node.latest("t:/full", 1)).toEqual({
+        gap: undefined,
+        messages: [{ id: newest ?? "", message: "kept" }],
+        position: newest,
+      });
+      await admin.config("SET", "maxmemory", "0");
+      expect(parseId((await node.latest("t:/quiet", 0)).position ?? "")?.sequence).toBe(0);
+    } finally {
+      await redis.stop();
+    }
+  });
+});
