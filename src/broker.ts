@@ -17,7 +17,7 @@ export interface ClusterStatus {
   readonly up: boolean;
   /** Times the broker came back after losing Redis. */
   readonly reconnects: number;
-  /** Redis channels this node is subscribed to. */
+  /** Channels this node wants from Redis: the set re-subscribing after a reconnect sends. */
   readonly subscriptions: number;
 }
 

@@ -95,7 +95,7 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
     gauge(
       registry,
       "pinghub_redis_subscriptions",
-      "Redis channels this node is subscribed to.",
+      "Channels this node wants from Redis: those it has subscribers of, and those whose last one just left.",
       () => cluster.subscriptions,
     );
   }
