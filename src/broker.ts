@@ -19,6 +19,10 @@ export interface ClusterStatus {
   readonly reconnects: number;
   /** Channels this node wants from Redis: the set re-subscribing after a reconnect sends. */
   readonly subscriptions: number;
+  /** Payloads on pinghub's Redis channels dropped for not being pinghub's shape (redis-wire.ts). */
+  readonly badMessages: number;
+  /** A standing problem that does not stop the node (the Redis user kept from some names), for /healthz. */
+  readonly warning: string | undefined;
 }
 
 /** What the hub needs from a broker. */

@@ -85,6 +85,22 @@ const FLAGS: Record<string, Flag> = {
     description: "put before each channel name to make its Redis channel",
     default: DEFAULTS.redisPrefix,
   },
+  // --redis-ca, --redis-cert, --redis-key (issue 16): TLS to Redis.
+  "redis-ca": {
+    key: "redisCa",
+    valueHint: "file",
+    description: "with rediss://: trust this CA (PEM) for Redis's certificate instead of the system's",
+  },
+  "redis-cert": {
+    key: "redisCert",
+    valueHint: "file",
+    description: "with rediss://: present this client certificate (PEM) to Redis; needs --redis-key",
+  },
+  "redis-key": {
+    key: "redisKey",
+    valueHint: "file",
+    description: "with rediss://: the private key (PEM) of --redis-cert",
+  },
   history: {
     key: "history",
     valueHint: "messages",

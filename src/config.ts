@@ -2,6 +2,7 @@
 // bound, so that a bad flag is one clear line and exit status 2 rather than a half-started server.
 
 import { ConfigError } from "./config-error.ts";
+import { readRedisTls, type TlsFiles } from "./redis-tls.ts";
 import { parseRedisUrl, type RedisTarget } from "./redis-url.ts";
 
 /** Where the channel server listens: a TCP host and port, or a UNIX socket path. */
@@ -36,6 +37,8 @@ export interface Config {
   redis: RedisTarget | undefined;
   /** Put before a channel name to make its Redis channel: `pinghub:` + `/x`. */
   redisPrefix: string;
+  /** --redis-ca, --redis-cert, --redis-key, read: TLS to Redis with a private CA or a client certificate. */
+  redisTls: TlsFiles | undefined;
   /** Messages kept per channel for subscribers that resume; 0 keeps none. */
   history: number;
   /** Seconds a channel's history is kept after its last message. */
@@ -184,6 +187,10 @@ export interface RawSettings {
   shutdownTimeout: string;
   redis: string | undefined;
   redisPrefix: string;
+  // --redis-ca, --redis-cert, --redis-key (issue 16): paths, read by redis-tls.ts.
+  redisCa: string | undefined;
+  redisCert: string | undefined;
+  redisKey: string | undefined;
   history: string;
   historyTtl: string;
   historyMemory: string;
@@ -197,6 +204,7 @@ export function toConfig(raw: RawSettings): Config {
   if (idleTimeout < 8 || idleTimeout > 960) {
     throw new ConfigError(`bad --idle-timeout "${raw.idleTimeout}": from 8 to 960 seconds`);
   }
+  const redis = raw.redis === undefined || raw.redis === "" ? undefined : parseRedisUrl(raw.redis);
   return {
     listen: parseAddr(raw.addr),
     metricsPort: parsePort(raw.mport, `--mport "${raw.mport}"`),
@@ -208,8 +216,9 @@ export function toConfig(raw: RawSettings): Config {
     idleTimeout,
     socketMode: parseSocketMode(raw.socketMode),
     shutdownTimeout: parsePositiveInt(raw.shutdownTimeout, "--shutdown-timeout"),
-    redis: raw.redis === undefined || raw.redis === "" ? undefined : parseRedisUrl(raw.redis),
+    redis,
     redisPrefix: raw.redisPrefix,
+    redisTls: readRedisTls({ ca: raw.redisCa, cert: raw.redisCert, key: raw.redisKey }, redis),
     history: parseCount(raw.history, "--history"),
     historyTtl: parsePositiveInt(raw.historyTtl, "--history-ttl"),
     historyMemory: parsePositiveInt(raw.historyMemory, "--history-memory"),

@@ -11,7 +11,7 @@
 // event's bytes built once per message. A channel with no stream pays nothing for them.
 
 import type { Server, ServerWebSocket } from "bun";
-import { type Broker, type BrokerFactory, localBroker } from "./broker.ts";
+import { type Broker, type BrokerFactory, BrokerUnavailable, localBroker } from "./broker.ts";
 import { eventBytes } from "./sse-event.ts";
 
 /** What pinghub keeps on each websocket. */
@@ -141,9 +141,13 @@ export class Hub {
     return this.broker.problem;
   }
 
-  /** Why a publish was refused, for the client: the broker's problem, never a library's raw error. */
-  refusedBecause(): string {
-    return this.broker.problem ?? "redis did not take the message; try again";
+  /**
+   * Why a publish was refused, for the client: the broker's problem, or the broker's own one-line refusal (Redis's
+   * reason, such as OOM or NOPERM), never a library's raw error.
+   */
+  refusedBecause(error?: unknown): string {
+    if (this.broker.problem !== undefined) return this.broker.problem;
+    return error instanceof BrokerUnavailable ? error.message : "redis did not take the message; try again";
   }
 
   /**

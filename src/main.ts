@@ -63,8 +63,11 @@ async function run(config: Config): Promise<number> {
       ? localBroker(history)
       : redisBroker({
           target: redis,
+          tls: config.redisTls,
           prefix: config.redisPrefix,
           history,
+          maxMessageBytes: config.maxMessageSize,
+          warn: (line) => logger.warn(line),
           onDown: (reason) =>
             logger.warn(`cluster: ${reason}; refusing publishes and new subscribers until it is back`),
           onUp: (channels, first) =>

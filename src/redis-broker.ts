@@ -11,19 +11,31 @@
 import { ReplyError } from "ioredis";
 import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
 import type { Resume } from "./history.ts";
-import { type HealthReports, RedisConnections } from "./redis-connection.ts";
+import { oncePerMinute } from "./once-a-minute.ts";
+import { type HealthReports, RedisConnections, type TlsFiles } from "./redis-connection.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
 import { RedisPublisher } from "./redis-publisher.ts";
+import { checkRights, redisReason } from "./redis-rights.ts";
 import { type SubscribeCommand, Subscriptions } from "./redis-subscriptions.ts";
 import type { RedisTarget } from "./redis-url.ts";
+import { decodeBatch } from "./redis-wire.ts";
 
 export interface RedisBrokerOptions extends HealthReports {
   target: RedisTarget;
+  /** Certificates for rediss:// (--redis-ca, --redis-cert, --redis-key), read at start-up. */
+  tls?: TlsFiles;
   /** Put before each channel name to make its Redis channel. */
   prefix: string;
   /** History in Redis streams (redis-history.ts), or undefined for none. Every node must be given the same. */
   history: { size: number; ttlMs: number } | undefined;
+  /** --max-message-size: a message from Redis over it is dropped, as a POST over it is refused. */
+  maxMessageBytes: number;
+  /** Writes a warning to the log: Redis's refusals, foreign payloads, missing rights (each kept rare here). */
+  warn(line: string): void;
 }
+
+/** While the user lacks a right pinghub needs, Redis is asked again this often: fixing the ACL is enough. */
+const RIGHTS_RECHECK_MS = 10_000;
 
 export class RedisBroker implements Broker, ClusterStatus {
   readonly cluster: ClusterStatus = this;
@@ -35,45 +47,70 @@ export class RedisBroker implements Broker, ClusterStatus {
   private readonly publisher: RedisPublisher;
   private readonly stored: RedisHistory | undefined;
   private readonly prefix: string;
+  /** Payloads from Redis dropped for not being pinghub's (redis-wire.ts). */
+  badMessages = 0;
+  /** The rights the Redis user lacks, in one line (redis-rights.ts); the node refuses while it lacks them. */
+  private missingRights: string | undefined;
+  /** Names under the prefix the Redis user may not use: the node serves, and says so in /healthz. */
+  warning: string | undefined;
+  private rightsTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly warnOnce: (key: string, line: string) => void;
+  /** Resolves `ready` once the first look at the user's rights is done. */
+  private readonly rightsKnown: () => void;
+  private toldOtherHistory = false;
 
-  constructor(options: RedisBrokerOptions, deliver: Deliver) {
+  constructor(
+    private readonly options: RedisBrokerOptions,
+    deliver: Deliver,
+  ) {
     this.prefix = options.prefix;
+    this.warnOnce = oncePerMinute(options.warn);
     // Every change made while one turn of the event loop runs goes out in one command.
     this.channels = new Subscriptions({
       flushSoon: () => setImmediate(this.flush),
       ready: () => this.connections.checkUp(),
     });
-    this.connections = new RedisConnections(options.target, this.channels, options, {
+    const reports: HealthReports = {
+      onDown: options.onDown,
+      onUp: (channels, first) => {
+        options.onUp(channels, first);
+        void this.checkRights();
+      },
+    };
+    this.connections = new RedisConnections(options.target, options.tls, this.channels, reports, {
       connected: () => {
         for (const command of this.channels.connect()) this.sendSubscribe(command);
       },
       lost: () => this.channels.disconnect(new BrokerUnavailable(this.problem ?? "redis connection lost")),
     });
-    this.ready = this.connections.ready;
+    // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment.
+    const rightsChecked = Promise.withResolvers<void>();
+    this.rightsKnown = rightsChecked.resolve;
+    this.ready = this.connections.ready.then(() => rightsChecked.promise);
     const history = options.history;
     this.history = history !== undefined;
     this.stored =
       history === undefined ? undefined : redisHistory(this.connections.publisher, history.size, history.ttlMs);
-    this.publisher = new RedisPublisher(this.connections.publisher, this.prefix, this.stored);
+    this.publisher = new RedisPublisher(this.connections.publisher, this.prefix, this.stored, this.refusal);
 
     const prefixLength = this.prefix.length;
-    // The one piece of JavaScript per message on a node: one Redis message in, one delivery out.
-    const subscriber = this.connections.subscriber;
-    if (history === undefined) {
-      subscriber.on("message", (redisChannel: string, payload: string) => {
-        const channel = redisChannel.slice(prefixLength);
-        for (const message of JSON.parse(payload) as string[]) deliver(channel, message, undefined);
-      });
-    } else {
-      subscriber.on("message", (redisChannel: string, payload: string) => {
-        const channel = redisChannel.slice(prefixLength);
-        for (const [id, message] of JSON.parse(payload) as Array<[string, string]>) deliver(channel, message, id);
-      });
-    }
+    const hasHistory = this.history;
+    const maxBytes = options.maxMessageBytes;
+    // The one piece of JavaScript per message on a node: one Redis message in, checked whole, then delivered.
+    this.connections.subscriber.on("message", (redisChannel: string, payload: string) => {
+      const channel = redisChannel.slice(prefixLength);
+      const batch = decodeBatch(payload, hasHistory, maxBytes);
+      if (!batch.ok) {
+        this.dropped(channel, batch.reason, batch.otherHistory === true);
+        return;
+      }
+      const { messages, ids } = batch;
+      for (let i = 0; i < messages.length; i++) deliver(channel, messages[i] as string, ids?.[i]);
+    });
   }
 
   get up(): boolean {
-    return this.connections.up;
+    return this.connections.up && this.missingRights === undefined;
   }
 
   get reconnects(): number {
@@ -86,7 +123,7 @@ export class RedisBroker implements Broker, ClusterStatus {
   }
 
   get problem(): string | undefined {
-    return this.connections.problem;
+    return this.connections.problem ?? this.missingRights;
   }
 
   publish(channel: string, message: string): Promise<number> {
@@ -111,6 +148,7 @@ export class RedisBroker implements Broker, ClusterStatus {
   }
 
   close(): Promise<void> {
+    clearTimeout(this.rightsTimer);
     return this.connections.close();
   }
 
@@ -135,15 +173,74 @@ export class RedisBroker implements Broker, ClusterStatus {
       (error: Error) => {
         if (!(error instanceof ReplyError)) return;
         const reason = this.connections.redact(error.message);
-        this.channels.refused(command.batch, new BrokerUnavailable(`redis refused to subscribe: ${reason}`));
+        const refusal = new BrokerUnavailable(`redis refused to subscribe: ${reason}`);
+        for (const retry of this.channels.refused(command.batch, refusal)) this.sendSubscribe(retry);
       },
     );
   }
 
-  /** Turns a failed publish into the refusal the doors answer with. */
-  private readonly unavailable = (error: Error): never => {
-    throw new BrokerUnavailable(this.problem ?? `redis: ${this.connections.redact(error.message)}`);
+  /**
+   * Turns a failed publish into the refusal the doors answer with: Redis's own one-line reason when Redis
+   * refused it (out of memory, no permission), logged once a minute per reason; else why Redis is away.
+   */
+  private readonly refusal = (error: Error): Error => {
+    if (error instanceof ReplyError) {
+      const reason = this.connections.redact(redisReason(error.message));
+      this.warnOnce(`refused ${reason}`, `cluster: redis refused a publish: ${reason}`);
+      return new BrokerUnavailable(`redis: ${reason}`);
+    }
+    return new BrokerUnavailable(this.problem ?? `redis: ${this.connections.redact(error.message)}`);
   };
+
+  private readonly unavailable = (error: Error): never => {
+    throw this.refusal(error);
+  };
+
+  /** A payload that is not pinghub's: counted, logged once a minute per channel and reason, delivered to no one. */
+  private dropped(channel: string, reason: string, otherHistory: boolean): void {
+    this.badMessages++;
+    if (otherHistory && !this.toldOtherHistory) {
+      this.toldOtherHistory = true;
+      this.options.warn(
+        `cluster: this node runs ${this.history ? "with" : "without"} --history, but another node publishes ` +
+          `${this.history ? "without" : "with"} it: give every node the same --history; its messages are dropped here`,
+      );
+    }
+    const name = JSON.stringify(channel.length > 200 ? `${channel.slice(0, 200)}…` : channel);
+    this.warnOnce(
+      `${channel}\n${reason}`,
+      `cluster: dropped a payload from redis on ${name}: ${reason} (said once a minute per channel and reason)`,
+    );
+  }
+
+  /** Asks Redis whether the user may do what pinghub does; asks again later while it may not. */
+  private async checkRights(): Promise<void> {
+    clearTimeout(this.rightsTimer);
+    const { publisher, subscriber } = this.connections;
+    const rights = await checkRights(publisher, subscriber, this.prefix, this.stored);
+    const display = this.options.target.display;
+    if (rights.missing !== undefined && rights.missing !== this.missingRights) {
+      this.options.warn(`cluster: the redis user lacks rights pinghub needs: ${rights.missing}`);
+    } else if (rights.missing === undefined && this.missingRights !== undefined) {
+      this.options.warn(`cluster: the redis user now has the rights pinghub needs`);
+    }
+    this.missingRights =
+      rights.missing === undefined ? undefined : `redis at ${display} refuses pinghub's commands: ${rights.missing}`;
+    if (rights.narrowed !== undefined && rights.narrowed !== this.warning) {
+      this.options.warn(
+        `cluster: the redis user may not use every name under ${JSON.stringify(this.prefix)} (${rights.narrowed}); ` +
+          "channels it may not use are refused",
+      );
+    }
+    this.warning =
+      rights.narrowed === undefined
+        ? undefined
+        : `the redis user may not use every name under ${JSON.stringify(this.prefix)}: ${rights.narrowed}`;
+    this.rightsKnown();
+    if (this.missingRights !== undefined) {
+      this.rightsTimer = setTimeout(() => void this.checkRights(), RIGHTS_RECHECK_MS);
+    }
+  }
 }
 
 /** The broker for --redis, to give to the hub. */

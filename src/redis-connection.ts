@@ -7,7 +7,10 @@
 // (redis-subscriptions.ts decides that); the broker calls `checkUp` when it does.
 
 import Redis, { type RedisOptions } from "ioredis";
+import { type TlsFiles, tlsOptions } from "./redis-tls.ts";
 import type { RedisTarget } from "./redis-url.ts";
+
+export type { TlsFiles };
 
 /** Longest wait between two tries to reach Redis: a Redis that is back is used within this. */
 const MAX_RETRY_DELAY_MS = 2000;
@@ -64,6 +67,7 @@ export class RedisConnections {
 
   constructor(
     private readonly target: RedisTarget,
+    tls: TlsFiles | undefined,
     private readonly subscriptions: SubscriptionsView,
     private readonly reports: HealthReports,
     hooks: SubscriberHooks,
@@ -73,9 +77,9 @@ export class RedisConnections {
     });
     // Every publish made while one turn of the event loop runs goes out in one write, and wakes Redis once: a
     // write per command cost more CPU, the node's and Redis's, than the command itself (see BENCHMARKS.md).
-    this.publisher = new Redis({ ...connectionOptions(target, "pinghub-publish"), enableAutoPipelining: true });
+    this.publisher = new Redis({ ...connectionOptions(target, tls, "pinghub-publish"), enableAutoPipelining: true });
     // ioredis's own re-subscribing is off because it does not say when it is done: the broker does it.
-    this.subscriber = new Redis({ ...connectionOptions(target, "pinghub-subscribe"), autoResubscribe: false });
+    this.subscriber = new Redis({ ...connectionOptions(target, tls, "pinghub-subscribe"), autoResubscribe: false });
 
     for (const connection of [this.publisher, this.subscriber]) {
       // ioredis prints unhandled errors itself; the last one is kept as the reason given.
@@ -162,7 +166,7 @@ export class RedisConnections {
   }
 }
 
-function connectionOptions(target: RedisTarget, name: string): RedisOptions {
+function connectionOptions(target: RedisTarget, tls: TlsFiles | undefined, name: string): RedisOptions {
   const common: RedisOptions = {
     connectionName: name,
     // A command while disconnected fails at once; one in flight when the connection drops fails too, and is
@@ -185,7 +189,7 @@ function connectionOptions(target: RedisTarget, name: string): RedisOptions {
     username: target.username,
     password: target.password,
     db: target.db,
-    tls: target.tls ? { servername: target.host } : undefined,
+    tls: target.tls ? tlsOptions(target.host, tls) : undefined,
   };
 }
 

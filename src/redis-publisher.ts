@@ -5,6 +5,7 @@
 
 import type Redis from "ioredis";
 import type { RedisHistory } from "./redis-history.ts";
+import { encodeBatch } from "./redis-wire.ts";
 
 interface Batch {
   messages: string[];
@@ -31,11 +32,13 @@ export class RedisPublisher {
     private readonly prefix: string,
     /** Stores each batch in the channel's stream as it publishes it; undefined without history. */
     private readonly stored: RedisHistory | undefined,
+    /** Turns ioredis's error for a batch Redis did not take into the one its messages are refused with. */
+    private readonly refusal: (error: Error) => Error,
   ) {}
 
   /**
    * Resolves once Redis has taken the message, with the number of nodes that had subscribers; rejects with
-   * ioredis's own error if Redis refuses it or goes away meanwhile.
+   * `refusal` of ioredis's error if Redis refuses it or goes away meanwhile.
    */
   publish(channel: string, message: string): Promise<number> {
     let batch = this.batches.get(channel);
@@ -54,9 +57,9 @@ export class RedisPublisher {
       const key = this.prefix + channel;
       const published =
         this.stored === undefined
-          ? this.connection.publish(key, JSON.stringify(batch.messages))
+          ? this.connection.publish(key, encodeBatch(batch.messages))
           : this.stored.publish(key, batch.messages);
-      published.then(batch.resolve, batch.reject);
+      published.then(batch.resolve, (error: Error) => batch.reject(this.refusal(error)));
     }
     this.batches.clear();
   };

@@ -161,21 +161,33 @@ export class Subscriptions {
   }
 
   /**
-   * Redis refused SUBSCRIBE `batch` (its reply was an error, the connection stays). Each channel it decided is
-   * left as if never asked: not wanted, not sent, and everyone waiting for it told `error`.
+   * Redis refused SUBSCRIBE `batch` (its reply was an error; the connection stays). Redis refuses the whole
+   * command for one channel it may not give (ACL), so a refused command of several channels is tried again one
+   * channel each: returned, to send now. A channel refused alone is left as if never asked: not wanted, not sent,
+   * and everyone waiting for it told `error`.
    */
-  refused(batch: number, error: Error): void {
+  refused(batch: number, error: Error): SubscribeCommand[] {
     const channels = this.inFlight.get(batch);
-    if (channels === undefined) return;
+    if (channels === undefined) return [];
     this.inFlight.delete(batch);
-    for (const channel of channels) {
-      if (this.lastBatch.get(channel) !== batch) continue;
+    const decided = channels.filter((channel) => this.lastBatch.get(channel) === batch);
+    const resubscribing = this.resubscribing.delete(batch);
+    if (channels.length > 1) {
+      const retries = decided.map((channel) => this.send([channel]));
+      if (resubscribing) {
+        for (const retry of retries) this.resubscribing.add(retry.batch);
+        this.checkResubscribed();
+      }
+      return retries;
+    }
+    for (const channel of decided) {
       this.lastBatch.delete(channel);
       this.sent.delete(channel);
       this.wanted.delete(channel);
       this.settle(channel, error);
     }
-    if (this.resubscribing.delete(batch)) this.checkResubscribed();
+    if (resubscribing) this.checkResubscribed();
+    return [];
   }
 
   private change(channel: string): void {

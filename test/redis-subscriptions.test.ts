@@ -204,23 +204,58 @@ describe("a reply arriving after a later change", () => {
 });
 
 describe("a refused SUBSCRIBE", () => {
-  test("leaves its channels as if never asked, every waiter answered with Redis's reason", async () => {
+  test("of one channel: left as if never asked, every waiter answered with Redis's reason, asked again it is sent again", async () => {
     const { subscriptions } = connected();
-    const a = track(subscriptions.want("/a"));
-    const b = track(subscriptions.want("/b"));
+    const a1 = track(subscriptions.want("/a"));
+    const a2 = track(subscriptions.want("/a"));
     const batch = subscriptions.flush().subscribe[0]?.batch ?? -1;
-    subscriptions.refused(batch, new Error("NOPERM no permissions"));
+    expect(subscriptions.refused(batch, new Error("NOPERM no permissions"))).toEqual([]);
     await settle();
-    expect([a.state, b.state]).toEqual(["rejected", "rejected"]);
-    expect(a.error?.message).toBe("NOPERM no permissions");
+    expect([a1.state, a2.state]).toEqual(["rejected", "rejected"]);
+    expect(a1.error?.message).toBe("NOPERM no permissions");
     expect(subscriptions.size).toBe(0);
-    // Asked again, it is sent again (the hang of issue 16 was a channel marked sent for good).
+    expect(subscriptions.wants("/a")).toBe(false);
+    // The hang of issue 16 was a channel marked sent for good: asked again, nothing went out.
     const again = track(subscriptions.want("/a"));
     const commands = subscriptions.flush();
     expect(channelsOf(commands)).toEqual({ unsubscribe: [], subscribe: [["/a"]] });
     subscriptions.subscribed(commands.subscribe[0]?.batch ?? -1);
     await settle();
     expect(again.state).toBe("resolved");
+  });
+
+  test("of several channels: each tried again alone, so one forbidden channel costs the others nothing", async () => {
+    const { subscriptions } = connected();
+    const ok = track(subscriptions.want("/ok"));
+    const forbidden = track(subscriptions.want("/forbidden"));
+    const batch = subscriptions.flush().subscribe[0]?.batch ?? -1;
+    const retries = subscriptions.refused(batch, new Error("NOPERM"));
+    expect(retries.map((c) => [...c.channels])).toEqual([["/ok"], ["/forbidden"]]);
+    await settle();
+    expect([ok.state, forbidden.state]).toEqual(["pending", "pending"]);
+    subscriptions.subscribed(retries[0]?.batch ?? -1);
+    expect(subscriptions.refused(retries[1]?.batch ?? -1, new Error("NOPERM"))).toEqual([]);
+    await settle();
+    expect([ok.state, forbidden.state]).toEqual(["resolved", "rejected"]);
+    expect(subscriptions.size).toBe(1);
+    expect(subscriptions.want("/ok")).toBeUndefined();
+  });
+
+  test("while re-subscribing: the node is ready once every channel is confirmed or refused alone", () => {
+    const { subscriptions, calls } = connected();
+    subscriptions.want("/ok")?.catch(() => {});
+    subscriptions.want("/forbidden")?.catch(() => {});
+    subscriptions.subscribed(subscriptions.flush().subscribe[0]?.batch ?? -1);
+    subscriptions.disconnect(new Error("gone"));
+    const resubscribe = subscriptions.connect();
+    const retries = subscriptions.refused(resubscribe[0]?.batch ?? -1, new Error("NOPERM"));
+    expect(subscriptions.ready).toBe(false);
+    subscriptions.refused(retries[1]?.batch ?? -1, new Error("NOPERM"));
+    expect(subscriptions.ready).toBe(false);
+    subscriptions.subscribed(retries[0]?.batch ?? -1);
+    expect(subscriptions.ready).toBe(true);
+    expect(calls.ready).toBe(2);
+    expect(subscriptions.size).toBe(1);
   });
 });
 
