@@ -151,3 +151,27 @@ describe.skipIf(skip)("Redis out of memory (maxmemory, noeviction)", () => {
     expect((await post(`${n.url}/x`, "after")).status).toBe(200);
   });
 });
+
+describe.skipIf(skip)("the README's ACL user for pinghub", () => {
+  test("with only the rights the README lists, a node with --history serves, publishes, resumes", async () => {
+    // The line given in the README's "Redis for pinghub", word for word after the password.
+    const rules =
+      "resetkeys ~pinghub:* resetchannels &pinghub:* -@all +publish +subscribe +unsubscribe +ping +info " +
+      "+client|setname +select +evalsha +eval +xadd +xrange +xrevrange +pexpire +time";
+    const { url } = await redisWithUser("pinghub", rules.split(" "));
+    const n = await node(url, ["--history", "10"]);
+    expect((await n.health()).text).toBe("ok\n");
+    expect(n.lines(/warn/)).toBe(0);
+    const s = await pool.open(n.ws("/acl"));
+    const first = await openEvents(`${n.url}/acl`);
+    expect((await post(`${n.url}/acl`, "first")).status).toBe(200);
+    expect(await s.received(1)).toEqual(["first"]);
+    const [event] = await first.received(1);
+    first.close();
+    expect((await post(`${n.url}/acl`, "second")).status).toBe(200);
+    // Resuming runs the other script, which reads the stream.
+    const resumed = await openEvents(`${n.url}/acl`, { "Last-Event-ID": event?.id ?? "" });
+    expect((await resumed.received(1)).map((e) => e.data)).toEqual(["second"]);
+    resumed.close();
+  });
+});
