@@ -12,7 +12,8 @@
 
 import type { Server, ServerWebSocket } from "bun";
 import { type Broker, type BrokerFactory, BrokerUnavailable, localBroker } from "./broker.ts";
-import { eventBytes } from "./sse-event.ts";
+import type { GapReason } from "./history.ts";
+import { eventBytes, gapEventBytes } from "./sse-event.ts";
 
 /** What pinghub keeps on each websocket. */
 export interface Subscriber {
@@ -102,7 +103,10 @@ export class Hub {
     private readonly onSlowSubscriber: (channel: string) => void = () => {},
     createBroker: BrokerFactory = localBroker(),
   ) {
-    this.broker = createBroker((channel, message, id) => this.deliver(channel, message, id));
+    this.broker = createBroker(
+      (channel, message, id) => this.deliver(channel, message, id),
+      (channel, reason) => this.gap(channel, reason),
+    );
   }
 
   /** The server whose topics carry the channels; set once it is listening. */
@@ -315,6 +319,21 @@ export class Hub {
     }
     this.counters.sentMessages += delivered;
     return delivered;
+  }
+
+  /**
+   * This node's subscribers of the channel missed messages that can no longer be given (cluster mode, after an
+   * outage): its streams get a `gap` event. Returns the number of websockets, which have no such event.
+   */
+  private gap(channel: string, reason: GapReason): number {
+    const streams = this.streams.get(channel);
+    if (streams !== undefined) {
+      const bytes = gapEventBytes(reason);
+      for (const stream of streams) {
+        if (!stream.send(bytes, undefined)) this.onSlowSubscriber(stream.channel);
+      }
+    }
+    return this.channels.get(channel)?.size ?? 0;
   }
 
   /** Writes one event to every stream of a channel: its bytes are built once, here. */

@@ -104,6 +104,12 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
       "Payloads on pinghub's Redis channels that were not pinghub's, or held a message over --max-message-size: dropped whole.",
       () => cluster.badMessages,
     );
+    total(
+      registry,
+      "pinghub_redis_lost_total",
+      "With --history: channels that, catching up after an outage, found their history no longer held what they missed.",
+      () => cluster.lost,
+    );
   }
   total(registry, "pinghub_websockets_opened_total", "Websockets opened.", () => hub.counters.websocketsOpened);
   new Counter({

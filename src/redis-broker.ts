@@ -9,9 +9,10 @@
 // subscribed again before the broker says it is up.
 
 import { ReplyError } from "ioredis";
-import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
-import type { Resume } from "./history.ts";
+import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver, type Gap } from "./broker.ts";
+import type { GapReason, Resume } from "./history.ts";
 import { oncePerMinute } from "./once-a-minute.ts";
+import { CatchUp } from "./redis-catch-up.ts";
 import { type HealthReports, RedisConnections, type TlsFiles } from "./redis-connection.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
 import { RedisPublisher } from "./redis-publisher.ts";
@@ -58,18 +59,28 @@ export class RedisBroker implements Broker, ClusterStatus {
   /** Resolves `ready` once the first look at the user's rights is done. */
   private readonly rightsKnown: () => void;
   private toldOtherHistory = false;
+  /** With history: what brings a node's channels up to date after it lost its subscriber connection. */
+  private readonly catchUp: CatchUp | undefined;
+  /** Channels that found a gap catching up (see redis-catch-up.ts). */
+  lost = 0;
 
   constructor(
     private readonly options: RedisBrokerOptions,
     deliver: Deliver,
+    private readonly gap: Gap,
   ) {
     this.prefix = options.prefix;
     this.warnOnce = oncePerMinute(options.warn);
     // Every change made while one turn of the event loop runs goes out in one command.
     this.channels = new Subscriptions({
       flushSoon: () => setImmediate(this.flush),
-      ready: () => this.connections.checkUp(),
+      ready: () => this.resume(),
     });
+    // Up takes every wanted channel subscribed again, and with history every one caught up.
+    const subscribed = {
+      ready: () => this.channels.ready && this.catchUp?.pending !== true,
+      size: () => this.channels.size,
+    };
     const reports: HealthReports = {
       onDown: options.onDown,
       onUp: (channels, first) => {
@@ -77,11 +88,18 @@ export class RedisBroker implements Broker, ClusterStatus {
         void this.checkRights();
       },
     };
-    this.connections = new RedisConnections(options.target, options.tls, this.channels, reports, {
+    this.connections = new RedisConnections(options.target, options.tls, subscribed, reports, {
       connected: () => {
         for (const command of this.channels.connect()) this.sendSubscribe(command);
       },
-      lost: () => this.channels.disconnect(new BrokerUnavailable(this.problem ?? "redis connection lost")),
+      lost: () => {
+        this.channels.disconnect(new BrokerUnavailable(this.problem ?? "redis connection lost"));
+        this.catchUp?.lost(Date.now());
+      },
+      // Catching up reads the streams on the publisher connection: it may have waited for it.
+      publisherReady: () => {
+        if (this.channels.ready) this.resume();
+      },
     });
     // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment.
     const rightsChecked = Promise.withResolvers<void>();
@@ -92,10 +110,22 @@ export class RedisBroker implements Broker, ClusterStatus {
     this.stored =
       history === undefined ? undefined : redisHistory(this.connections.publisher, history.size, history.ttlMs);
     this.publisher = new RedisPublisher(this.connections.publisher, this.prefix, this.stored, this.refusal);
+    const stored = this.stored;
+    this.catchUp =
+      history === undefined || stored === undefined
+        ? undefined
+        : new CatchUp({
+            deliver,
+            gap: (channel, reason) => this.missed(channel, reason),
+            position: (channel) => stored.position(this.prefix + channel),
+            read: (channel, lastId) => stored.catchUp(this.prefix + channel, lastId),
+            ttlMs: history.ttlMs,
+          });
 
     const prefixLength = this.prefix.length;
     const hasHistory = this.history;
     const maxBytes = options.maxMessageBytes;
+    const catchUp = this.catchUp;
     // The one piece of JavaScript per message on a node: one Redis message in, checked whole, then delivered.
     this.connections.subscriber.on("message", (redisChannel: string, payload: string) => {
       const channel = redisChannel.slice(prefixLength);
@@ -105,7 +135,8 @@ export class RedisBroker implements Broker, ClusterStatus {
         return;
       }
       const { messages, ids } = batch;
-      for (let i = 0; i < messages.length; i++) deliver(channel, messages[i] as string, ids?.[i]);
+      if (catchUp !== undefined && ids !== undefined) catchUp.receive(channel, messages, ids);
+      else for (let i = 0; i < messages.length; i++) deliver(channel, messages[i] as string, undefined);
     });
   }
 
@@ -140,16 +171,43 @@ export class RedisBroker implements Broker, ClusterStatus {
 
   subscribe(channel: string): Promise<void> | undefined {
     if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
-    return this.channels.want(channel);
+    const subscribed = this.channels.want(channel);
+    const catchUp = this.catchUp;
+    // With history, a channel newly heard is followed from where its stream stands, should the node lose Redis.
+    if (subscribed === undefined || catchUp === undefined) return subscribed;
+    return subscribed.then(() => catchUp.follow(channel));
   }
 
   unsubscribe(channel: string): void {
     this.channels.unwant(channel);
+    this.catchUp?.forget(channel);
   }
 
   close(): Promise<void> {
     clearTimeout(this.rightsTimer);
     return this.connections.close();
+  }
+
+  /** Every wanted channel is subscribed again: with history, catch up, then say the node is up. */
+  private resume(): void {
+    const catchUp = this.catchUp;
+    if (catchUp === undefined || !catchUp.pending) {
+      this.connections.checkUp();
+      return;
+    }
+    void catchUp.resume(Date.now()).then(() => this.connections.checkUp());
+  }
+
+  /** A channel's subscribers here missed messages its history no longer held: SSE is told, websockets counted. */
+  private missed(channel: string, reason: GapReason): void {
+    this.lost++;
+    const websockets = this.gap(channel, reason);
+    const name = JSON.stringify(channel.length > 200 ? `${channel.slice(0, 200)}…` : channel);
+    this.warnOnce(
+      `gap\n${channel}`,
+      `cluster: subscribers of ${name} missed messages published while this node was away from redis: its history ` +
+        `no longer held them (${reason}); ${websockets} websockets could not be told (said once a minute per channel)`,
+    );
   }
 
   /** Sends what the subscriptions changed since the last flush: every UNSUBSCRIBE, then every SUBSCRIBE. */
@@ -175,6 +233,8 @@ export class RedisBroker implements Broker, ClusterStatus {
         const reason = this.connections.redact(error.message);
         const refusal = new BrokerUnavailable(`redis refused to subscribe: ${reason}`);
         for (const retry of this.channels.refused(command.batch, refusal)) this.sendSubscribe(retry);
+        // A channel refused for good is not followed either (a re-subscribe refused after an ACL change).
+        for (const channel of command.channels) if (!this.channels.wants(channel)) this.catchUp?.forget(channel);
       },
     );
   }
@@ -244,6 +304,6 @@ export class RedisBroker implements Broker, ClusterStatus {
 }
 
 /** The broker for --redis, to give to the hub. */
-export function redisBroker(options: RedisBrokerOptions): (deliver: Deliver) => RedisBroker {
-  return (deliver) => new RedisBroker(options, deliver);
+export function redisBroker(options: RedisBrokerOptions): (deliver: Deliver, gap: Gap) => RedisBroker {
+  return (deliver, gap) => new RedisBroker(options, deliver, gap);
 }

@@ -34,18 +34,20 @@ export interface HealthReports {
   onUp(channels: number, first: boolean): void;
 }
 
-/** What the broker does as the subscriber connection comes and goes, told before health reports on it. */
-export interface SubscriberHooks {
+/** What the broker does as the connections come and go, told before health reports on them. */
+export interface ConnectionHooks {
   /** A subscriber connection is ready: subscribe what is wanted on it. */
   connected(): void;
   /** The subscriber connection is gone, and every subscription with it. */
   lost(): void;
+  /** A publisher connection is ready: what waited for it (catching up) may go on. */
+  publisherReady(): void;
 }
 
 /** What health needs to know of the subscriptions: whether all are in place, and how many are wanted. */
 export interface SubscriptionsView {
-  readonly ready: boolean;
-  readonly size: number;
+  ready(): boolean;
+  size(): number;
 }
 
 export class RedisConnections {
@@ -58,6 +60,8 @@ export class RedisConnections {
   private becameReady: () => void = () => {};
   private publisherReady = false;
   private wasUp = false;
+  /** Up was said, and no down since: `checkUp` may be called again without saying it twice. */
+  private saidUp = false;
   private downReported = false;
   private lastError: string | undefined;
   private closing = false;
@@ -70,7 +74,7 @@ export class RedisConnections {
     tls: TlsFiles | undefined,
     private readonly subscriptions: SubscriptionsView,
     private readonly reports: HealthReports,
-    hooks: SubscriberHooks,
+    hooks: ConnectionHooks,
   ) {
     this.ready = new Promise((resolve) => {
       this.becameReady = resolve;
@@ -90,6 +94,7 @@ export class RedisConnections {
     }
     this.publisher.on("ready", () => {
       this.publisherReady = true;
+      hooks.publisherReady();
       this.checkUp();
     });
     this.publisher.on("close", () => {
@@ -106,7 +111,7 @@ export class RedisConnections {
 
   /** Both connections ready and every wanted channel subscribed. */
   get up(): boolean {
-    return this.publisherReady && this.subscriber.status === "ready" && this.subscriptions.ready;
+    return this.publisherReady && this.subscriber.status === "ready" && this.subscriptions.ready();
   }
 
   /** Why the node cannot carry messages now, in one line; undefined when it can. */
@@ -116,20 +121,21 @@ export class RedisConnections {
     if (this.closing) return "shutting down";
     if (!this.wasUp && this.lastError === undefined) return `connecting to redis at ${display}`;
     if (this.publisher.status === "ready" && this.subscriber.status === "ready") {
-      return `redis at ${display}: re-subscribing ${this.subscriptions.size} channels`;
+      return `redis at ${display}: re-subscribing ${this.subscriptions.size()} channels`;
     }
     return `redis at ${display} unreachable${this.lastError === undefined ? "" : `: ${this.lastError}`}`;
   }
 
   /** Says the node is up (once) if it now is: called when the publisher or the subscriptions become ready. */
   checkUp(): void {
-    if (!this.up) return;
+    if (!this.up || this.saidUp) return;
+    this.saidUp = true;
     const first = !this.wasUp;
     if (!first) this.reconnects++;
     this.wasUp = true;
     this.downReported = false;
     this.lastError = undefined;
-    this.reports.onUp(this.subscriptions.size, first);
+    this.reports.onUp(this.subscriptions.size(), first);
     this.becameReady();
   }
 
@@ -160,6 +166,7 @@ export class RedisConnections {
   }
 
   private reportDown(): void {
+    this.saidUp = false;
     if (this.downReported || this.closing) return;
     this.downReported = true;
     this.reports.onDown(this.problem ?? "redis connection lost");
@@ -178,7 +185,11 @@ function connectionOptions(target: RedisTarget, tls: TlsFiles | undefined, name:
     // A connection with a command (a publish, or the heartbeat's PING) unanswered this long is dropped: a
     // Redis that hangs, or a network cut that sends no reset, is noticed within seconds, not hours.
     socketTimeout: PING_TIMEOUT_MS,
-    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RETRY_DELAY_MS),
+    // At once after a connection drops (most drops are one connection, and Redis is there), then 100 ms, 200 ms,
+    // … up to MAX_RETRY_DELAY_MS: nodes cut off together come back close together, and the window in which
+    // messages can miss a node (without --history) is as short as reconnecting allows.
+    retryStrategy: (times: number) =>
+      times === 1 ? 0 : Math.min(100 * 2 ** Math.min(times - 2, 5), MAX_RETRY_DELAY_MS),
     keepAlive: KEEPALIVE_MS,
   };
   if (target.kind === "unix") return { ...common, path: target.path };
