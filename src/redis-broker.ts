@@ -19,7 +19,7 @@ import { RedisPublisher } from "./redis-publisher.ts";
 import { checkRights, redisReason } from "./redis-rights.ts";
 import { type SubscribeCommand, Subscriptions } from "./redis-subscriptions.ts";
 import type { RedisTarget } from "./redis-url.ts";
-import { decodeBatch } from "./redis-wire.ts";
+import { type Dropped, readMessages, readPairs } from "./redis-wire.ts";
 
 export interface RedisBrokerOptions extends HealthReports {
   target: RedisTarget;
@@ -123,21 +123,25 @@ export class RedisBroker implements Broker, ClusterStatus {
           });
 
     const prefixLength = this.prefix.length;
-    const hasHistory = this.history;
     const maxBytes = options.maxMessageBytes;
     const catchUp = this.catchUp;
     // The one piece of JavaScript per message on a node: one Redis message in, checked whole, then delivered.
-    this.connections.subscriber.on("message", (redisChannel: string, payload: string) => {
-      const channel = redisChannel.slice(prefixLength);
-      const batch = decodeBatch(payload, hasHistory, maxBytes);
-      if (!batch.ok) {
-        this.dropped(channel, batch.reason, batch.otherHistory === true);
-        return;
-      }
-      const { messages, ids } = batch;
-      if (catchUp !== undefined && ids !== undefined) catchUp.receive(channel, messages, ids);
-      else for (let i = 0; i < messages.length; i++) deliver(channel, messages[i] as string, undefined);
-    });
+    const subscriber = this.connections.subscriber;
+    if (catchUp === undefined) {
+      subscriber.on("message", (redisChannel: string, payload: string) => {
+        const channel = redisChannel.slice(prefixLength);
+        const messages = readMessages(payload, maxBytes);
+        if (!Array.isArray(messages)) return this.dropped(channel, messages);
+        for (const message of messages) deliver(channel, message, undefined);
+      });
+    } else {
+      subscriber.on("message", (redisChannel: string, payload: string) => {
+        const channel = redisChannel.slice(prefixLength);
+        const pairs = readPairs(payload, maxBytes);
+        if (!Array.isArray(pairs)) return this.dropped(channel, pairs);
+        catchUp.receive(channel, pairs);
+      });
+    }
   }
 
   get up(): boolean {
@@ -257,7 +261,7 @@ export class RedisBroker implements Broker, ClusterStatus {
   };
 
   /** A payload that is not pinghub's: counted, logged once a minute per channel and reason, delivered to no one. */
-  private dropped(channel: string, reason: string, otherHistory: boolean): void {
+  private dropped(channel: string, { reason, otherHistory }: Dropped): void {
     this.badMessages++;
     if (otherHistory && !this.toldOtherHistory) {
       this.toldOtherHistory = true;

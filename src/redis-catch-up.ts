@@ -12,6 +12,7 @@
 import type { Deliver } from "./broker.ts";
 import type { GapReason, Kept } from "./history.ts";
 import type { CatchUpReply } from "./redis-history.ts";
+import type { Pair } from "./redis-wire.ts";
 
 /** Live messages one channel may hold while it catches up; past this it gives up catching up, with a gap. */
 export const MAX_HELD_MESSAGES = 10_000;
@@ -50,19 +51,19 @@ export class CatchUp {
   }
 
   /** A batch from Redis, checked (redis-wire.ts): delivered now, or held while its channel catches up. */
-  receive(channel: string, messages: string[], ids: string[]): void {
+  receive(channel: string, batch: Pair[]): void {
     if (this.held.size !== 0) {
       const held = this.held.get(channel);
       if (held !== undefined) {
-        for (let i = 0; i < messages.length; i++) held.push({ id: ids[i] as string, message: messages[i] as string });
+        for (const [id, message] of batch) held.push({ id, message });
         if (held.length > MAX_HELD_MESSAGES) this.giveUp(channel, held);
         return;
       }
     }
     const deliver = this.parts.deliver;
-    for (let i = 0; i < messages.length; i++) deliver(channel, messages[i] as string, ids[i]);
+    for (const [id, message] of batch) deliver(channel, message, id);
     // Only channels the node follows: a message in flight after an UNSUBSCRIBE must not bring one back.
-    if (this.lastIds.has(channel)) this.lastIds.set(channel, ids[ids.length - 1]);
+    if (this.lastIds.has(channel)) this.lastIds.set(channel, (batch[batch.length - 1] as Pair)[0]);
   }
 
   /** The node now hears this channel: learn where its stream stands, unless a message tells first. */

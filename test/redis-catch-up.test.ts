@@ -41,7 +41,10 @@ describe("while Redis is healthy", () => {
     const { catchUp, delivered } = harness();
     catchUp.follow("/a");
     await settle();
-    catchUp.receive("/a", ["x", "y"], ["7-1", "7-2"]);
+    catchUp.receive("/a", [
+      ["7-1", "x"],
+      ["7-2", "y"],
+    ]);
     expect(delivered).toEqual(["/a 7-1 x", "/a 7-2 y"]);
     expect(catchUp.pending).toBe(false);
   });
@@ -52,11 +55,14 @@ describe("after the subscriber connection was lost", () => {
     const { catchUp, delivered, gaps, reads } = harness();
     catchUp.follow("/a");
     await settle();
-    catchUp.receive("/a", ["m7-1"], ["7-1"]);
+    catchUp.receive("/a", [["7-1", "m7-1"]]);
     catchUp.lost(1000);
     expect(catchUp.pending).toBe(true);
     // Live again once re-subscribed, before the stream was read: held, not delivered.
-    catchUp.receive("/a", ["m7-4", "m7-5"], ["7-4", "7-5"]);
+    catchUp.receive("/a", [
+      ["7-4", "m7-4"],
+      ["7-5", "m7-5"],
+    ]);
     expect(delivered).toEqual(["/a 7-1 m7-1"]);
     const done = catchUp.resume(2000);
     expect(reads.map((r) => [r.channel, r.lastId])).toEqual([["/a", "7-1"]]);
@@ -67,7 +73,7 @@ describe("after the subscriber connection was lost", () => {
     expect(gaps).toEqual([]);
     expect(catchUp.pending).toBe(false);
     // Back to delivering at once.
-    catchUp.receive("/a", ["m7-6"], ["7-6"]);
+    catchUp.receive("/a", [["7-6", "m7-6"]]);
     expect(delivered.at(-1)).toBe("/a 7-6 m7-6");
   });
 
@@ -99,7 +105,7 @@ describe("after the subscriber connection was lost", () => {
     const { catchUp, delivered, gaps, reads } = harness();
     catchUp.follow("/a");
     await settle();
-    catchUp.receive("/a", ["m7-1"], ["7-1"]);
+    catchUp.receive("/a", [["7-1", "m7-1"]]);
     catchUp.lost(1000);
     const done = catchUp.resume(2000);
     reads[0]?.answer({ status: "dropped", messages: kept("7-9", "7-10") });
@@ -112,7 +118,7 @@ describe("after the subscriber connection was lost", () => {
     const { catchUp, delivered, gaps, reads } = harness();
     catchUp.follow("/a");
     await settle();
-    catchUp.receive("/a", ["m7-1"], ["7-1"]);
+    catchUp.receive("/a", [["7-1", "m7-1"]]);
     catchUp.lost(1000);
     const done = catchUp.resume(2000);
     reads[0]?.answer({ status: "unknown", messages: kept("8-0") });
@@ -129,7 +135,7 @@ describe("after the subscriber connection was lost", () => {
       const { catchUp, gaps, reads } = harness();
       catchUp.follow("/a");
       await settle();
-      catchUp.receive("/a", ["m7-1"], ["7-1"]);
+      catchUp.receive("/a", [["7-1", "m7-1"]]);
       catchUp.lost(0);
       const done = catchUp.resume(outageMs);
       reads[0]?.answer({ status: "empty", messages: [] });
@@ -143,7 +149,7 @@ describe("after the subscriber connection was lost", () => {
     // The position is asked; the connection goes before the answer (the answer is never awaited here).
     catchUp.follow("/a");
     catchUp.lost(1000);
-    catchUp.receive("/a", ["x"], ["7-5"]);
+    catchUp.receive("/a", [["7-5", "x"]]);
     expect(await catchUp.resume(2000)).toBe(true);
     expect(reads).toEqual([]);
     expect(gaps).toEqual(["/a messages dropped"]);
@@ -154,7 +160,7 @@ describe("after the subscriber connection was lost", () => {
     const { catchUp, delivered, reads } = harness();
     catchUp.follow("/a");
     await settle();
-    catchUp.receive("/a", ["m7-1"], ["7-1"]);
+    catchUp.receive("/a", [["7-1", "m7-1"]]);
     catchUp.lost(1000);
     const first = catchUp.resume(2000);
     reads[0]?.fail();
@@ -170,14 +176,14 @@ describe("after the subscriber connection was lost", () => {
     const { catchUp, delivered, reads } = harness();
     catchUp.follow("/a");
     await settle();
-    catchUp.receive("/a", ["m7-1"], ["7-1"]);
+    catchUp.receive("/a", [["7-1", "m7-1"]]);
     catchUp.lost(1000);
     const first = catchUp.resume(2000);
     catchUp.lost(2500);
     reads[0]?.answer({ status: "ok", messages: kept("7-2") });
     expect(await first).toBe(false);
     expect(delivered).toEqual(["/a 7-1 m7-1", "/a 7-2 m7-2"]);
-    catchUp.receive("/a", ["m7-4"], ["7-4"]);
+    catchUp.receive("/a", [["7-4", "m7-4"]]);
     expect(delivered.length).toBe(2);
     const second = catchUp.resume(3000);
     expect(reads[1]?.lastId).toBe("7-2");
@@ -190,7 +196,7 @@ describe("after the subscriber connection was lost", () => {
     const { catchUp, delivered, reads } = harness();
     catchUp.follow("/a");
     await settle();
-    catchUp.receive("/a", ["m7-1"], ["7-1"]);
+    catchUp.receive("/a", [["7-1", "m7-1"]]);
     catchUp.lost(1000);
     const done = catchUp.resume(2000);
     catchUp.forget("/a");
@@ -198,7 +204,7 @@ describe("after the subscriber connection was lost", () => {
     expect(await done).toBe(true);
     expect(delivered).toEqual(["/a 7-1 m7-1"]);
     // Not followed any more: a stray message after the UNSUBSCRIBE does not bring it back.
-    catchUp.receive("/a", ["late"], ["7-3"]);
+    catchUp.receive("/a", [["7-3", "late"]]);
     catchUp.lost(3000);
     expect(catchUp.pending).toBe(false);
   });
@@ -208,7 +214,7 @@ describe("after the subscriber connection was lost", () => {
     catchUp.follow("/a");
     await settle();
     catchUp.lost(1000);
-    for (let i = 1; i <= MAX_HELD_MESSAGES + 1; i++) catchUp.receive("/a", [`x${i}`], [`7-${i}`]);
+    for (let i = 1; i <= MAX_HELD_MESSAGES + 1; i++) catchUp.receive("/a", [[`7-${i}`, `x${i}`]]);
     expect(gaps).toEqual(["/a messages dropped"]);
     expect(delivered.length).toBe(MAX_HELD_MESSAGES + 1);
     expect(catchUp.pending).toBe(false);

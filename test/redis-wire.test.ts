@@ -3,17 +3,13 @@
 // payloads through a real Redis with redis-cli.
 
 import { describe, expect, test } from "bun:test";
-import { decodeBatch, encodeBatch } from "../src/redis-wire.ts";
+import { encodeBatch, readMessages, readPairs } from "../src/redis-wire.ts";
 
 const MAX = 10;
 
 describe("without --history", () => {
   test("an array of non-empty strings is taken whole", () => {
-    expect(decodeBatch(encodeBatch(["a", "b\nc"]), false, MAX)).toEqual({
-      ok: true,
-      messages: ["a", "b\nc"],
-      ids: undefined,
-    });
+    expect(readMessages(encodeBatch(["a", "b\nc"]), MAX)).toEqual(["a", "b\nc"]);
   });
 
   test.each([
@@ -30,17 +26,16 @@ describe("without --history", () => {
     // Four characters, twelve bytes of UTF-8: the limit is in bytes.
     [JSON.stringify(["€€€€"]), `a message over --max-message-size (${MAX} bytes)`],
   ])("%s is dropped: %s", (payload, reason) => {
-    expect(decodeBatch(payload, false, MAX)).toEqual({ ok: false, reason });
+    expect(readMessages(payload, MAX)).toEqual({ reason, otherHistory: false });
   });
 
   test("at the limit exactly, taken", () => {
-    expect(decodeBatch(JSON.stringify(["x".repeat(MAX)]), false, MAX).ok).toBe(true);
-    expect(decodeBatch(JSON.stringify(["€€€"]), false, 9).ok).toBe(true);
+    expect(readMessages(JSON.stringify(["x".repeat(MAX)]), MAX)).toEqual(["x".repeat(MAX)]);
+    expect(readMessages(JSON.stringify(["€€€"]), 9)).toEqual(["€€€"]);
   });
 
   test("a batch with ids, as a node with --history sends it: dropped, and told apart", () => {
-    expect(decodeBatch('[["1733-0","a"]]', false, MAX)).toEqual({
-      ok: false,
+    expect(readMessages('[["1733-0","a"]]', MAX)).toEqual({
       reason: "messages with ids: a node runs with --history",
       otherHistory: true,
     });
@@ -48,12 +43,11 @@ describe("without --history", () => {
 });
 
 describe("with --history", () => {
-  test("[id, message] pairs are taken whole, ids apart", () => {
-    expect(decodeBatch('[["1733-0","a"],["1733-1","b"]]', true, MAX)).toEqual({
-      ok: true,
-      messages: ["a", "b"],
-      ids: ["1733-0", "1733-1"],
-    });
+  test("[id, message] pairs are taken whole", () => {
+    expect(readPairs('[["1733-0","a"],["1733-1","b"]]', MAX)).toEqual([
+      ["1733-0", "a"],
+      ["1733-1", "b"],
+    ]);
   });
 
   test.each([
@@ -64,12 +58,11 @@ describe("with --history", () => {
     ['[["1-0",2]]', "an item is not an [id, message] pair"],
     ['[["1-0",""]]', "an empty message"],
   ])("%s is dropped: %s", (payload, reason) => {
-    expect(decodeBatch(payload, true, MAX)).toEqual({ ok: false, reason });
+    expect(readPairs(payload, MAX)).toEqual({ reason, otherHistory: false });
   });
 
   test("plain strings, as a node without --history sends them: dropped, and told apart", () => {
-    expect(decodeBatch('["a"]', true, MAX)).toEqual({
-      ok: false,
+    expect(readPairs('["a"]', MAX)).toEqual({
       reason: "messages without ids: a node runs without --history",
       otherHistory: true,
     });
