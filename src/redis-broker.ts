@@ -2,11 +2,12 @@
 // PUBLISHed to `prefix + channel`, and each node delivers it to its own subscribers when it comes back on its
 // subscriber connection, its own messages included: Redis fixes one order per channel for every node.
 //
-// This file composes three parts, each readable alone: the connections and their health (redis-connection.ts),
-// per-turn publish batches (redis-publisher.ts), and which channels the node is subscribed to
-// (redis-subscriptions.ts, a state machine fed with events). The node is subscribed to a channel's Redis channel
-// only while it has local subscribers (the hub says when); after Redis comes back, every wanted channel is
-// subscribed again before the broker says it is up.
+// This file composes parts that each read alone: the connections and their health (redis-connection.ts),
+// per-turn publish batches (redis-publisher.ts), which channels the node is subscribed to (redis-subscriptions.ts,
+// a state machine fed with events), the strict reading of what Redis brings (redis-wire.ts), with --history the
+// catching up after an outage (redis-catch-up.ts), and the Redis user's rights (redis-rights.ts). The node is
+// subscribed to a channel's Redis channel only while it has local subscribers (the hub says when); after Redis
+// comes back, every wanted channel is subscribed again (and caught up) before the broker says it is up.
 
 import { ReplyError } from "ioredis";
 import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver, type Gap } from "./broker.ts";
@@ -16,7 +17,7 @@ import { CatchUp } from "./redis-catch-up.ts";
 import { type HealthReports, RedisConnections, type TlsFiles } from "./redis-connection.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
 import { RedisPublisher } from "./redis-publisher.ts";
-import { checkRights, redisReason } from "./redis-rights.ts";
+import { checkRights, RedisRights, redisReason } from "./redis-rights.ts";
 import { type SubscribeCommand, Subscriptions } from "./redis-subscriptions.ts";
 import type { RedisTarget } from "./redis-url.ts";
 import { type Dropped, readMessages, readPairs } from "./redis-wire.ts";
@@ -35,9 +36,6 @@ export interface RedisBrokerOptions extends HealthReports {
   warn(line: string): void;
 }
 
-/** While the user lacks a right pinghub needs, Redis is asked again this often: fixing the ACL is enough. */
-const RIGHTS_RECHECK_MS = 10_000;
-
 export class RedisBroker implements Broker, ClusterStatus {
   readonly cluster: ClusterStatus = this;
   readonly ready: Promise<void>;
@@ -50,14 +48,9 @@ export class RedisBroker implements Broker, ClusterStatus {
   private readonly prefix: string;
   /** Payloads from Redis dropped for not being pinghub's (redis-wire.ts). */
   badMessages = 0;
-  /** The rights the Redis user lacks, in one line (redis-rights.ts); the node refuses while it lacks them. */
-  private missingRights: string | undefined;
-  /** Names under the prefix the Redis user may not use: the node serves, and says so in /healthz. */
-  warning: string | undefined;
-  private rightsTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The Redis user's rights: the node refuses while it lacks a command it needs. */
+  private readonly rights: RedisRights;
   private readonly warnOnce: (key: string, line: string) => void;
-  /** Resolves `ready` once the first look at the user's rights is done. */
-  private readonly rightsKnown: () => void;
   private toldOtherHistory = false;
   /** With history: what brings a node's channels up to date after it lost its subscriber connection. */
   private readonly catchUp: CatchUp | undefined;
@@ -85,7 +78,7 @@ export class RedisBroker implements Broker, ClusterStatus {
       onDown: options.onDown,
       onUp: (channels, first) => {
         options.onUp(channels, first);
-        void this.checkRights();
+        void this.rights.check();
       },
     };
     this.connections = new RedisConnections(options.target, options.tls, subscribed, reports, {
@@ -101,14 +94,19 @@ export class RedisBroker implements Broker, ClusterStatus {
         if (this.channels.ready) this.resume();
       },
     });
-    // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment.
-    const rightsChecked = Promise.withResolvers<void>();
-    this.rightsKnown = rightsChecked.resolve;
-    this.ready = this.connections.ready.then(() => rightsChecked.promise);
     const history = options.history;
     this.history = history !== undefined;
     this.stored =
       history === undefined ? undefined : redisHistory(this.connections.publisher, history.size, history.ttlMs);
+    const { publisher, subscriber } = this.connections;
+    this.rights = new RedisRights(
+      () => checkRights(publisher, subscriber, this.prefix, this.stored),
+      options.target.display,
+      this.prefix,
+      options.warn,
+    );
+    // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment.
+    this.ready = this.connections.ready.then(() => this.rights.known);
     this.publisher = new RedisPublisher(this.connections.publisher, this.prefix, this.stored, this.refusal);
     const stored = this.stored;
     this.catchUp =
@@ -126,7 +124,6 @@ export class RedisBroker implements Broker, ClusterStatus {
     const maxBytes = options.maxMessageBytes;
     const catchUp = this.catchUp;
     // The one piece of JavaScript per message on a node: one Redis message in, checked whole, then delivered.
-    const subscriber = this.connections.subscriber;
     if (catchUp === undefined) {
       subscriber.on("message", (redisChannel: string, payload: string) => {
         const channel = redisChannel.slice(prefixLength);
@@ -145,7 +142,7 @@ export class RedisBroker implements Broker, ClusterStatus {
   }
 
   get up(): boolean {
-    return this.connections.up && this.missingRights === undefined;
+    return this.connections.up && this.rights.problem === undefined;
   }
 
   get reconnects(): number {
@@ -157,8 +154,13 @@ export class RedisBroker implements Broker, ClusterStatus {
     return this.channels.size;
   }
 
+  /** Names under the prefix the Redis user may not use, for /healthz; the node serves all the same. */
+  get warning(): string | undefined {
+    return this.rights.warning;
+  }
+
   get problem(): string | undefined {
-    return this.connections.problem ?? this.missingRights;
+    return this.connections.problem ?? this.rights.problem;
   }
 
   publish(channel: string, message: string): Promise<number> {
@@ -188,7 +190,7 @@ export class RedisBroker implements Broker, ClusterStatus {
   }
 
   close(): Promise<void> {
-    clearTimeout(this.rightsTimer);
+    this.rights.close();
     return this.connections.close();
   }
 
@@ -275,35 +277,6 @@ export class RedisBroker implements Broker, ClusterStatus {
       `${channel}\n${reason}`,
       `cluster: dropped a payload from redis on ${name}: ${reason} (said once a minute per channel and reason)`,
     );
-  }
-
-  /** Asks Redis whether the user may do what pinghub does; asks again later while it may not. */
-  private async checkRights(): Promise<void> {
-    clearTimeout(this.rightsTimer);
-    const { publisher, subscriber } = this.connections;
-    const rights = await checkRights(publisher, subscriber, this.prefix, this.stored);
-    const display = this.options.target.display;
-    if (rights.missing !== undefined && rights.missing !== this.missingRights) {
-      this.options.warn(`cluster: the redis user lacks rights pinghub needs: ${rights.missing}`);
-    } else if (rights.missing === undefined && this.missingRights !== undefined) {
-      this.options.warn(`cluster: the redis user now has the rights pinghub needs`);
-    }
-    this.missingRights =
-      rights.missing === undefined ? undefined : `redis at ${display} refuses pinghub's commands: ${rights.missing}`;
-    if (rights.narrowed !== undefined && rights.narrowed !== this.warning) {
-      this.options.warn(
-        `cluster: the redis user may not use every name under ${JSON.stringify(this.prefix)} (${rights.narrowed}); ` +
-          "channels it may not use are refused",
-      );
-    }
-    this.warning =
-      rights.narrowed === undefined
-        ? undefined
-        : `the redis user may not use every name under ${JSON.stringify(this.prefix)}: ${rights.narrowed}`;
-    this.rightsKnown();
-    if (this.missingRights !== undefined) {
-      this.rightsTimer = setTimeout(() => void this.checkRights(), RIGHTS_RECHECK_MS);
-    }
   }
 }
 

@@ -11,6 +11,69 @@ import type Redis from "ioredis";
 import { ReplyError } from "ioredis";
 import type { RedisHistory } from "./redis-history.ts";
 
+/** While the user lacks a right pinghub needs, Redis is asked again this often: fixing the ACL is enough. */
+const RIGHTS_RECHECK_MS = 10_000;
+
+/**
+ * What the node knows of its user's rights: asked at each connection (`check`), again every RIGHTS_RECHECK_MS
+ * while one is missing; each change said once in the log.
+ */
+export class RedisRights {
+  /** Why the node refuses while its user lacks a command, in one line; undefined when it lacks none. */
+  problem: string | undefined;
+  /** Names under the prefix the user may not use: the node serves, and says so in /healthz. */
+  warning: string | undefined;
+  /** Settles once the first answer is in. */
+  readonly known: Promise<void>;
+  private answered: () => void;
+  private last: Rights = { missing: undefined, narrowed: undefined };
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly ask: () => Promise<Rights>,
+    /** The Redis URL as it may be shown, and the prefix, for the lines said. */
+    private readonly display: string,
+    private readonly prefix: string,
+    private readonly warn: (line: string) => void,
+  ) {
+    const known = Promise.withResolvers<void>();
+    this.known = known.promise;
+    this.answered = known.resolve;
+  }
+
+  async check(): Promise<void> {
+    clearTimeout(this.timer);
+    const rights = await this.ask();
+    const prefix = JSON.stringify(this.prefix);
+    if (rights.missing !== undefined && rights.missing !== this.last.missing) {
+      this.warn(`cluster: the redis user lacks rights pinghub needs: ${rights.missing}`);
+    } else if (rights.missing === undefined && this.last.missing !== undefined) {
+      this.warn("cluster: the redis user now has the rights pinghub needs");
+    }
+    if (rights.narrowed !== undefined && rights.narrowed !== this.last.narrowed) {
+      this.warn(
+        `cluster: the redis user may not use every name under ${prefix} (${rights.narrowed}); ` +
+          "channels it may not use are refused",
+      );
+    }
+    this.last = rights;
+    this.problem =
+      rights.missing === undefined
+        ? undefined
+        : `redis at ${this.display} refuses pinghub's commands: ${rights.missing}`;
+    this.warning =
+      rights.narrowed === undefined
+        ? undefined
+        : `the redis user may not use every name under ${prefix}: ${rights.narrowed}`;
+    this.answered();
+    if (rights.missing !== undefined) this.timer = setTimeout(() => void this.check(), RIGHTS_RECHECK_MS);
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+  }
+}
+
 export interface Rights {
   /** The commands the user may not run, with Redis's reason, in one line; undefined when it may run them all. */
   missing: string | undefined;
