@@ -116,7 +116,14 @@ export class RedisBroker implements Broker, ClusterStatus {
             deliver,
             gap: (channel, reason) => this.missed(channel, reason),
             position: (channel) => stored.position(this.prefix + channel),
-            read: (channel, lastId) => stored.catchUp(this.prefix + channel, lastId),
+            // Redis refusing the script (out of memory, no permission) must not keep the node down: a gap.
+            read: (channel, lastId) =>
+              stored.catchUp(this.prefix + channel, lastId).catch((error: Error) => {
+                if (!(error instanceof ReplyError)) throw error;
+                const reason = this.connections.redact(redisReason(error.message));
+                this.warnOnce(`catch-up ${reason}`, `cluster: redis refused to give what a node missed: ${reason}`);
+                return undefined;
+              }),
             ttlMs: history.ttlMs,
           });
 

@@ -23,8 +23,11 @@ export interface CatchUpParts {
   gap(channel: string, reason: GapReason): void;
   /** The id of the stream's last message now, "" when it has none. */
   position(channel: string): Promise<string>;
-  /** What the stream holds after `lastId` ("" for all of it). */
-  read(channel: string, lastId: string): Promise<CatchUpReply>;
+  /**
+   * What the stream holds after `lastId` ("" for all of it); undefined when Redis refused to say (out of memory,
+   * no permission): a gap. A rejection means Redis is away, and the read is tried again with the next connection.
+   */
+  read(channel: string, lastId: string): Promise<CatchUpReply | undefined>;
   /** History's time to live: a stream gone after an outage this long may have taken messages with it. */
   ttlMs: number;
 }
@@ -118,7 +121,7 @@ export class CatchUp {
       return;
     }
     const losses = this.losses;
-    let reply: CatchUpReply;
+    let reply: CatchUpReply | undefined;
     try {
       reply = await this.parts.read(channel, lastId);
     } catch {
@@ -127,6 +130,10 @@ export class CatchUp {
     const held = this.held.get(channel);
     // Forgotten, or given up, while the stream was read.
     if (held === undefined) return;
+    if (reply === undefined) {
+      this.giveUp(channel, held);
+      return;
+    }
     // Lost again meanwhile: what was read is delivered, and the channel holds again for the next catch-up.
     if (this.losses !== losses) this.held.set(channel, []);
     else this.held.delete(channel);

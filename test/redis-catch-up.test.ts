@@ -9,8 +9,8 @@ import type { CatchUpReply } from "../src/redis-history.ts";
 
 const TTL_MS = 300_000;
 
-/** A CatchUp whose stream reads wait for the test to answer them. */
-function harness(position = "") {
+/** A CatchUp whose stream reads wait for the test to answer them, unless `refuse` (Redis refusing to say). */
+function harness(position = "", refuse = false) {
   const delivered: string[] = [];
   const gaps: string[] = [];
   const reads: Array<{ channel: string; lastId: string; answer(reply: CatchUpReply): void; fail(): void }> = [];
@@ -26,6 +26,7 @@ function harness(position = "") {
     position: () => Promise.resolve(position),
     read: (channel, lastId) =>
       new Promise((resolve, reject) => {
+        if (refuse) return resolve(undefined);
         reads.push({ channel, lastId, answer: resolve, fail: () => reject(new Error("connection lost")) });
       }),
     ttlMs: TTL_MS,
@@ -154,6 +155,17 @@ describe("after the subscriber connection was lost", () => {
     expect(reads).toEqual([]);
     expect(gaps).toEqual(["/a messages dropped"]);
     expect(delivered).toEqual(["/a 7-5 x"]);
+  });
+
+  test("Redis refused to read the stream (out of memory, no permission): a gap, and what was held delivered", async () => {
+    const { catchUp, delivered, gaps } = harness("7-0", true);
+    catchUp.follow("/a");
+    await settle();
+    catchUp.lost(1000);
+    catchUp.receive("/a", [["7-3", "m7-3"]]);
+    expect(await catchUp.resume(2000)).toBe(true);
+    expect(gaps).toEqual(["/a messages dropped"]);
+    expect(delivered).toEqual(["/a 7-3 m7-3"]);
   });
 
   test("the stream could not be read: still pending, tried again with the next connection", async () => {
