@@ -97,7 +97,12 @@ export async function checkRights(
       : ["the history script", () => stored.publish(published, [])],
     ["SUBSCRIBE", () => subscriber.subscribe(subscribed).then(() => subscriber.unsubscribe(subscribed))],
   ];
-  if (stored !== undefined) questions.push(["the resume script", () => stored.since(published, "1-0")]);
+  // The resume scripts make an empty stream for an absent key (a position for a quiet channel): this one, under
+  // the prefix, expires with --history-ttl like any other.
+  if (stored !== undefined) {
+    questions.push(["the resume script", () => stored.since(published, "1-0")]);
+    questions.push(["the newest-messages script", () => stored.latest(published, 1)]);
+  }
   const missing: string[] = [];
   const narrowed: string[] = [];
   for (const [what, ask] of questions) {
