@@ -20,10 +20,11 @@ export type Deliver = (channel: string, message: string, id: string | undefined)
 
 /**
  * Tells this node's subscribers of a channel that they missed messages that can no longer be given (cluster mode
- * with history, after an outage the channel's stream did not cover): SSE streams get a `gap` event. Returns the
- * number of websockets, whose protocol has no such event: the broker counts and logs their loss.
+ * with history, after an outage the channel's stream did not cover): SSE streams get a `gap` event, then
+ * `position` when given (where the channel rejoined, when no message follows to carry an id). Returns the number
+ * of websockets, whose protocol has no such event: the broker counts and logs their loss.
  */
-export type Gap = (channel: string, reason: GapReason) => number;
+export type Gap = (channel: string, reason: GapReason, position: string | undefined) => number;
 
 /** Cluster mode's figures, for the metrics; the local broker has none. */
 export interface ClusterStatus {

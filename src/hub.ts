@@ -68,7 +68,7 @@ export class Hub implements GroupOwner {
   ) {
     this.broker = createBroker(
       (channel, message, id) => this.deliver(channel, message, id),
-      (channel, reason) => this.gap(channel, reason),
+      (channel, reason, position) => this.gap(channel, reason, position),
     );
     this.admission = new Admission(this.broker, (channel) => this.hasSubscribers(channel));
   }
@@ -217,12 +217,13 @@ export class Hub implements GroupOwner {
 
   /**
    * This node's subscribers of the channel missed messages that can no longer be given (cluster mode, after an
-   * outage): each transport tells its own, if it can (SSE streams get a `gap` event). Returns the number of
-   * subscribers that could not be told: websockets, whose protocol has no such event.
+   * outage): each transport tells its own, if it can (SSE streams get a `gap` event, then the position at which
+   * the channel rejoined, when given). Returns the number of subscribers that could not be told: websockets,
+   * whose protocol has no such event.
    */
-  private gap(channel: string, reason: GapReason): number {
+  private gap(channel: string, reason: GapReason, position: string | undefined): number {
     let untold = 0;
-    for (const group of this.groups) untold += group.gap(channel, reason);
+    for (const group of this.groups) untold += group.gap(channel, reason, position);
     return untold;
   }
 }

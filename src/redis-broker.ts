@@ -114,7 +114,7 @@ export class RedisBroker implements Broker, ClusterStatus {
         ? undefined
         : new CatchUp({
             deliver,
-            gap: (channel, reason) => this.missed(channel, reason),
+            gap: (channel, reason, position) => this.missed(channel, reason, position),
             position: (channel) => stored.position(this.prefix + channel),
             // Redis refusing the script (out of memory, no permission) must not keep the node down: a gap.
             read: (channel, lastId) =>
@@ -218,9 +218,9 @@ export class RedisBroker implements Broker, ClusterStatus {
   }
 
   /** A channel's subscribers here missed messages its history no longer held: SSE is told, websockets counted. */
-  private missed(channel: string, reason: GapReason): void {
+  private missed(channel: string, reason: GapReason, position: string | undefined): void {
     this.lost++;
-    const websockets = this.gap(channel, reason);
+    const websockets = this.gap(channel, reason, position);
     const name = JSON.stringify(channel.length > 200 ? `${channel.slice(0, 200)}…` : channel);
     this.warnOnce(
       `gap\n${channel}`,

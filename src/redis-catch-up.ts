@@ -4,8 +4,9 @@
 // it serves, the id of the last message it delivered; when its subscriber connection is lost it starts holding
 // what comes live on those channels, and once it has subscribed again it reads from each stream what came after
 // that id, delivers it, then the live messages held meanwhile, each id once: its subscribers, connected
-// throughout, miss nothing and see one order. What a stream no longer holds is a gap: an SSE `gap` event, and for
-// websockets (whose protocol has no such event) a loss, counted and logged.
+// throughout, miss nothing and see one order. What a stream no longer holds is a gap: an SSE `gap` event (then the
+// position at which the channel rejoined, when no message follows to carry one), and for websockets (whose
+// protocol has no such event) a loss, counted and logged.
 //
 // While Redis is healthy this costs one Map write per batch of messages (the last id); nothing per subscriber.
 
@@ -19,8 +20,11 @@ export const MAX_HELD_MESSAGES = 10_000;
 
 export interface CatchUpParts {
   deliver: Deliver;
-  /** This node's subscribers of the channel missed messages that can no longer be given. */
-  gap(channel: string, reason: GapReason): void;
+  /**
+   * This node's subscribers of the channel missed messages that can no longer be given. `position` is where the
+   * channel's stream stands after the gap, when no message delivered next carries one; else undefined.
+   */
+  gap(channel: string, reason: GapReason, position: string | undefined): void;
   /** The id of the stream's last message now, "" when it has none. */
   position(channel: string): Promise<string>;
   /**
@@ -137,27 +141,39 @@ export class CatchUp {
     // Lost again meanwhile: what was read is delivered, and the channel holds again for the next catch-up.
     if (this.losses !== losses) this.held.set(channel, []);
     else this.held.delete(channel);
-    if (reply.status === "dropped") this.parts.gap(channel, "messages dropped");
-    else if (reply.status === "unknown") this.parts.gap(channel, "unknown id");
-    else if (reply.status === "empty" && lastId !== "" && outageMs >= this.parts.ttlMs) {
-      this.parts.gap(channel, "unknown id");
-    }
+    // What is new to this node, each id once: the stream's messages after lastId, then those held after them.
+    const fresh: Kept[] = [];
     let last = lastId;
-    const deliver = this.parts.deliver;
     for (const list of [reply.messages, held]) {
-      for (const { id, message } of list) {
-        if (last !== "" && compareIds(id, last) <= 0) continue;
-        deliver(channel, message, id);
-        last = id;
+      for (const kept of list) {
+        if (last !== "" && compareIds(kept.id, last) <= 0) continue;
+        fresh.push(kept);
+        last = kept.id;
       }
     }
-    this.lastIds.set(channel, last);
+    // A stream gone (or made anew, empty) where the node had a place: after an outage as long as the history's
+    // TTL, it may have expired with messages the node never heard. Its position unchanged says nothing was.
+    const expired =
+      reply.status === "empty" && lastId !== "" && reply.position !== lastId && outageMs >= this.parts.ttlMs;
+    const reason =
+      reply.status === "dropped"
+        ? "messages dropped"
+        : reply.status === "unknown" || expired
+          ? "unknown id"
+          : undefined;
+    // Nothing follows to carry an id: the channel's position now (an `empty` reply's) is where it rejoined.
+    const position = fresh.length === 0 ? reply.position : undefined;
+    if (reason !== undefined) this.parts.gap(channel, reason, position);
+    const deliver = this.parts.deliver;
+    for (const { id, message } of fresh) deliver(channel, message, id);
+    this.lastIds.set(channel, position ?? last);
   }
 
   /** Stops catching up a channel: a gap, then what it holds, delivered as it came. */
   private giveUp(channel: string, held: Kept[]): void {
     this.held.delete(channel);
-    this.parts.gap(channel, "messages dropped");
+    // No position to give: the stream was not read. The held messages carry their own ids.
+    this.parts.gap(channel, "messages dropped", undefined);
     for (const { id, message } of held) this.parts.deliver(channel, message, id);
     if (held.length > 0) this.lastIds.set(channel, held[held.length - 1]?.id);
   }

@@ -107,15 +107,16 @@ return result
 
 /**
  * KEYS: stream. ARGV: incarnation and sequence of the last message a node delivered, or '' and 0 for a stream
- * that was empty when the node subscribed. For a node catching up after losing its subscriber connection
- * (redis-catch-up.ts): returns ['empty'] when the stream is gone or keeps nothing (a quiet channel's empty
- * stream), else a status and every message the stream still holds after that one, [status, id, message, id,
- * message, ...]: 'ok' when they follow it without a hole, 'dropped' when some after it were trimmed, 'unknown'
- * when the stream is a new one (expired or lost since).
+ * that was empty when the node subscribed; time to live in ms. For a node catching up after losing its subscriber
+ * connection (redis-catch-up.ts): returns ['empty', position] when the stream is gone or keeps nothing (a quiet
+ * channel's empty stream), with the position it stands at now (made as `since` makes one); else a status and every
+ * message the stream still holds after that one, [status, id, message, id, message, ...]: 'ok' when they follow
+ * it without a hole, 'dropped' when some after it were trimmed, 'unknown' when the stream is a new one (expired or
+ * lost since).
  */
-const CATCH_UP_SCRIPT = `
+const CATCH_UP_SCRIPT = `${SHARED_LUA}
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if #last == 0 then return {'empty'} end
+if #last == 0 then return {'empty', position(KEYS[1], ARGV[3])} end
 local incarnation, lastSequence = string.match(last[1][1], '^(%d+)-(%d+)$')
 local status = 'ok'
 local entries
@@ -142,13 +143,18 @@ return result
 export interface CatchUpReply {
   status: "ok" | "dropped" | "unknown" | "empty";
   messages: Kept[];
+  /**
+   * With `empty`: the stream's position now, where the node follows it from; undefined when Redis, out of memory,
+   * could not make one. The other statuses give messages, which carry their ids.
+   */
+  position?: string | undefined;
 }
 
 interface HistoryCommands {
   pinghubPublish(stream: string, channel: string, cap: number, ttlMs: number, ...messages: string[]): Promise<number>;
   pinghubSince(stream: string, incarnation: string, sequence: number, ttlMs: number): Promise<Array<string | null>>;
   pinghubLatest(stream: string, count: number, ttlMs: number): Promise<Array<string | null>>;
-  pinghubCatchUp(stream: string, incarnation: string, sequence: number): Promise<string[]>;
+  pinghubCatchUp(stream: string, incarnation: string, sequence: number, ttlMs: number): Promise<Array<string | null>>;
 }
 
 export interface RedisHistory {
@@ -189,7 +195,8 @@ export function redisHistory(connection: Redis, cap: number, ttlMs: number): Red
     async catchUp(key, lastId) {
       const id = lastId === "" ? { incarnation: "", sequence: 0 } : parseId(lastId);
       if (id === undefined) return { status: "unknown", messages: [] };
-      const reply = await commands.pinghubCatchUp(key, id.incarnation, id.sequence);
+      const reply = await commands.pinghubCatchUp(key, id.incarnation, id.sequence, ttlMs);
+      if (reply[0] === "empty") return { status: "empty", messages: [], position: reply[1] ?? undefined };
       const messages: Kept[] = [];
       for (let i = 1; i + 1 < reply.length; i += 2) messages.push({ id: reply[i] ?? "", message: reply[i + 1] ?? "" });
       return { status: reply[0] as CatchUpReply["status"], messages };

@@ -55,9 +55,9 @@ export function createSseSubscribers(
     },
     end: (stream) => stream.end("server shutting down"),
     slow: (stream) => stream.slow,
-    // Cluster mode, after an outage the history did not cover: the gap event.
-    gap(channel, streams, reason) {
-      const bytes = gapEventBytes(reason);
+    // Cluster mode, after an outage the history did not cover: the gap event, and where the channel rejoined.
+    gap(channel, streams, reason, position) {
+      const bytes = gapEventBytes(reason, position);
       for (const stream of streams) if (!stream.send(bytes, undefined)) hub.slowSubscriber(channel);
     },
   });

@@ -16,9 +16,10 @@ export interface Transport<S> {
   slow(subscriber: S): boolean;
   /**
    * Tells a channel's subscribers of this transport (never none) that they missed messages that can no longer be
-   * given (cluster mode, after an outage). A transport whose protocol has no way to say so leaves it out.
+   * given (cluster mode, after an outage), and, when given, the position at which the channel rejoined. A
+   * transport whose protocol has no way to say so leaves it out.
    */
-  gap?(channel: string, subscribers: ReadonlySet<S>, reason: GapReason): void;
+  gap?(channel: string, subscribers: ReadonlySet<S>, reason: GapReason, position: string | undefined): void;
 }
 
 /** What a group asks of the hub that holds it. */
@@ -103,11 +104,11 @@ export class SubscriberGroup<S> {
   }
 
   /** Tells a channel's subscribers of a gap (see Transport.gap); returns how many could not be told. */
-  gap(channel: string, reason: GapReason): number {
+  gap(channel: string, reason: GapReason, position: string | undefined): number {
     const subscribers = this.channels.get(channel);
     if (subscribers === undefined) return 0;
     if (this.transport.gap === undefined) return subscribers.size;
-    this.transport.gap(channel, subscribers, reason);
+    this.transport.gap(channel, subscribers, reason, position);
     return 0;
   }
 

@@ -3,7 +3,8 @@
 // and SSE, on the node that lost Redis and on one that did not. A silent partition (a relay that black-holes
 // traffic), a Redis that stops answering (DEBUG SLEEP), Redis closing the subscriber connections over
 // client-output-buffer-limit: zero lost, one order, no duplicate, where the stream still holds the messages; a
-// stream trimmed meanwhile is a `gap` event for SSE and a counted, logged loss for websockets.
+// stream trimmed meanwhile is a `gap` event for SSE and a counted, logged loss for websockets; a stream expired
+// meanwhile is a `gap` event followed by the position at which the channel rejoined.
 
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { redisHistory } from "../src/redis-history.ts";
@@ -245,6 +246,39 @@ describe.skipIf(skip)("with --history, a node that lost Redis catches up", () =>
         /warn cluster: subscribers of "\/t" missed messages published while this node was away from redis: .*\(messages dropped\); 1 websockets could not be told/,
       ),
     ).toBe(1);
+  });
+
+  test("a history expired meanwhile: SSE gets a gap event, then the position it rejoined at, which resumes", async () => {
+    const r = await startRedis();
+    redis = r;
+    const cut = startRelay(r.port);
+    relay = cut;
+    const args = ["--history", "5", "--history-ttl", "1"];
+    const [behind, direct] = [await node(`redis://127.0.0.1:${cut.port}`, args), await node(r.url, args)];
+    const sse = await openEvents(`${behind.url}/x`);
+    streams.push(sse);
+    expect((await post(`${direct.url}/x`, "before")).status).toBe(200);
+    const [before] = await sse.received(1);
+    cut.blackhole(true);
+    await until(async () => (await behind.health()).status === 503, "the cut-off node notices", 20_000);
+    const admin = r.client();
+    await until(async () => (await admin.exists("pinghub:/x")) === 0, "the channel's history expires", 20_000);
+    cut.blackhole(false);
+    await until(async () => (await behind.health()).status === 200, "the cut-off node is back", 20_000);
+    const [, gap] = await sse.received(2);
+    expect(gap).toMatchObject({ type: "gap", data: "unknown id" });
+    // The position came after the gap: a new history's, before its first message.
+    const position = sse.lastEventId;
+    expect(position).toMatch(/^\d+-0$/);
+    expect(position.split("-")[0]).not.toBe(before?.id?.split("-")[0]);
+    expect((await post(`${direct.url}/x`, "after")).status).toBe(200);
+    const [, , after] = await sse.received(3);
+    expect(after?.data).toBe("after");
+    // A subscriber coming back with that position, on any node, gets what followed it and no gap.
+    const resumed = await openEvents(`${direct.url}/x`, { "Last-Event-ID": position });
+    streams.push(resumed);
+    expect((await resumed.received(1)).map((e) => [e.type, e.data, e.id])).toEqual([["message", "after", after?.id]]);
+    expect(await behind.sample("pinghub_redis_lost_total")).toBe(1);
   });
 });
 

@@ -19,8 +19,8 @@ function harness(position = "", refuse = false) {
       delivered.push(`${channel} ${id} ${message}`);
       return 1;
     },
-    gap: (channel: string, reason: GapReason) => {
-      gaps.push(`${channel} ${reason}`);
+    gap: (channel: string, reason: GapReason, position: string | undefined) => {
+      gaps.push(`${channel} ${reason}${position === undefined ? "" : ` at ${position}`}`);
       return 0;
     },
     position: () => Promise.resolve(position),
@@ -143,6 +143,50 @@ describe("after the subscriber connection was lost", () => {
       await done;
       expect(gaps).toEqual([...expected]);
     }
+  });
+
+  test("a stream gone after a long outage: the gap names the position it was made anew at, followed from then on", async () => {
+    const { catchUp, delivered, gaps, reads } = harness();
+    catchUp.follow("/a");
+    await settle();
+    catchUp.receive("/a", [["7-1", "m7-1"]]);
+    catchUp.lost(0);
+    const done = catchUp.resume(TTL_MS);
+    reads[0]?.answer({ status: "empty", messages: [], position: "9-0" });
+    await done;
+    expect(gaps).toEqual(["/a unknown id at 9-0"]);
+    // The next outage reads from that position: the new stream's first message is news, not a gap.
+    catchUp.lost(TTL_MS);
+    const again = catchUp.resume(2 * TTL_MS);
+    expect(reads[1]?.lastId).toBe("9-0");
+    reads[1]?.answer({ status: "ok", messages: kept("9-1") });
+    await again;
+    expect(gaps).toEqual(["/a unknown id at 9-0"]);
+    expect(delivered).toEqual(["/a 7-1 m7-1", "/a 9-1 m9-1"]);
+  });
+
+  test("a quiet channel's empty stream still at the node's position after a long outage: nothing missed", async () => {
+    const { catchUp, gaps, reads } = harness("9-0");
+    catchUp.follow("/a");
+    await settle();
+    catchUp.lost(0);
+    const done = catchUp.resume(TTL_MS);
+    reads[0]?.answer({ status: "empty", messages: [], position: "9-0" });
+    await done;
+    expect(gaps).toEqual([]);
+  });
+
+  test("a gap with messages after it: they carry the ids, no position is added", async () => {
+    const { catchUp, gaps, reads } = harness();
+    catchUp.follow("/a");
+    await settle();
+    catchUp.receive("/a", [["7-1", "m7-1"]]);
+    catchUp.lost(0);
+    catchUp.receive("/a", [["9-1", "m9-1"]]);
+    const done = catchUp.resume(TTL_MS);
+    reads[0]?.answer({ status: "empty", messages: [], position: "9-0" });
+    await done;
+    expect(gaps).toEqual(["/a unknown id"]);
   });
 
   test("lost before the stream's position was known: a gap, and what came held is delivered", async () => {
