@@ -1,14 +1,18 @@
 // The servers under test, each started as a real process of its own, pinned to the server's core: pinghub
 // exactly as deployed (metrics server on), the floor, a cluster node: pinghub with --redis and a redis-server
-// of its own, and a node with history: pinghub with --history. Every measurement gets fresh processes, so
+// of its own, a node with history: pinghub with --history; and the peer, Nchan, alone or through a
+// redis-server of its own (bench/peers/nchan.ts). Every measurement gets fresh processes, so
 // that no run inherits another's heap, JIT state, Redis state or sockets in TIME_WAIT.
 
 import type { Subprocess } from "bun";
 import { freePort, listening } from "../test/support/ports.ts";
 import { startRedisServer } from "../test/support/redis-server.ts";
+import { nchanCommand, nginxWorker } from "./peers/nchan.ts";
 import { type Pinning, redisCommand, serverCommand } from "./pinning.ts";
 
-export type ServerKind = "floor" | "pinghub" | "cluster" | "history";
+export type ServerKind = "floor" | "pinghub" | "cluster" | "history" | NchanKind;
+/** The peer: Nchan on a single node, and Nchan publishing through Redis (nostore). */
+export type NchanKind = "nchan" | "nchan-redis";
 /** The headline comparison: the floor, then pinghub. */
 export const SERVER_KINDS = ["floor", "pinghub"] as const;
 export type FloorKind = (typeof SERVER_KINDS)[number];
@@ -29,7 +33,10 @@ const STOP_TIMEOUT_MS = 5_000;
 
 export interface RunningServer {
   kind: ServerKind;
+  /** The process whose CPU time is the server's: pinghub's, or nginx's one worker. */
   pid: number;
+  /** The process the others (nginx's worker) descend from: the server's memory is that whole tree's. */
+  rootPid: number;
   port: number;
   /** A cluster node's redis-server: its pid, to read its CPU time from /proc. */
   redisPid: number | undefined;
@@ -42,24 +49,26 @@ const running = new Set<Subprocess>();
 
 export async function startServer(kind: ServerKind, pinning: Pinning): Promise<RunningServer> {
   // A cluster node's Redis first: the node waits for it at start-up, and would serve 503s without it.
-  const redis = kind === "cluster" ? await startRedis(pinning) : undefined;
+  const redis = kind === "cluster" || kind === "nchan-redis" ? await startRedis(pinning) : undefined;
   const port = freePort();
   const command =
-    kind === "floor"
-      ? [process.execPath, "bench/floor.ts", String(port)]
-      : [
-          process.execPath,
-          "src/main.ts",
-          "--addr",
-          `127.0.0.1:${port}`,
-          // As users run it: metrics served, on a port of its own that nobody scrapes during the runs.
-          "--mport",
-          String(freePort()),
-          "--log-level",
-          "warn",
-          ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
-          ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
-        ];
+    kind === "nchan" || kind === "nchan-redis"
+      ? nchanCommand(port, redis?.port).command
+      : kind === "floor"
+        ? [process.execPath, "bench/floor.ts", String(port)]
+        : [
+            process.execPath,
+            "src/main.ts",
+            "--addr",
+            `127.0.0.1:${port}`,
+            // As users run it: metrics served, on a port of its own that nobody scrapes during the runs.
+            "--mport",
+            String(freePort()),
+            "--log-level",
+            "warn",
+            ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
+            ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
+          ];
   let proc: Subprocess;
   try {
     proc = await spawnListening(serverCommand(pinning, command), port);
@@ -67,10 +76,18 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
     await redis?.stop();
     throw error;
   }
+  // nginx's master forks its one worker before it listens, so the worker is there by now.
+  const worker = kind === "nchan" || kind === "nchan-redis" ? nginxWorker(proc.pid) : proc.pid;
+  if (worker === undefined) {
+    await stopProcess(proc);
+    await redis?.stop();
+    throw new Error("nginx listens but has no worker process");
+  }
   return {
     kind,
     // `taskset` execs the server in its own place, so this is the server's pid, the one /proc is read for.
-    pid: proc.pid,
+    pid: worker,
+    rootPid: proc.pid,
     port,
     redisPid: redis?.proc.pid,
     async stop() {

@@ -1,7 +1,8 @@
 // The targets: what each comparison asks of its measured side, and whether a run meets it. One table holds
 // the comparisons (the floor against pinghub, issue 6; a cluster node against a single node, issue 10; SSE
-// subscribers against websockets and a node with history against one without, issue 11), and one function
-// reads a row of it. The report prints them; `bun run bench` prints a verdict line for each.
+// subscribers against websockets and a node with history against one without, issue 11; Nchan, the peer,
+// against pinghub alone, with SSE subscribers, and through Redis, issue 20), and one function reads a row of
+// it. The report prints them; `bun run bench` prints a verdict line for each.
 
 import { medianOf, pairedDifferences, pairedRatios } from "./compare.ts";
 import { KIB } from "./format.ts";
@@ -36,8 +37,11 @@ export type Sides<T> = [base: readonly T[], measured: readonly T[]];
 
 /** What a comparison asks of the measured side: the targets of issues 6 (floor), 10 (cluster) and 11. */
 interface Goals {
-  /** Ceiling on measured / base server CPU per delivery, in every phase or in the fixed-rate ones only. */
-  cpuPerDelivery: { most: number; phases: "all" | "rates" };
+  /**
+   * Ceiling on measured / base server CPU per delivery, in every phase or in the fixed-rate ones only; without
+   * `most`, the ratio is reported without a goal.
+   */
+  cpuPerDelivery: { most?: number; phases: "all" | "rates" };
   /** Floor on measured / base deliveries/s in the closed loop ("max"). */
   maxDeliveries?: number;
   /** Latency p99 added: in the first fixed-rate phase, at most `mostMs`; or in every one, reported only. */
@@ -62,6 +66,8 @@ export interface Comparison {
   part?: string;
   fanout(results: Results): Sides<FanoutRun> | undefined;
   post(results: Results): Sides<PostRun> | undefined;
+  /** A comparison with the peer: the report says "not installed" in its place when Nchan did not run. */
+  peer?: true;
 }
 
 export const FLOOR: Comparison = {
@@ -109,6 +115,42 @@ export const PAIRED_SCENARIOS = {
     part: "with history",
     fanout: (r) => r.history?.fanout && [r.history.fanout.pinghub, r.history.fanout.history],
     post: (r) => r.history?.post && [r.history.post.pinghub, r.history.post.history],
+  },
+  // Issue 20: pinghub beside Nchan in the same rounds. POST at least at Bun's own floor against Nchan (0.84 ×
+  // measured here: 0.75 leaves room for pinghub's checks); fan-out reported without a goal (pinghub leads).
+  nchan: {
+    labels: ["Nchan", "pinghub", "pinghub / Nchan"],
+    than: "Nchan",
+    goals: { cpuPerDelivery: { phases: "all" }, p99Added: { phases: "rates" }, disconnected: true, post: 0.75 },
+    heading: "8. Nchan: pinghub beside its peer on a single node",
+    targetsTitle: "Nchan targets",
+    part: "beside Nchan",
+    fanout: (r) => r.fanout?.nchan && [r.fanout.nchan, r.fanout.pinghub],
+    post: (r) => r.post?.nchan && [r.post.nchan, r.post.pinghub],
+    peer: true,
+  },
+  // SSE: server CPU per delivery at most Nchan's with its EventSource subscribers.
+  nchanSse: {
+    labels: ["Nchan EventSource", "pinghub SSE", "pinghub / Nchan"],
+    than: "Nchan",
+    goals: { cpuPerDelivery: { most: 1, phases: "rates" }, p99Added: { phases: "rates" }, disconnected: true },
+    heading: "9. Nchan: SSE subscribers beside Nchan's EventSource",
+    targetsTitle: "Nchan SSE targets",
+    fanout: (r) => r.sse?.nchan && [r.sse.nchan, r.sse.sse],
+    post: () => undefined,
+    peer: true,
+  },
+  // Through Redis: a cluster node's POST at least Nchan's on Redis, the same Redis placement.
+  nchanRedis: {
+    labels: ["Nchan on Redis", "cluster node", "cluster / Nchan"],
+    than: "Nchan on Redis",
+    goals: { cpuPerDelivery: { phases: "rates" }, p99Added: { phases: "rates" }, disconnected: true, post: 1 },
+    heading: "10. Nchan: a cluster node beside Nchan on Redis",
+    targetsTitle: "Nchan on Redis targets",
+    part: "beside Nchan on Redis",
+    fanout: (r) => r.cluster?.fanout?.["nchan-redis"] && [r.cluster.fanout["nchan-redis"], r.cluster.fanout.cluster],
+    post: (r) => r.cluster?.post?.["nchan-redis"] && [r.cluster.post["nchan-redis"], r.cluster.post.cluster],
+    peer: true,
   },
 } satisfies Record<string, Comparison>;
 export type PairedScenario = keyof typeof PAIRED_SCENARIOS;
