@@ -76,6 +76,8 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
     await redis?.stop();
     throw error;
   }
+  // Nchan on Redis listens before it has connected to Redis, and answers 503 until then.
+  if (kind === "nchan-redis") await nchanReady(port, proc, redis);
   // nginx's master forks its one worker before it listens, so the worker is there by now.
   const worker = kind === "nchan" || kind === "nchan-redis" ? nginxWorker(proc.pid) : proc.pid;
   if (worker === undefined) {
@@ -95,6 +97,20 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
       await redis?.stop();
     },
   };
+}
+
+/** Waits until Nchan takes a POST (not 503: Redis not connected yet); stops it and its Redis if it never does. */
+async function nchanReady(port: number, proc: Subprocess, redis: { stop(): Promise<void> } | undefined) {
+  const deadline = performance.now() + START_TIMEOUT_MS;
+  while (performance.now() < deadline) {
+    const res = await fetch(`http://127.0.0.1:${port}/bench/ready`, { method: "POST", body: "ready" });
+    await res.arrayBuffer();
+    if (res.ok) return;
+    await Bun.sleep(20);
+  }
+  await stopProcess(proc);
+  await redis?.stop();
+  throw new Error(`Nchan on Redis still refuses a POST after ${START_TIMEOUT_MS} ms`);
 }
 
 /** A redis-server for one cluster node, as the cluster tests start it, on the core the pinning gives it. */
