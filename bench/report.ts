@@ -48,7 +48,7 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     `- Machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Linux ${machine.kernel}, ` +
       `Bun ${machine.bun}, ${machine.wrk ?? "no wrk"}.`,
     `- Pinning: ${results.pinning}.`,
-    `- Peer: ${results.peers === undefined ? "not measured" : (results.peers.nchan.version ?? `Nchan not installed (${results.peers.nchan.missing})`)}.`,
+    `- Peer: ${results.peers === undefined ? "not measured" : (results.peers.nchan.version ?? `Nchan ${results.peers.nchan.missing}`)}.`,
     `- Pairs: ${plan.pairs} for fan-out and idle, ${plan.postPairs} for POST, ${plan.growth.pairs} per growth ` +
       `point; ${redoneSummary(results)}.`,
     "- How each scenario measures, and how to read these tables: BENCHMARKS.md.",
@@ -105,10 +105,10 @@ export function renderReport(results: Results, plotFile: string | undefined): st
   return `${lines.join("\n")}\n`;
 }
 
-/** "Nchan not installed: why", for a comparison with the peer that could not run; else undefined. */
+/** "Nchan not installed (why)", for a comparison with the peer that did not run; else undefined. */
 function notInstalled(results: Results, comparison: Comparison): string | undefined {
   const missing = results.peers?.nchan.missing;
-  return comparison.peer && missing !== undefined ? `Nchan not installed: ${missing}.` : undefined;
+  return comparison.peer && missing !== undefined ? `Nchan ${missing}.` : undefined;
 }
 
 /** The stalled herd: pinghub, and Nchan beside it (or "not installed"), medians and every run. */
@@ -137,7 +137,8 @@ function herdSection(out: Out, runs: Results["herd"] & object, plan: Plan, nchan
   const nchan = runs.nchan;
   if (nchan === undefined) {
     out(`| median of ${runs.pinghub.length} runs | pinghub | Nchan |`, "| --- | --- | --- |");
-    const peer = nchanMissing === undefined ? "–" : "not installed";
+    const peer =
+      nchanMissing === undefined ? "–" : nchanMissing.startsWith("not installed") ? "not installed" : "not run";
     for (const [name, figure, format] of rows) out(`| ${name} | ${format(medianOf(runs.pinghub, figure))} | ${peer} |`);
     out("");
   } else {
