@@ -78,8 +78,9 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
   }
   // Nchan on Redis listens before it has connected to Redis, and answers 503 until then.
   if (kind === "nchan-redis") await nchanReady(port, proc, redis);
-  // nginx's master forks its one worker before it listens, so the worker is there by now.
-  const worker = kind === "nchan" || kind === "nchan-redis" ? nginxWorker(proc.pid) : proc.pid;
+  // nginx's master opens the listening socket (the kernel then accepts connections) before it forks its one
+  // worker, which answers them: wait for the worker too.
+  const worker = kind === "nchan" || kind === "nchan-redis" ? await nginxWorker(proc.pid, START_TIMEOUT_MS) : proc.pid;
   if (worker === undefined) {
     await stopProcess(proc);
     await redis?.stop();

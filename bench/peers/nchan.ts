@@ -64,13 +64,18 @@ export function nchanCommand(port: number, redisPort: number | undefined): { com
   return { command: [NGINX, "-p", dir, "-c", file, "-g", "daemon off;"], dir };
 }
 
-/** nginx's worker: the one process that does the work, and whose CPU time is the server's. */
-export function nginxWorker(masterPid: number): number | undefined {
-  try {
-    const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, "latin1").trim().split(/\s+/);
-    const first = Number(children[0]);
-    return Number.isInteger(first) && first > 0 ? first : undefined;
-  } catch {
-    return undefined;
+/** nginx's worker, once the master has forked it: the one process that does the work, whose CPU is the server's. */
+export async function nginxWorker(masterPid: number, timeoutMs: number): Promise<number | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    try {
+      const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, "latin1").trim().split(/\s+/);
+      const first = Number(children[0]);
+      if (Number.isInteger(first) && first > 0) return first;
+    } catch {
+      return undefined;
+    }
+    await Bun.sleep(10);
   }
+  return undefined;
 }
