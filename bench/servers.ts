@@ -4,6 +4,7 @@
 // redis-server of its own (bench/peers/nchan.ts). Every measurement gets fresh processes, so
 // that no run inherits another's heap, JIT state, Redis state or sockets in TIME_WAIT.
 
+import { rmSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { freePort, listening } from "../test/support/ports.ts";
 import { startRedisServer } from "../test/support/redis-server.ts";
@@ -51,9 +52,11 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
   // A cluster node's Redis first: the node waits for it at start-up, and would serve 503s without it.
   const redis = kind === "cluster" || kind === "nchan-redis" ? await startRedis(pinning) : undefined;
   const port = freePort();
+  // Nchan's config, logs and temporary files go in a directory of its own, removed when it stops.
+  const nchan = kind === "nchan" || kind === "nchan-redis" ? nchanCommand(port, redis?.port) : undefined;
   const command =
-    kind === "nchan" || kind === "nchan-redis"
-      ? nchanCommand(port, redis?.port).command
+    nchan !== undefined
+      ? nchan.command
       : kind === "floor"
         ? [process.execPath, "bench/floor.ts", String(port)]
         : [
@@ -69,39 +72,45 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
             ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
             ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
           ];
-  let proc: Subprocess;
+  const removeDir = () => {
+    if (nchan !== undefined) rmSync(nchan.dir, { recursive: true, force: true });
+  };
+  let proc: Subprocess | undefined;
+  let worker: number | undefined;
   try {
     proc = await spawnListening(serverCommand(pinning, command), port);
+    worker = proc.pid;
+    if (nchan !== undefined) {
+      // nginx's master opens the listening socket (the kernel then accepts connections) before it forks its one
+      // worker, which answers them: wait for the worker; and Nchan on Redis answers 503 until it has connected.
+      worker = await nginxWorker(proc.pid, START_TIMEOUT_MS);
+      if (worker === undefined) throw new Error("nginx listens but has no worker process");
+      if (kind === "nchan-redis") await nchanReady(port);
+    }
   } catch (error) {
+    if (proc !== undefined) await stopProcess(proc);
     await redis?.stop();
+    removeDir();
     throw error;
   }
-  // Nchan on Redis listens before it has connected to Redis, and answers 503 until then.
-  if (kind === "nchan-redis") await nchanReady(port, proc, redis);
-  // nginx's master opens the listening socket (the kernel then accepts connections) before it forks its one
-  // worker, which answers them: wait for the worker too.
-  const worker = kind === "nchan" || kind === "nchan-redis" ? await nginxWorker(proc.pid, START_TIMEOUT_MS) : proc.pid;
-  if (worker === undefined) {
-    await stopProcess(proc);
-    await redis?.stop();
-    throw new Error("nginx listens but has no worker process");
-  }
+  const started = proc;
   return {
     kind,
     // `taskset` execs the server in its own place, so this is the server's pid, the one /proc is read for.
     pid: worker,
-    rootPid: proc.pid,
+    rootPid: started.pid,
     port,
     redisPid: redis?.proc.pid,
     async stop() {
-      await stopProcess(proc);
+      await stopProcess(started);
       await redis?.stop();
+      removeDir();
     },
   };
 }
 
-/** Waits until Nchan takes a POST (not 503: Redis not connected yet); stops it and its Redis if it never does. */
-async function nchanReady(port: number, proc: Subprocess, redis: { stop(): Promise<void> } | undefined) {
+/** Waits until Nchan takes a POST (not 503: Redis not connected yet); throws if it never does. */
+async function nchanReady(port: number): Promise<void> {
   const deadline = performance.now() + START_TIMEOUT_MS;
   while (performance.now() < deadline) {
     const res = await fetch(`http://127.0.0.1:${port}/bench/ready`, { method: "POST", body: "ready" });
@@ -109,8 +118,6 @@ async function nchanReady(port: number, proc: Subprocess, redis: { stop(): Promi
     if (res.ok) return;
     await Bun.sleep(20);
   }
-  await stopProcess(proc);
-  await redis?.stop();
   throw new Error(`Nchan on Redis still refuses a POST after ${START_TIMEOUT_MS} ms`);
 }
 
