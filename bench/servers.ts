@@ -47,6 +47,8 @@ export interface RunningServer {
 
 /** Every server still running, so that an interrupted benchmark leaves none behind. */
 const running = new Set<Subprocess>();
+/** Nchan's temporary directories not yet removed, for the same reason. */
+const directories = new Set<string>();
 
 export async function startServer(kind: ServerKind, pinning: Pinning): Promise<RunningServer> {
   // A cluster node's Redis first: the node waits for it at start-up, and would serve 503s without it.
@@ -72,8 +74,11 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
             ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
             ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
           ];
+  if (nchan !== undefined) directories.add(nchan.dir);
   const removeDir = () => {
-    if (nchan !== undefined) rmSync(nchan.dir, { recursive: true, force: true });
+    if (nchan === undefined) return;
+    rmSync(nchan.dir, { recursive: true, force: true });
+    directories.delete(nchan.dir);
   };
   let proc: Subprocess | undefined;
   let worker: number | undefined;
@@ -161,4 +166,6 @@ async function stopProcess(proc: Subprocess): Promise<void> {
 export function killAllServers(): void {
   for (const proc of running) proc.kill("SIGKILL");
   running.clear();
+  for (const dir of directories) rmSync(dir, { recursive: true, force: true });
+  directories.clear();
 }
