@@ -252,11 +252,18 @@ function fanoutTargets({ goals, than }: Comparison, sides: Sides<FanoutRun> | un
   return list;
 }
 
-function postTargets({ goals, than }: Comparison, sides: Sides<PostRun> | undefined, plan: Plan): PairedTarget[] {
+function postTargets({ goals, than, peer }: Comparison, sides: Sides<PostRun> | undefined, plan: Plan): PairedTarget[] {
   if (sides === undefined || goals.post === undefined) return [];
   const name = `POST, ${plan.post.connections} keep-alive connections: requests/s`;
   const least = goals.post === "none" ? undefined : goals.post;
-  return [ratioTarget(name, "/s", sides, (r) => r.requestsPerSecond, least, than)];
+  const list = [ratioTarget(name, "/s", sides, (r) => r.requestsPerSecond, least, than)];
+  // Beside Nchan, what each side delivered of what it accepted: Nchan answers 202 to POSTs its subscriber
+  // never receives (BENCHMARKS.md, "Peers: Nchan"), so requests/s alone would flatter it.
+  if (peer) {
+    const share = (r: PostRun) => r.delivered / r.requests;
+    list.push(ratioTarget("POST: messages delivered per request answered", "/request", sides, share, undefined, than));
+  }
+  return list;
 }
 
 /**
