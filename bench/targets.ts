@@ -203,13 +203,20 @@ function fanoutTargets({ goals, than }: Comparison, sides: Sides<FanoutRun> | un
   for (const { name, i } of goals.cpuPerDelivery.phases === "all" ? all : rates) {
     const cpu = (r: FanoutRun) => phaseAt(r, i).serverCpuMicrosPerDelivery;
     list.push(
-      ratioTarget(`fan-out ${name}: server CPU per delivery`, "µs", sides, cpu, goals.cpuPerDelivery.most, than),
+      ratioTarget(
+        `fan-out ${name}: server CPU per delivery`,
+        "µs",
+        sides,
+        cpu,
+        atMost(goals.cpuPerDelivery.most),
+        than,
+      ),
     );
   }
   const last = all.at(-1);
   if (goals.maxDeliveries !== undefined && last !== undefined) {
     const rate = (r: FanoutRun) => phaseAt(r, last.i).deliveriesPerSecond;
-    list.push(ratioTarget("fan-out max: deliveries/s", "/s", sides, rate, goals.maxDeliveries, than));
+    list.push(ratioTarget("fan-out max: deliveries/s", "/s", sides, rate, atLeast(goals.maxDeliveries), than));
   }
   const p99 = goals.p99Added;
   for (const { name, i } of p99 === undefined ? [] : p99.phases === "first" ? rates.slice(0, 1) : rates) {
@@ -256,7 +263,7 @@ function postTargets({ goals, than, peer }: Comparison, sides: Sides<PostRun> | 
   if (sides === undefined || goals.post === undefined) return [];
   const name = `POST, ${plan.post.connections} keep-alive connections: requests/s`;
   const least = goals.post === "none" ? undefined : goals.post;
-  const list = [ratioTarget(name, "/s", sides, (r) => r.requestsPerSecond, least, than)];
+  const list = [ratioTarget(name, "/s", sides, (r) => r.requestsPerSecond, atLeast(least), than)];
   // Beside Nchan, what each side delivered of what it accepted: Nchan answers 202 to POSTs its subscriber
   // never receives (BENCHMARKS.md, "Peers: Nchan"), so requests/s alone would flatter it.
   if (peer) {
@@ -267,7 +274,7 @@ function postTargets({ goals, than, peer }: Comparison, sides: Sides<PostRun> | 
 }
 
 /**
- * The paired ratio of one figure as a target: `most` is a ceiling (1 and above: CPU) or a floor (below 1:
+ * The paired ratio of one figure as a target: `bound` is a ceiling (`most`: CPU) or a floor (`least`:
  * throughput) on measured / base, or undefined for a ratio reported without a goal. `than` names the base.
  */
 function ratioTarget<T>(
@@ -275,12 +282,13 @@ function ratioTarget<T>(
   unit: string,
   [base, measured]: Sides<T>,
   figure: (r: T) => number,
-  most: number | undefined,
+  bound: { most: number } | { least: number } | undefined,
   than: string,
 ): PairedTarget {
   const ratios = pairedRatios(base, measured, figure);
   const ratio = median(ratios);
-  const goal = most === undefined ? "none" : most >= 1 ? `≤ ${most} × ${than}` : `≥ ${most} × ${than}`;
+  const goal =
+    bound === undefined ? "none" : "most" in bound ? `≤ ${bound.most} × ${than}` : `≥ ${bound.least} × ${than}`;
   return {
     name,
     unit,
@@ -289,8 +297,16 @@ function ratioTarget<T>(
     ratio,
     range: [Math.min(...ratios), Math.max(...ratios)],
     goal,
-    met: most === undefined ? undefined : most >= 1 ? ratio <= most : ratio >= most,
+    met: bound === undefined ? undefined : "most" in bound ? ratio <= bound.most : ratio >= bound.least,
   };
+}
+
+function atMost(most: number | undefined): { most: number } | undefined {
+  return most === undefined ? undefined : { most };
+}
+
+function atLeast(least: number | undefined): { least: number } | undefined {
+  return least === undefined ? undefined : { least };
 }
 
 export function phaseAt(run: FanoutRun, i: number): PhaseResult {
