@@ -10,7 +10,8 @@
 
 import { Admission, type Door } from "./admission.ts";
 import { BacklogBudget } from "./backlog.ts";
-import { type Broker, type BrokerFactory, localBroker } from "./broker.ts";
+import { type Broker, type BrokerFactory, BrokerUnavailable, localBroker } from "./broker.ts";
+import type { GapReason } from "./history.ts";
 import { type GroupOwner, SubscriberGroup, type Transport } from "./subscribers.ts";
 
 /** The running totals the metrics report; plain numbers so that counting costs nothing on the hot path. */
@@ -83,7 +84,10 @@ export class Hub implements GroupOwner {
     this.backlog = new BacklogBudget(limits.maxBacklog, limits.maxBacklogTotal, (cut, total) =>
       events.overBacklogTotal?.(cut, total),
     );
-    this.broker = createBroker((channel, message, id) => this.deliver(channel, message, id));
+    this.broker = createBroker(
+      (channel, message, id) => this.deliver(channel, message, id),
+      (channel, reason, position) => this.gap(channel, reason, position),
+    );
     this.admission = new Admission(this.broker, (channel) => this.hasSubscribers(channel));
   }
 
@@ -172,9 +176,13 @@ export class Hub implements GroupOwner {
     return this.broker.problem;
   }
 
-  /** Why a publish was refused, for the client: the broker's problem, never a library's raw error. */
-  refusedBecause(): string {
-    return this.broker.problem ?? "redis did not take the message; try again";
+  /**
+   * Why a publish was refused, for the client: the broker's problem, or the broker's own one-line refusal (Redis's
+   * reason, such as OOM or NOPERM), never a library's raw error.
+   */
+  refusedBecause(error?: unknown): string {
+    if (this.broker.problem !== undefined) return this.broker.problem;
+    return error instanceof BrokerUnavailable ? error.message : "redis did not take the message; try again";
   }
 
   /** Stops the broker's work for the node, at shutdown, after every subscriber was ended. */
@@ -230,5 +238,17 @@ export class Hub implements GroupOwner {
     // One comparison unless subscribers are so far behind that together they pass --max-backlog-total.
     this.backlog.enforce();
     return delivered;
+  }
+
+  /**
+   * This node's subscribers of the channel missed messages that can no longer be given (cluster mode, after an
+   * outage): each transport tells its own, if it can (SSE streams get a `gap` event, then the position at which
+   * the channel rejoined, when given). Returns the number of subscribers that could not be told: websockets,
+   * whose protocol has no such event.
+   */
+  private gap(channel: string, reason: GapReason, position: string | undefined): number {
+    let untold = 0;
+    for (const group of this.groups) untold += group.gap(channel, reason, position);
+    return untold;
   }
 }

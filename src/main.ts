@@ -12,6 +12,7 @@ import { Hub } from "./hub.ts";
 import { createLog, type Log } from "./log.ts";
 import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { redisBroker } from "./redis-broker.ts";
+import { redisTlsFiles } from "./redis-tls.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
 
 /** How long a cluster node waits for Redis at start-up before it serves without it. */
@@ -25,7 +26,7 @@ async function main(): Promise<number> {
       if (cli.stderr) process.stderr.write(cli.stderr);
       return cli.status;
     case "watch":
-      return watch(cli.url, cli.reconnect);
+      return watch(cli.url, cli);
     case "publish":
       return publish(cli.url, cli.message);
     case "run":
@@ -63,8 +64,11 @@ async function run(config: Config): Promise<number> {
       ? localBroker(history)
       : redisBroker({
           target: redis,
+          tls: redisTlsFiles(config),
           prefix: config.redisPrefix,
           history,
+          maxMessageBytes: config.maxMessageSize,
+          warn: (line) => logger.warn(line),
           onDown: (reason) =>
             logger.warn(`cluster: ${reason}; refusing publishes and new subscribers until it is back`),
           onUp: (channels, first) =>

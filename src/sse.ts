@@ -1,7 +1,9 @@
 // Subscribing with Server-Sent Events: a GET on a channel path that accepts `text/event-stream` gets a stream
 // of the channel's messages, one event each, for `curl -N`, EventSource in browsers, or any HTTP client. With
-// history on, every event has an id, and a subscriber that comes back with `Last-Event-ID` (EventSource sends
-// it by itself when it reconnects; `?lastEventId=` for a first connection) is given what it missed first.
+// history on, every event has an id, every stream opens with its position (an `id:` with no data, so that a
+// stream cut before its first message still resumes), a subscriber that comes back with `Last-Event-ID`
+// (EventSource sends it by itself when it reconnects; `?lastEventId=` for a first connection) is given what it
+// missed first, and a new one may ask for the newest N kept messages with `?last=N`.
 //
 // EventSource gives up for good on any answer but 200 with this content type, and reconnects after a stream
 // that ends. So a subscriber pinghub cannot serve for now (Redis away, shutting down) gets a stream that says
@@ -13,7 +15,9 @@ import { type BacklogBudget, type Backlogged, OVER_MAX_BACKLOG } from "./backlog
 import type { Config } from "./config.ts";
 import { parseId, type Resume } from "./history.ts";
 import { EVENT_STREAMS, type Hub } from "./hub.ts";
+import { lastFromUrl } from "./last-query.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import { plainText } from "./plain-text.ts";
 import { clientAddress, type Refuse } from "./refusal.ts";
 import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
 
@@ -53,6 +57,11 @@ export function createSseSubscribers(
     },
     end: (stream) => stream.end("server shutting down"),
     slow: (stream) => stream.slow,
+    // Cluster mode, after an outage the history did not cover: the gap event, and where the channel rejoined.
+    gap(_channel, streams, reason, position) {
+      const bytes = gapEventBytes(reason, position);
+      for (const stream of streams) stream.send(bytes, undefined);
+    },
   });
   const open = new Set<SseStream>();
   let heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -87,8 +96,15 @@ export function createSseSubscribers(
     return new Response(body, { headers: headers(req) });
   }
 
-  function start(req: Request, client: string, channel: string, lastId: string | undefined): Response {
-    const stream = new SseStream(channel, hub.backlog, (why) => {
+  /**
+   * Opens a stream, joined to the channel before the history is read, so that nothing published meanwhile falls
+   * between the two; until the history is written, live events wait in the stream. With history on, the answer
+   * waits for the history (a round trip to Redis in cluster mode), so that the stream's first bytes name its
+   * position.
+   */
+  function start(req: Request, client: string, channel: string, from: From): Response | Promise<Response> {
+    const history = hub.broker.history;
+    const stream = new SseStream(channel, hub.backlog, history, (why) => {
       if (why === OVER_MAX_BACKLOG) hub.slowSubscriber(channel);
       if (!group.leave(channel, stream)) return;
       open.delete(stream);
@@ -98,22 +114,33 @@ export function createSseSubscribers(
       }
       debug?.(`SSE stream closed: channel ${JSON.stringify(channel)} from ${client}, ${why}`);
     });
-    // Joined before the history is read, so that nothing published meanwhile falls between the two; until the
-    // history is written, live events wait in the stream.
-    if (lastId !== undefined) stream.holdLive();
-    if (!group.join(channel, stream)) return new Response(stream.body, { headers: headers(req) });
+    const respond = () => new Response(stream.body, { headers: headers(req) });
+    // Without history a stream with no Last-Event-ID is exactly what it was: nothing to read, nothing held.
+    const read = history || from.lastId !== undefined;
+    if (read) stream.holdLive();
+    if (!group.join(channel, stream)) return respond();
     debug?.(`SSE stream opened: channel ${JSON.stringify(channel)} from ${client}`);
     open.add(stream);
     heartbeat ??= setInterval(beat, HEARTBEAT_MS);
     req.signal.addEventListener("abort", () => stream.gone(), { once: true });
-    if (lastId !== undefined) {
-      Promise.resolve(hub.broker.since(channel, lastId)).then(
-        (result) => stream.resume(result, lastId),
-        // Redis went away while asked: end the stream, and EventSource asks again with the same id.
-        (error: Error) => stream.endWith(`unavailable: ${error.message}`, "the history was unavailable"),
-      );
+    if (!read) return respond();
+    const broker = hub.broker;
+    const result = from.lastId === undefined ? broker.latest(channel, from.last) : broker.since(channel, from.lastId);
+    if (!(result instanceof Promise)) {
+      stream.catchUp(result);
+      return respond();
     }
-    return new Response(stream.body, { headers: headers(req) });
+    return result.then(
+      (given) => {
+        stream.catchUp(given);
+        return respond();
+      },
+      // Redis went away while asked: the stream ends, and EventSource asks again with the same id.
+      (error: Error) => {
+        stream.endWith(`unavailable: ${error.message}`, "the history was unavailable");
+        return respond();
+      },
+    );
   }
 
   return {
@@ -122,20 +149,33 @@ export function createSseSubscribers(
         refused("bad_origin", channel, req);
         return forbiddenOrigin(config.origin);
       }
+      const last = lastFromUrl(req.url);
+      if (last.error !== undefined) {
+        refused("bad_query", channel, req);
+        return plainText(`${last.error}\n`, 400);
+      }
       // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
       server.timeout(req, 0);
-      const lastId = lastEventId(req);
+      const from = { lastId: lastEventId(req), last: last.count };
       const client = debug === undefined ? "" : clientAddress(req, server);
-      return hub.admit(channel, {
-        open: () => start(req, client, channel, lastId),
+      // A stream with history opens once the history is read, so its door answers with a promise; a promise of
+      // a promise is one promise once awaited, as Bun does.
+      return hub.admit<Response | Promise<Response>>(channel, {
+        open: () => start(req, client, channel, from),
         unavailable: (reason) => comeBackLater(req, channel, reason),
-      });
+      }) as Response | Promise<Response>;
     },
     stop() {
       if (heartbeat !== undefined) clearInterval(heartbeat);
       heartbeat = undefined;
     },
   };
+}
+
+/** Where a new stream starts: after the message the client last saw, else with the newest `last` kept. */
+interface From {
+  lastId: string | undefined;
+  last: number;
 }
 
 function lastEventId(req: Request): string | undefined {
@@ -174,6 +214,8 @@ class SseStream implements Backlogged {
     this.draining = false;
     this.budget.update(this, 0);
   };
+  /** Whether the stream's first bytes were written. */
+  private started = false;
   /** Live events held while the history is read, with their ids, so the two can be joined without a duplicate. */
   private held: Array<{ bytes: Uint8Array; id: string | undefined }> | undefined;
   /** After a resume: the last id the subscriber has been given; live events up to it are dropped. */
@@ -182,11 +224,13 @@ class SseStream implements Backlogged {
   constructor(
     readonly channel: string,
     private readonly budget: BacklogBudget,
+    /** With history on, the first bytes wait for the position, which catchUp writes with them. */
+    positioned: boolean,
     /** Told once, when the stream is over, with why (for the debug line). */
     private readonly onDone: (why: string) => void,
   ) {
     // The first bytes go out at once, so clients and proxies see the stream open.
-    this.early?.push(retryBytes(RECONNECT_MS), commentBytes(`pinghub channel ${channel}`));
+    if (!positioned) this.start(undefined);
     const source: Bun.DirectUnderlyingSource<Uint8Array> = {
       type: "direct",
       // Bun calls this once, when it starts sending the body; the stream lasts until the promise settles.
@@ -235,29 +279,34 @@ class SseStream implements Backlogged {
   }
 
   comment(bytes: Uint8Array): void {
-    if (!this.done) this.write(bytes);
+    // Never before the first bytes: the position must come first, and the answer is not out yet anyway.
+    if (!this.done && this.started) this.write(bytes);
   }
 
   /**
    * Writes what the history gave, then the live events held meanwhile that it did not already hold. In cluster
    * mode a message can also come live after the history was read, though the history held it (the two come on
-   * different connections): the floor keeps such a late copy out too.
+   * different connections): the floor, the subscriber's position, keeps such a late copy out too.
+   *
+   * When no kept message is given, the first bytes name the position in an `id:` field with no data: EventSource
+   * takes it as its lastEventId without dispatching an event, so a stream cut before any message still resumes
+   * from it. A kept message carries its own id.
    */
-  resume(result: Resume, lastId: string): void {
+  catchUp(result: Resume): void {
     if (this.done) return;
     const held = this.held ?? [];
     this.held = undefined;
-    if (result.kind === "gap") this.write(gapEventBytes(result.reason));
-    else {
-      for (const kept of result.messages) if (!this.write(eventBytes(kept.message, kept.id))) return;
-      this.floor = parseId(result.messages.at(-1)?.id ?? lastId);
-    }
+    this.start(result.messages.length === 0 ? result.position : undefined);
+    if (result.gap !== undefined && !this.write(gapEventBytes(result.gap))) return;
+    for (const kept of result.messages) if (!this.write(eventBytes(kept.message, kept.id))) return;
+    this.floor = result.position === undefined ? undefined : parseId(result.position);
     for (const event of held) if (!this.send(event.bytes, event.id)) return;
   }
 
   /** Ends the stream in order (shutdown): what is queued goes out, then EventSource reconnects. */
   end(why: string): void {
     if (this.done) return;
+    this.start(undefined);
     this.finish(why);
     if (this.settle === undefined) this.endedEarly = "end";
     else this.settle.end();
@@ -265,6 +314,7 @@ class SseStream implements Backlogged {
 
   endWith(comment: string, why: string): void {
     if (this.done) return;
+    this.start(undefined);
     this.write(commentBytes(comment));
     this.end(why);
   }
@@ -277,6 +327,14 @@ class SseStream implements Backlogged {
     // With no reason given, Bun resets the connection without printing an error of its own.
     if (this.settle === undefined) this.endedEarly = "reset";
     else this.settle.reset(undefined);
+  }
+
+  /** The first bytes, once: how long EventSource waits to reconnect, the position if given, and a comment. */
+  private start(position: string | undefined): void {
+    if (this.started) return;
+    this.started = true;
+    this.write(retryBytes(RECONNECT_MS, position));
+    this.write(commentBytes(`pinghub channel ${this.channel}`));
   }
 
   /** The client went away. */
