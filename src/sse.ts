@@ -323,6 +323,8 @@ class SseStream implements Backlogged {
   cutOff(why: string): void {
     if (this.done) return;
     this.slow = true;
+    // What was written before Bun started the stream goes too: the connection is reset.
+    this.early = undefined;
     this.finish(why);
     // With no reason given, Bun resets the connection without printing an error of its own.
     if (this.settle === undefined) this.endedEarly = "reset";
@@ -368,7 +370,6 @@ class SseStream implements Backlogged {
   private finish(why: string): void {
     this.done = true;
     this.held = undefined;
-    this.early = undefined;
     this.budget.update(this, 0);
     this.onDone(why);
   }
