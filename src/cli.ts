@@ -103,6 +103,14 @@ const FLAGS: Record<string, Flag> = {
     description: "most memory all histories may use on a single node; the least recently published go first",
     default: DEFAULTS.historyMemory,
   },
+  workers: {
+    key: "workers",
+    valueHint: "count",
+    description:
+      "serve the TCP port from this many processes, each a cluster node on --redis (required above 1); " +
+      "auto: one per CPU this process may use",
+    default: DEFAULTS.workers,
+  },
   "socket-mode": {
     key: "socketMode",
     valueHint: "octal",

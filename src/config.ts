@@ -1,6 +1,7 @@
 // Parsing and checking pinghub's settings. Every value a user can give is checked here, before anything is
 // bound, so that a bad flag is one clear line and exit status 2 rather than a half-started server.
 
+import { availableParallelism } from "node:os";
 import { ConfigError } from "./config-error.ts";
 import { parseRedisUrl, type RedisTarget } from "./redis-url.ts";
 
@@ -42,6 +43,8 @@ export interface Config {
   historyTtl: number;
   /** Bytes all histories may hold together, on a single node. */
   historyMemory: number;
+  /** Processes sharing the TCP port, each a cluster node (workers.ts); 1 is the plain single process. */
+  workers: number;
 }
 
 export const DEFAULTS = {
@@ -69,7 +72,22 @@ export const DEFAULTS = {
   historyTtl: "300",
   // 64 MiB: a hundred 1 KiB messages for each of six hundred busy channels.
   historyMemory: "67108864",
+  // One process, as before: more takes a Redis (the workers share channels through it).
+  workers: "1",
 } as const;
+
+/** More than this is surely a typo: each worker holds its own Redis connections and memory. */
+const MAX_WORKERS = 256;
+
+/** A number of workers, or `auto`: as many as the CPUs this process may run on (its affinity, not the box's). */
+export function parseWorkers(value: string): number {
+  if (value === "auto") return availableParallelism();
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError(`bad --workers "${value}": expected auto or a whole number from 1 to ${MAX_WORKERS}`);
+  }
+  return n;
+}
 
 export { ConfigError };
 
@@ -187,6 +205,7 @@ export interface RawSettings {
   history: string;
   historyTtl: string;
   historyMemory: string;
+  workers: string;
 }
 
 export function toConfig(raw: RawSettings): Config {
@@ -197,8 +216,19 @@ export function toConfig(raw: RawSettings): Config {
   if (idleTimeout < 8 || idleTimeout > 960) {
     throw new ConfigError(`bad --idle-timeout "${raw.idleTimeout}": from 8 to 960 seconds`);
   }
+  const listen = parseAddr(raw.addr);
+  const redis = raw.redis === undefined || raw.redis === "" ? undefined : parseRedisUrl(raw.redis);
+  const workers = parseWorkers(raw.workers);
+  if (workers > 1 && redis === undefined) {
+    throw new ConfigError(
+      `bad --workers "${raw.workers}": more than one worker needs --redis, which carries their channels`,
+    );
+  }
+  if (workers > 1 && listen.kind === "unix") {
+    throw new ConfigError(`bad --workers "${raw.workers}": workers share a TCP port, not a UNIX socket (--addr)`);
+  }
   return {
-    listen: parseAddr(raw.addr),
+    listen,
     metricsPort: parsePort(raw.mport, `--mport "${raw.mport}"`),
     origin,
     logFile,
@@ -208,11 +238,12 @@ export function toConfig(raw: RawSettings): Config {
     idleTimeout,
     socketMode: parseSocketMode(raw.socketMode),
     shutdownTimeout: parsePositiveInt(raw.shutdownTimeout, "--shutdown-timeout"),
-    redis: raw.redis === undefined || raw.redis === "" ? undefined : parseRedisUrl(raw.redis),
+    redis,
     redisPrefix: raw.redisPrefix,
     history: parseCount(raw.history, "--history"),
     historyTtl: parsePositiveInt(raw.historyTtl, "--history-ttl"),
     historyMemory: parsePositiveInt(raw.historyMemory, "--history-memory"),
+    workers,
   };
 }
 

@@ -13,6 +13,9 @@ import { createLog, type Log } from "./log.ts";
 import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { redisBroker } from "./redis-broker.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
+import { linkToParent, sharedPort, type WorkerLink, workerId } from "./worker-link.ts";
+import { serveWorkerMetrics } from "./worker-metrics.ts";
+import { superviseWorkers } from "./workers.ts";
 
 /** How long a cluster node waits for Redis at start-up before it serves without it. */
 const STARTUP_WAIT_MS = 3000;
@@ -34,9 +37,25 @@ async function main(): Promise<number> {
 }
 
 async function run(config: Config): Promise<number> {
+  // Listened for from the start, so a signal during start-up still ends in an orderly stop. Not `once`: under
+  // --workers a worker may be sent the same signal twice (by the parent, and by a terminal's or systemd's
+  // signal to the whole group), and the second must not kill it halfway through its stop.
+  const stopSignal = new Promise<string>((resolve) => {
+    process.on("SIGTERM", () => resolve("SIGTERM"));
+    process.on("SIGINT", () => resolve("SIGINT"));
+  });
+  const worker = workerId();
+  if (config.workers > 1 && worker === undefined) return runWorkers(config, stopSignal);
+  if (worker !== undefined) {
+    // A worker logs to its stderr, which the parent copies into the one log; it serves no metrics of its own;
+    // it listens on the port the parent says, the one the first worker was given.
+    config = { ...config, logFile: undefined, metricsPort: 0 };
+    const port = sharedPort();
+    if (port !== undefined && config.listen.kind === "tcp") config = { ...config, listen: { ...config.listen, port } };
+  }
   let log: Log;
   try {
-    log = createLog(config.logLevel, config.logFile);
+    log = createLog(config.logLevel, config.logFile, worker === undefined ? undefined : `worker ${worker}`);
   } catch (error) {
     process.stderr.write(`pinghub: cannot open log file ${config.logFile}: ${(error as Error).message}\n`);
     return 1;
@@ -50,11 +69,6 @@ async function run(config: Config): Promise<number> {
     return 1;
   };
 
-  // Listened for from the start, so a signal during start-up still ends in an orderly stop.
-  const stopSignal = new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
   const health: Health = { serving: true };
   const redis = config.redis;
   const history = historySettings(config);
@@ -103,12 +117,22 @@ async function run(config: Config): Promise<number> {
     await hub.close();
     return fatal(`pinghub: cannot serve on ${formatListen(config.listen)}: ${(error as Error).message}`);
   }
-  logger.info(
-    `pinghub ${pkg.version} started: pid ${process.pid}, serving ${channels.url}, metrics ${metrics.url ?? "off"}`,
-  );
+  let link: WorkerLink | undefined;
+  if (worker === undefined) {
+    logger.info(
+      `pinghub ${pkg.version} started: pid ${process.pid}, serving ${channels.url}, metrics ${metrics.url ?? "off"}`,
+    );
+  } else {
+    logger.info(`started: pid ${process.pid}`);
+    link = linkToParent(metrics.registry, () => (health.serving ? hub.unavailable : "shutting down"));
+    link.ready(channels.server.port ?? 0);
+  }
 
   const stopWatching = watchDescriptors(logger);
   process.on("SIGHUP", () => {
+    // A worker has no file: the parent holds the log and reopens it. The handler stays, so that a SIGHUP sent
+    // to the whole group does not end the worker (Bun's default for it).
+    if (worker !== undefined) return;
     if (config.logFile === undefined) {
       logger.info("SIGHUP: logging to stderr, there is no log file to reopen");
       return;
@@ -121,7 +145,9 @@ async function run(config: Config): Promise<number> {
       logger.warn(`cannot reopen log file ${config.logFile}: ${(error as Error).message}`);
     }
   });
-  const signal = await stopSignal;
+  const signal = await (link === undefined
+    ? stopSignal
+    : Promise.race([stopSignal, link.parentGone.then(() => "the parent's exit")]));
 
   health.serving = false;
   logger.info(`stopping on ${signal}: closing ${hub.websockets} websockets`);
@@ -131,6 +157,65 @@ async function run(config: Config): Promise<number> {
   logger.info("pinghub stopped");
   log.close();
   return 0;
+}
+
+/**
+ * --workers N, the parent: starts the workers (workers.ts), serves the machine's one metrics endpoint, holds the
+ * one log, and returns once every worker has stopped.
+ */
+async function runWorkers(config: Config, stopSignal: Promise<string>): Promise<number> {
+  let log: Log;
+  try {
+    log = createLog(config.logLevel, config.logFile);
+  } catch (error) {
+    process.stderr.write(`pinghub: cannot open log file ${config.logFile}: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const { logger } = log;
+  if (config.listen.kind !== "tcp") return 2; // toConfig refuses --workers with a UNIX socket.
+  const listen = config.listen;
+  process.on("SIGHUP", () => {
+    if (config.logFile === undefined) return;
+    try {
+      log.reopen();
+      logger.info("log file reopened");
+    } catch (error) {
+      logger.warn(`cannot reopen log file ${config.logFile}: ${(error as Error).message}`);
+    }
+  });
+  // Bun runs a script as `bun [its flags] script args`: a worker is started the same way.
+  const command = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  let metricsUrl = "off";
+  let stopMetrics = async () => {};
+  const supervisor = superviseWorkers({
+    count: config.workers,
+    command,
+    port: listen.port,
+    shutdownTimeout: config.shutdownTimeout,
+    log,
+    stopSignal,
+    started(port) {
+      const host = listen.hostname.includes(":") ? `[${listen.hostname}]` : listen.hostname;
+      logger.info(
+        `pinghub ${pkg.version} started: pid ${process.pid}, ${config.workers} workers serving http://${host}:${port}, metrics ${metricsUrl}`,
+      );
+    },
+  });
+  if (config.metricsPort !== 0) {
+    try {
+      const metrics = serveWorkerMetrics(supervisor, "127.0.0.1", config.metricsPort);
+      metricsUrl = metrics.url;
+      stopMetrics = metrics.stop;
+    } catch (error) {
+      logger.error(`pinghub: cannot serve metrics on 127.0.0.1:${config.metricsPort}: ${(error as Error).message}`);
+      process.kill(process.pid, "SIGTERM");
+    }
+  }
+  const status = await supervisor.done;
+  await stopMetrics();
+  logger.info(status === 0 ? "pinghub stopped" : `pinghub stopped: exit status ${status}`);
+  log.close();
+  return status;
 }
 
 process.exit(await main());

@@ -48,6 +48,7 @@ const DEFAULT_CONFIG: Config = {
   history: 0,
   historyTtl: 300,
   historyMemory: 67108864,
+  workers: 1,
 };
 
 // ---- helpers
@@ -413,6 +414,7 @@ describe("parseCommandLine", () => {
     history: 10,
     historyTtl: 60,
     historyMemory: 1000000,
+    workers: 1,
   };
   const flags: Record<string, string> = {
     addr: "/run/pinghub/pinghub.sock",
@@ -447,6 +449,7 @@ describe("parseCommandLine", () => {
     history: 100,
     historyTtl: 30,
     historyMemory: 2000000,
+    workers: 1,
   };
 
   test("every PINGHUB_ variable is used", async () => {

@@ -26,6 +26,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
       history: "0",
       historyTtl: "300",
       historyMemory: "67108864",
+      workers: "1",
     }),
     ...overrides,
   };
