@@ -21,7 +21,14 @@ export interface Log {
 /** `label` goes before each message: a worker's lines say which worker wrote them (`worker 2: ...`). */
 export function createLog(level: LogLevel, file: string | undefined, label?: string): Log {
   let fd = file === undefined ? 2 : openLogFile(file);
-  const write = (line: string) => writeSync(fd, line);
+  const write = (line: string) => {
+    try {
+      writeSync(fd, line);
+    } catch {
+      // Nowhere left to say it: stderr is a pipe whose reader is gone (a --workers parent killed), or the disk
+      // is full. Losing the line is better than failing what was being logged, such as an orderly stop.
+    }
+  };
   const logger = createConsola({
     level: LEVELS[level],
     reporters: [{ log: (entry: LogObject) => write(formatLine(entry, label)) }],
