@@ -12,6 +12,7 @@ import Redis, { type RedisOptions } from "ioredis";
 import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
 import type { Resume } from "./history.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
+import { sentinelOptions } from "./redis-sentinel.ts";
 import type { RedisTarget } from "./redis-url.ts";
 
 export interface RedisBrokerOptions {
@@ -364,7 +365,7 @@ export class RedisBroker implements Broker, ClusterStatus {
   /** Redis's own messages never hold the password, but an error from a library might: never show it. */
   private redact(text: string): string {
     const target = this.options.target;
-    return target.kind === "tcp" && target.password !== undefined ? text.replaceAll(target.password, "***") : text;
+    return "password" in target && target.password !== undefined ? text.replaceAll(target.password, "***") : text;
   }
 }
 
@@ -390,6 +391,8 @@ function connectionOptions(target: RedisTarget, name: string): RedisOptions {
     keepAlive: 5000,
   };
   if (target.kind === "unix") return { ...common, path: target.path };
+  if (target.kind === "sentinel") return { ...common, ...sentinelOptions(target) };
+  if (target.kind === "cluster") throw new Error("Redis Cluster takes a cluster broker");
   return {
     ...common,
     host: target.host,
