@@ -12,6 +12,7 @@ import { Hub } from "./hub.ts";
 import { createLog, type Log } from "./log.ts";
 import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { redisBroker } from "./redis-broker.ts";
+import { redisClusterBroker } from "./redis-cluster-broker.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
 import { linkToParent, sharedPort, type WorkerLink, workerId } from "./worker-link.ts";
 import { serveWorkerMetrics } from "./worker-metrics.ts";
@@ -72,22 +73,22 @@ async function run(config: Config): Promise<number> {
   const health: Health = { serving: true };
   const redis = config.redis;
   const history = historySettings(config);
+  const reports = {
+    onDown: (reason: string) =>
+      logger.warn(`cluster: ${reason}; refusing publishes and new subscribers until it is back`),
+    onUp: (channels: number, first: boolean) =>
+      logger.info(
+        first
+          ? `cluster: connected to redis at ${redis?.display}`
+          : `cluster: redis at ${redis?.display} is back; re-subscribed ${channels} channels`,
+      ),
+  };
   const broker =
     redis === undefined
       ? localBroker(history)
-      : redisBroker({
-          target: redis,
-          prefix: config.redisPrefix,
-          history,
-          onDown: (reason) =>
-            logger.warn(`cluster: ${reason}; refusing publishes and new subscribers until it is back`),
-          onUp: (channels, first) =>
-            logger.info(
-              first
-                ? `cluster: connected to redis at ${redis.display}`
-                : `cluster: redis at ${redis.display} is back; re-subscribed ${channels} channels`,
-            ),
-        });
+      : redis.kind === "cluster"
+        ? redisClusterBroker({ target: redis, prefix: config.redisPrefix, history, ...reports })
+        : redisBroker({ target: redis, prefix: config.redisPrefix, history, ...reports });
   const hub = new Hub(
     config.maxBacklog,
     (channel) =>

@@ -7,14 +7,14 @@
 // A stream that expired, or was lost with a Redis restart, starts again under a new first part: an id from
 // before is recognised as unknown, never taken for a place in the new stream.
 
-import type Redis from "ioredis";
+import type { Cluster, default as Redis } from "ioredis";
 import { type GapReason, type Kept, parseId, type Resume } from "./history.ts";
 
 /**
  * KEYS: stream, pub/sub channel. ARGV: cap, time to live in ms, then the messages of one batch. Stores each
  * message, then publishes the batch as one JSON array of [id, message] pairs. Returns the number of nodes.
  */
-const PUBLISH_SCRIPT = `
+const publishScript = (publish: PublishCommand) => `
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local incarnation
 if #last == 0 then
@@ -29,7 +29,7 @@ for i = 3, #ARGV do
   batch[#batch + 1] = {id, ARGV[i]}
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return redis.call('PUBLISH', KEYS[2], cjson.encode(batch))
+return redis.call('${publish}', KEYS[2], cjson.encode(batch))
 `;
 
 /**
@@ -65,9 +65,20 @@ export interface RedisHistory {
   since(key: string, lastId: string): Promise<Resume>;
 }
 
+/**
+ * How a batch is published: PUBLISH on one Redis or through Sentinel, SPUBLISH (sharded pub/sub) on a Redis
+ * Cluster, where the stream and the channel share a name, and so a slot.
+ */
+export type PublishCommand = "PUBLISH" | "SPUBLISH";
+
 /** Adds the scripts to a connection (ioredis sends EVALSHA, and the script itself when Redis lacks it). */
-export function redisHistory(connection: Redis, cap: number, ttlMs: number): RedisHistory {
-  connection.defineCommand("pinghubPublish", { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
+export function redisHistory(
+  connection: Redis | Cluster,
+  cap: number,
+  ttlMs: number,
+  publish: PublishCommand = "PUBLISH",
+): RedisHistory {
+  connection.defineCommand("pinghubPublish", { numberOfKeys: 2, lua: publishScript(publish) });
   connection.defineCommand("pinghubSince", { numberOfKeys: 1, lua: SINCE_SCRIPT });
   const commands = connection as unknown as HistoryCommands;
   return {
