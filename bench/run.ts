@@ -21,7 +21,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { missingRedisServer } from "../test/support/redis-server.ts";
 import { type Alternated, alternate } from "./compare.ts";
+import { fixed as fix, pct } from "./format.ts";
 import { TRANSPORTS } from "./load/fanout.ts";
 import { type PostTool, postToolAvailable } from "./load/post.ts";
 import { MAX_HTTP_REQUESTS } from "./load/sse-client.ts";
@@ -29,29 +31,22 @@ import { describeMachine } from "./measure.ts";
 import { type Pinning, pinLoadGenerator, REDIS_PLACES, type RedisPlace } from "./pinning.ts";
 import { FULL, type Plan, SMOKE } from "./plan.ts";
 import { renderGrowthSvg } from "./plot.ts";
-import {
-  clusterTargets,
-  historyTargets,
-  judged,
-  type PairedTarget,
-  type Results,
-  renderReport,
-  SMOKE_NOTE,
-  sseTargets,
-  targets,
-} from "./report.ts";
+import { renderReport } from "./report.ts";
+import type { Results } from "./results.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { idleRun } from "./scenarios/idle.ts";
 import { type PostRun, postRun } from "./scenarios/post.ts";
+import { CLUSTER_KINDS, HISTORY_KINDS, HISTORY_MESSAGES, killAllServers, type ServerKind } from "./servers.ts";
 import {
-  CLUSTER_KINDS,
-  HISTORY_KINDS,
-  HISTORY_MESSAGES,
-  killAllServers,
-  missingRedis,
-  type ServerKind,
-} from "./servers.ts";
+  judged,
+  PAIRED_SCENARIOS,
+  type PairedScenario,
+  type PairedTarget,
+  pairedTargets,
+  SMOKE_NOTE,
+  targets,
+} from "./targets.ts";
 
 const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -113,7 +108,7 @@ if (postTool !== "wrk" && postTool !== "bun") fail(`--post-tool must be wrk or b
 const redisPlace = flags["redis-core"] as RedisPlace;
 if (!REDIS_PLACES.includes(redisPlace)) fail(`--redis-core must be ${REDIS_PLACES.join(" or ")}, not ${redisPlace}`);
 // Known before anything is measured: CI must not find out at the end that the cluster scenario could not run.
-const redisMissing = only.includes("cluster") ? missingRedis() : undefined;
+const redisMissing = only.includes("cluster") ? missingRedisServer() : undefined;
 if (redisMissing !== undefined) {
   if (process.env.CI === "true") fail(`${redisMissing}; CI must run the cluster scenario`);
   process.stderr.write(`\n*** bench: SKIPPING the cluster scenario: ${redisMissing} ***\n\n`);
@@ -210,13 +205,13 @@ writeOutputs();
 
 if (judged(results)) {
   for (const t of targets(results)) {
-    const absolute = t.unit === "" ? String(t.pinghub) : `${fix(t.pinghub, 2)} ${t.unit}`;
+    const absolute = t.unit === "" ? String(t.measured) : `${fix(t.measured, 2)} ${t.unit}`;
     const figure = t.ratio === undefined ? absolute : `${fix(t.ratio, 2)} × floor`;
     note(`target  ${t.met ? "met   " : "MISSED"} ${t.name}: ${figure} (${t.goal})`);
   }
-  notePaired("cluster", clusterTargets(results), "single node");
-  notePaired("sse", sseTargets(results), "websocket");
-  notePaired("history", historyTargets(results), "no history");
+  for (const scenario of Object.keys(PAIRED_SCENARIOS) as PairedScenario[]) {
+    notePaired(scenario, pairedTargets(results, scenario), PAIRED_SCENARIOS[scenario].than);
+  }
 } else {
   note(SMOKE_NOTE);
 }
@@ -337,15 +332,6 @@ function writeOutputs(): void {
 
 function note(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
-}
-
-function pct(share: number): string {
-  return Number.isFinite(share) ? `${Math.round(share * 100)} %` : "–";
-}
-
-/** A figure with `digits` decimals, or "–" when there is none to give (0 / 0 in a phase too short to measure). */
-function fix(v: number, digits: number): string {
-  return Number.isFinite(v) ? v.toFixed(digits) : "–";
 }
 
 function fail(line: string): never {

@@ -97,9 +97,10 @@ async function run(config: Config): Promise<number> {
   );
   let metrics: Metrics;
   try {
-    metrics = createMetrics(hub, health, config.metricsPort);
+    metrics = createMetrics(hub, health, config.metrics);
   } catch (error) {
-    return fatal(`pinghub: cannot serve metrics on 127.0.0.1:${config.metricsPort}: ${(error as Error).message}`);
+    const where = config.metrics === undefined ? "" : ` on ${formatListen(config.metrics)}`;
+    return fatal(`pinghub: cannot serve metrics${where}: ${(error as Error).message}`);
   }
   // Cluster mode: a node that listens before it reaches Redis could only refuse its first clients. It waits a
   // moment for Redis, then serves anyway (answering 503 until Redis is there), so nothing has to start first.

@@ -1,5 +1,6 @@
-// Metrics for Prometheus, served by a second Bun.serve on 127.0.0.1:--mport, apart from the channels so that a
-// scrape never competes with clients and the port is never exposed by a proxy that forwards everything.
+// Metrics for Prometheus, served by a second Bun.serve on --mport (127.0.0.1:8082 unless told), apart from the
+// channels so that a scrape never competes with clients and the port is never exposed by a proxy that forwards
+// everything.
 //
 // The hub keeps its totals as plain numbers; they are read into prom-client only when scraped, so counting
 // costs nothing per message. No label ever carries a channel name: ten thousand channels add no series.
@@ -9,6 +10,7 @@ import type { MiddlewareHandler } from "hono";
 import { type Aggregator, Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import pkg from "../package.json" with { type: "json" };
 import { CLOSE_CLASSES, type Hub } from "./hub.ts";
+import { formatListen, type TcpListen } from "./setting-values.ts";
 
 /** Why a request or a websocket was refused; a small fixed set, so a label may carry it. */
 export const REFUSAL_REASONS = [
@@ -29,7 +31,7 @@ export interface Metrics {
   refused(reason: RefusalReason): void;
   /** Stops the metrics server, if there is one. */
   stop(): Promise<void>;
-  /** `http://127.0.0.1:PORT`, or undefined when --mport is 0. */
+  /** `http://HOST:PORT` with the port bound (--mport 0 picks one), or undefined when --mport is off. */
   url: string | undefined;
 }
 
@@ -38,7 +40,8 @@ export interface Health {
   serving: boolean;
 }
 
-export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
+/** With `address` undefined (--mport off) nothing is served; the registry is still built. */
+export function createMetrics(hub: Hub, health: Health, address: TcpListen | undefined): Metrics {
   // Registered in the order a scrape lists them: pinghub's own series first, then HTTP and the runtime's.
   const registry = new Registry();
   new Gauge({
@@ -138,11 +141,11 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
   const { registerMetrics } = prometheus({ registry });
 
   const server =
-    port === 0
+    address === undefined
       ? undefined
       : Bun.serve({
-          hostname: "127.0.0.1",
-          port,
+          hostname: address.hostname,
+          port: address.port,
           async fetch(req) {
             const path = new URL(req.url).pathname;
             if (path === "/metrics") {
@@ -162,7 +165,10 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
     registry,
     httpMiddleware: registerMetrics,
     refused: (reason) => refusals.inc({ reason }),
-    url: server === undefined ? undefined : `http://127.0.0.1:${server.port}`,
+    url:
+      address === undefined || server === undefined
+        ? undefined
+        : `http://${formatListen({ ...address, port: server.port ?? address.port })}`,
     async stop() {
       await server?.stop(true);
     },

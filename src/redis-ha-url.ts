@@ -41,10 +41,14 @@ export const SENTINEL_FORM = "redis+sentinel://[[user]:password@]host[:port][,ho
 export const CLUSTER_FORM = "redis+cluster://[[user]:password@]host[:port][,host[:port]...]";
 
 /** Parses a value whose scheme is redis+sentinel or redis+cluster (parseRedisUrl hands them here). */
-export function parseHaUrl(scheme: "redis+sentinel" | "redis+cluster", value: string): SentinelTarget | ClusterTarget {
+export function parseHaUrl(
+  scheme: "redis+sentinel" | "redis+cluster",
+  value: string,
+  name = "--redis",
+): SentinelTarget | ClusterTarget {
   const form = scheme === "redis+sentinel" ? SENTINEL_FORM : CLUSTER_FORM;
   // The value itself is never echoed: it may hold a password.
-  const bad = (why: string) => new ConfigError(`bad --redis: ${why}; expected ${form}`);
+  const bad = (why: string) => new ConfigError(`bad ${name}: ${why}; expected ${form}`);
   const rest = value.slice(scheme.length + 3);
   if (/[?#]/.test(rest)) throw bad("no query or fragment is understood");
   const slash = rest.indexOf("/");

@@ -28,16 +28,17 @@ const MAX_DB = 1_000_000;
  * `redis://[[user]:password@]host[:port][/db]`, `rediss://…` (TLS), an absolute UNIX socket path, or Redis
  * Sentinel's and Redis Cluster's forms (redis-ha-url.ts).
  */
-export function parseRedisUrl(value: string): RedisTarget {
+export function parseRedisUrl(value: string, name = "--redis"): RedisTarget {
   if (value.startsWith("/")) return { kind: "unix", path: value, display: value };
   // The value itself is never echoed: it may hold a password. The scheme alone is safe to name.
   const bad = (why: string) =>
     new ConfigError(
-      `bad --redis: ${why}; expected redis://[[user]:password@]host[:port][/db], rediss://…, /path, redis+sentinel://… or redis+cluster://…`,
+      `bad ${name}: ${why}; expected redis://[[user]:password@]host[:port][/db], rediss://…, /path, ` +
+        "redis+sentinel://… or redis+cluster://…",
     );
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
   if (scheme === undefined) throw bad("not a URL");
-  if (scheme === "redis+sentinel" || scheme === "redis+cluster") return parseHaUrl(scheme, value);
+  if (scheme === "redis+sentinel" || scheme === "redis+cluster") return parseHaUrl(scheme, value, name);
   if (scheme !== "redis" && scheme !== "rediss") throw bad(`unknown scheme "${scheme.slice(0, 20)}"`);
   let url: URL;
   try {
