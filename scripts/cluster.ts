@@ -12,12 +12,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-<<<<<<< HEAD
-=======
-import { parseArgs } from "citty";
 import { accepts, freePort } from "../test/support/ports.ts";
 import { missingRedisServer, redisServerCommand } from "../test/support/redis-server.ts";
->>>>>>> tests
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const NGINX = "/usr/sbin/nginx";
@@ -265,14 +261,6 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string): P
   }
 }
 
-<<<<<<< HEAD
-function freePort(): number {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const free = listener.port;
-  listener.stop(true);
-  return free;
-}
-
 /**
  * The script's own flags (`--nodes N`, `--port N`, `--redis URL`, or `--name=value`), and every other argument,
  * in order, for the nodes.
@@ -297,8 +285,6 @@ function splitArgs(argv: string[]): { args: { nodes: string; port: string; redis
   return { args: { nodes: own.nodes ?? "3", port: own.port ?? "8080", redis: own.redis }, nodeFlags };
 }
 
-=======
->>>>>>> tests
 function fail(line: string): never {
   process.stderr.write(`cluster: ${line}\n`);
   process.exit(2);

@@ -173,11 +173,7 @@ test("cluster mode as deployed: the unit's EnvironmentFile and examples/pinghub.
       example.port = String(redis.port);
       const pinghub = spawnPinghub(unitFlags(dir), { PINGHUB_REDIS: example.href });
       const log = join(dir, "pinghub.log");
-<<<<<<< HEAD
       await started(log);
-=======
-      await until(() => existsSync(log) && readFileSync(log, "utf8").includes("started"), "the log says started");
->>>>>>> tests
       const text = readFileSync(log, "utf8");
       expect(text).toContain(`cluster: connected to redis at redis://:***@127.0.0.1:${redis.port}/0`);
       expect(text).not.toContain(example.password);
