@@ -50,7 +50,7 @@ async function run(config: Config): Promise<number> {
   if (worker !== undefined) {
     // A worker logs to its stderr, which the parent copies into the one log; it serves no metrics of its own;
     // it listens on the port the parent says, the one the first worker was given.
-    config = { ...config, logFile: undefined, metricsPort: 0 };
+    config = { ...config, logFile: undefined, metrics: undefined };
     const port = sharedPort();
     if (port !== undefined && config.listen.kind === "tcp") config = { ...config, listen: { ...config.listen, port } };
   }
@@ -197,23 +197,27 @@ async function runWorkers(config: Config, stopSignal: Promise<string>): Promise<
     log,
     stopSignal,
     started(port) {
-      const host = listen.hostname.includes(":") ? `[${listen.hostname}]` : listen.hostname;
+      const url = `http://${formatListen({ ...listen, port })}`;
       logger.info(
-        `pinghub ${pkg.version} started: pid ${process.pid}, ${config.workers} workers serving http://${host}:${port}, metrics ${metricsUrl}`,
+        `pinghub ${pkg.version} started: pid ${process.pid}, ${config.workers} workers serving ${url}, metrics ${metricsUrl}`,
       );
     },
   });
-  if (config.metricsPort !== 0) {
+  const address = config.metrics;
+  if (address !== undefined) {
     try {
-      const metrics = serveWorkerMetrics(supervisor, "127.0.0.1", config.metricsPort);
+      const metrics = serveWorkerMetrics(supervisor, address);
       metricsUrl = metrics.url;
       stopMetrics = metrics.stop;
     } catch (error) {
-      logger.error(`pinghub: cannot serve metrics on 127.0.0.1:${config.metricsPort}: ${(error as Error).message}`);
-      process.kill(process.pid, "SIGTERM");
+      const line = `pinghub: cannot serve metrics on ${formatListen(address)}: ${(error as Error).message}`;
+      logger.error(line);
+      if (config.logFile !== undefined) process.stderr.write(`${line}\n`);
+      log.close();
+      return 1;
     }
   }
-  const status = await supervisor.done;
+  const status = await supervisor.run();
   await stopMetrics();
   logger.info(status === 0 ? "pinghub stopped" : `pinghub stopped: exit status ${status}`);
   log.close();

@@ -8,6 +8,7 @@
 // Prometheus's rate() takes that for a counter reset.
 
 import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
+import { formatListen, type TcpListen } from "./config.ts";
 import type { Supervisor } from "./workers.ts";
 
 export interface WorkerMetricsServer {
@@ -17,7 +18,7 @@ export interface WorkerMetricsServer {
 }
 
 /** Serves /metrics (every worker's, added up) and /healthz (200 only when every worker serves). */
-export function serveWorkerMetrics(supervisor: Supervisor, hostname: string, port: number): WorkerMetricsServer {
+export function serveWorkerMetrics(supervisor: Supervisor, address: TcpListen): WorkerMetricsServer {
   const own = new Registry();
   const { workers } = supervisor;
   new Gauge({
@@ -53,8 +54,8 @@ export function serveWorkerMetrics(supervisor: Supervisor, hostname: string, por
   });
 
   const server = Bun.serve({
-    hostname,
-    port,
+    hostname: address.hostname,
+    port: address.port,
     async fetch(req) {
       const path = new URL(req.url).pathname;
       if (path === "/metrics") {
@@ -79,9 +80,8 @@ export function serveWorkerMetrics(supervisor: Supervisor, hostname: string, por
       return new Response("not found: try /metrics or /healthz\n", { status: 404 });
     },
   });
-  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   return {
-    url: `http://${host}:${server.port}`,
+    url: `http://${formatListen({ ...address, port: server.port ?? address.port })}`,
     async stop() {
       await server.stop(true);
     },

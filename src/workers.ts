@@ -117,11 +117,11 @@ export interface Supervisor {
   workers: readonly SupervisedWorker[];
   /** True once shutdown has begun. */
   readonly stopping: boolean;
-  /** Resolves with the parent's exit status once every worker has stopped. */
-  done: Promise<number>;
+  /** Starts the workers; resolves with the parent's exit status once every worker has stopped. */
+  run(): Promise<number>;
 }
 
-/** Starts the workers and supervises them until a stop signal, or until one cannot be kept running. */
+/** The workers' supervisor: `run` starts them and keeps them until a stop signal, or until one cannot be kept. */
 export function superviseWorkers(options: SuperviseOptions): Supervisor {
   const { logger } = options.log;
   const workers = Array.from({ length: options.count }, (_, i) => new Worker(i + 1));
@@ -227,7 +227,7 @@ export function superviseWorkers(options: SuperviseOptions): Supervisor {
     return statuses.every((status) => status === 0);
   };
 
-  const done = (async () => {
+  const run = async () => {
     start().catch(() => {
       // The worker's exit decides the status (failed, above); its own lines said why.
     });
@@ -239,14 +239,14 @@ export function superviseWorkers(options: SuperviseOptions): Supervisor {
     const clean = await stopAll();
     if (outcome.signal !== undefined && !clean) return 1;
     return outcome.status;
-  })();
+  };
 
   return {
     workers,
     get stopping() {
       return stopping;
     },
-    done,
+    run,
   };
 }
 

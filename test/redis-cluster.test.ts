@@ -7,10 +7,12 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import calculateSlot from "cluster-key-slot";
 import { Cluster } from "ioredis";
 import { post, type Subscriber, subscribe } from "./support/clients.ts";
+import { freePort } from "./support/ports.ts";
 import { skipWithoutRedis } from "./support/redis.ts";
 import { type RedisClusterSetup, startRedisCluster } from "./support/redis-cluster.ts";
 import { inScratch } from "./support/scratch.ts";
-import { freePort, type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 interface Node extends PinghubProcess {
   url: string;
@@ -41,14 +43,6 @@ async function open(url: string): Promise<Subscriber> {
   const s = await subscribe(url);
   subscribers.push(s);
   return s;
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 /** Waits until every node's stderr matches `pattern`; returns when. */

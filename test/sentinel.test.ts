@@ -5,10 +5,12 @@
 
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { post, type Subscriber, subscribe } from "./support/clients.ts";
+import { freePort } from "./support/ports.ts";
 import { skipWithoutRedis } from "./support/redis.ts";
 import { inScratch } from "./support/scratch.ts";
 import { type SentinelSetup, skipWithoutSentinel, startSentinels } from "./support/sentinel.ts";
-import { freePort, type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 interface Node extends PinghubProcess {
   url: string;
@@ -162,11 +164,3 @@ describe.skipIf(skip)("Redis Sentinel", () => {
     });
   });
 });
-
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await Bun.sleep(20);
-  }
-}

@@ -9,9 +9,11 @@ import { join } from "node:path";
 import { parseCommandLine } from "../src/cli.ts";
 import { NODES_HEADER } from "../src/post.ts";
 import { post, type Subscriber, subscribe } from "./support/clients.ts";
+import { freePort } from "./support/ports.ts";
 import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { inScratch } from "./support/scratch.ts";
-import { freePort, type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 interface Workers extends PinghubProcess {
   /** `http://127.0.0.1:PORT`, the port every worker serves. */
@@ -76,15 +78,6 @@ async function scrape(workers: Workers): Promise<string> {
 async function health(workers: Workers): Promise<{ status: number; text: string }> {
   const response = await fetch(`${workers.metrics}/healthz`);
   return { status: response.status, text: await response.text() };
-}
-
-/** Polls until `check` holds, failing with `what` after the timeout. No sleep stands in for an event. */
-async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 /** The log file's text so far; empty before it exists. */
@@ -283,11 +276,12 @@ describe.skipIf(skip)("--workers", () => {
       renameSync(file, `${file}.1`);
       workers.proc.kill("SIGHUP");
       await until(() => readLog(file).includes("log file reopened"), "the log is reopened");
-      for (let i = 0; i < 10; i++) await open(workers.ws("/logged"));
+      // Each its own channel: consola folds identical lines into "(repeated N times)".
+      for (let i = 0; i < 10; i++) await open(workers.ws(`/logged/${i}`));
       await until(() => count(readFileSync(file, "utf8"), /worker [12]: websocket opened/) === 10, "10 lines");
       const reopened = readFileSync(file, "utf8");
-      expect(count(reopened, /^\S+ debug worker 1: websocket opened: channel "\/logged"/)).toBeGreaterThan(0);
-      expect(count(reopened, /^\S+ debug worker 2: websocket opened: channel "\/logged"/)).toBeGreaterThan(0);
+      expect(count(reopened, /^\S+ debug worker 1: websocket opened: channel "\/logged\/\d"/)).toBeGreaterThan(0);
+      expect(count(reopened, /^\S+ debug worker 2: websocket opened: channel "\/logged\/\d"/)).toBeGreaterThan(0);
       // Nothing went to the old file after the rename but the parent's word that it reopens.
       expect(readFileSync(`${file}.1`, "utf8")).not.toContain("websocket opened");
     });

@@ -4,8 +4,8 @@
 
 import { join } from "node:path";
 import Redis from "ioredis";
+import { freePort } from "./ports.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
-import { freePort } from "./server.ts";
 
 export const REDIS_CLI = "/usr/bin/redis-cli";
 /** A master silent this long is failed over by its replica. */

@@ -6,8 +6,8 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import Redis from "ioredis";
+import { freePort } from "./ports.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
-import { freePort } from "./server.ts";
 
 export const REDIS_SENTINEL = "/usr/bin/redis-sentinel";
 export const MASTER_NAME = "pinghub-test";
