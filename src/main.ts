@@ -80,7 +80,7 @@ async function run(config: Config): Promise<number> {
       logger.info(
         first
           ? `cluster: connected to redis at ${redis?.display}`
-          : `cluster: redis at ${redis?.display} is back; re-subscribed ${channels} channels`,
+          : `cluster: redis at ${redis?.display} is back; re-subscribed ${counted(channels, "channel")}`,
       ),
   };
   const broker =
@@ -152,7 +152,9 @@ async function run(config: Config): Promise<number> {
     : Promise.race([stopSignal, link.parentGone.then(() => "the parent's exit")]));
 
   health.serving = false;
-  logger.info(`stopping on ${signal}: closing ${hub.websockets} websockets`);
+  logger.info(
+    `stopping on ${signal}: closing ${counted(hub.websockets, "websocket")} and ${counted(hub.eventStreams, "SSE stream")}`,
+  );
   stopWatching();
   await channels.stop();
   await metrics.stop();
@@ -222,6 +224,11 @@ async function runWorkers(config: Config, stopSignal: Promise<string>): Promise<
   logger.info(status === 0 ? "pinghub stopped" : `pinghub stopped: exit status ${status}`);
   log.close();
   return status;
+}
+
+/** `1 channel`, `2 channels`. */
+function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 process.exit(await main());

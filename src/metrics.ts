@@ -10,19 +10,8 @@ import type { MiddlewareHandler } from "hono";
 import { type Aggregator, Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import pkg from "../package.json" with { type: "json" };
 import { CLOSE_CLASSES, type Hub } from "./hub.ts";
+import { REFUSAL_REASONS, type RefusalReason } from "./refusal.ts";
 import { formatListen, type TcpListen } from "./setting-values.ts";
-
-/** Why a request or a websocket was refused; a small fixed set, so a label may carry it. */
-export const REFUSAL_REASONS = [
-  "bad_path",
-  "bad_origin",
-  "too_large",
-  "not_utf8",
-  "binary",
-  "bad_upgrade",
-  "redis_down",
-] as const;
-export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 export interface Metrics {
   registry: Registry;

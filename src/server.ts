@@ -4,24 +4,19 @@
 import type { Server } from "bun";
 import type { MiddlewareHandler } from "hono";
 import { createApp } from "./app.ts";
-import { localBroker } from "./broker.ts";
 import { channelFromUrl } from "./channel-path.ts";
 import type { Config } from "./config.ts";
-import { historySettings } from "./history.ts";
-import { Hub, type Subscriber } from "./hub.ts";
-import type { RefusalReason } from "./metrics.ts";
-import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import type { Hub } from "./hub.ts";
 import { createPostPublisher } from "./post.ts";
-import { clientAddress, createRefuse } from "./refusal.ts";
+import { createRefuse, type RefusalReason } from "./refusal.ts";
 import { createSseSubscribers, wantsEventStream } from "./sse.ts";
-import { tryAgainLater } from "./try-again.ts";
 import { prepareUnixSocket, removeUnixSocket, withSocketMode } from "./unix-socket.ts";
-import { websocketHandler } from "./websocket.ts";
+import { createWebsockets, type Subscriber } from "./websocket.ts";
 
 export interface ServerHooks {
   /** A request or websocket refused, by reason. */
   refused?: (reason: RefusalReason) => void;
-  /** Set at --log-level debug: takes one line per refusal and per websocket opened and closed. */
+  /** Set at --log-level debug: takes one line per refusal and per websocket or SSE stream opened and closed. */
   debug?: (line: string) => void;
   /** Runs around every request the Hono app handles. */
   httpMiddleware?: MiddlewareHandler;
@@ -38,18 +33,14 @@ export interface ChannelServer {
   /** Where it listens, as a URL for clients: `http://127.0.0.1:8081` or `unix:/run/pinghub/pinghub.sock`. */
   url: string;
   /**
-   * Stops accepting, closes every websocket with 1001 (going away), lets requests in flight finish, and
-   * removes a UNIX socket file.
+   * Stops accepting, closes every websocket with 1001 (going away) and ends every SSE stream, lets requests in
+   * flight finish, and removes a UNIX socket file.
    */
   stop(): Promise<void>;
 }
 
-/** Serves the channels of `hub` where the config says; resolves once listening. */
-export async function startChannelServer(
-  config: Config,
-  hub: Hub = new Hub(config.maxBacklog, undefined, localBroker(historySettings(config))),
-  hooks: ServerHooks = {},
-): Promise<ChannelServer> {
+/** Serves the channels of `hub` (main.ts makes it, with its broker) where the config says; resolves once listening. */
+export async function startChannelServer(config: Config, hub: Hub, hooks: ServerHooks = {}): Promise<ChannelServer> {
   let listening: Server<Subscriber> | undefined;
   const refused = createRefuse(
     hooks.refused ?? (() => {}),
@@ -58,8 +49,10 @@ export async function startChannelServer(
   );
   const debug = hooks.debug;
   const post = createPostPublisher(hub, config, refused);
-  const sse = createSseSubscribers(hub, config, refused);
-  const app = createApp(config, post, { middleware: hooks.httpMiddleware, error: hooks.error });
+  // Each door admits its subscribers through the hub (admission.ts); a later transport is one more of these.
+  const websockets = createWebsockets(hub, config, refused, debug);
+  const sse = createSseSubscribers(hub, config, refused, debug);
+  const app = createApp(config, post, refused, { middleware: hooks.httpMiddleware, error: hooks.error });
   const listen = config.listen;
   if (listen.kind === "unix") await prepareUnixSocket(listen.path);
 
@@ -75,29 +68,9 @@ export async function startChannelServer(
         if (req.method === "GET" && wantsEventStream(req)) return sse.subscribe(req, server, channel);
         return app.fetch(req, { channel });
       }
-      if (!originAllowed(config.origin, req.headers.get("origin"))) {
-        refused("bad_origin", channel, req);
-        return forbiddenOrigin(config.origin);
-      }
-      // Cluster mode with Redis away: a new subscriber could not be promised the channel's messages.
-      const unavailable = hub.unavailable;
-      if (unavailable !== undefined) {
-        refused("redis_down", channel, req);
-        return tryAgainLater(unavailable);
-      }
-      // Open means subscribed: the first subscriber of a channel on a cluster node waits for Redis to confirm.
-      const ready = hub.prepare(channel);
-      if (ready === undefined) return upgrade(req, server, channel);
-      return ready.then(
-        () => upgrade(req, server, channel),
-        (error: Error) => {
-          hub.prepared(channel);
-          refused("redis_down", channel, req);
-          return tryAgainLater(error.message);
-        },
-      );
+      return websockets.subscribe(req, server, channel);
     },
-    websocket: websocketHandler(hub, config, refused, debug),
+    websocket: websockets.handler,
     error(error: Error) {
       hooks.error?.(error);
       return new Response("internal error\n", { status: 500 });
@@ -106,19 +79,6 @@ export async function startChannelServer(
     // count, from the Content-Length before reading, or as a chunked body's bytes arrive.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   };
-  /** Upgrades the request to a websocket subscribed to `channel`, or answers why it cannot. */
-  function upgrade(req: Request, server: Server<Subscriber>, channel: string): Response | undefined {
-    // Bun runs the websocket's open, and so hub.join, inside upgrade.
-    const client = debug === undefined ? "" : clientAddress(req, server as Server<unknown>);
-    const upgraded = server.upgrade(req, { data: { channel, slow: false, client } });
-    hub.prepared(channel);
-    if (upgraded) return undefined;
-    refused("bad_upgrade", channel, req);
-    return new Response("bad websocket upgrade: expected GET with Sec-WebSocket-Key and Version 13\n", {
-      status: 400,
-    });
-  }
-
   const server =
     listen.kind === "unix"
       ? withSocketMode(config.socketMode, () => Bun.serve({ ...serveOptions, unix: listen.path }))
@@ -134,7 +94,7 @@ export async function startChannelServer(
           idleTimeout: 10,
           reusePort: config.workers > 1,
         });
-  hub.attach(server);
+  websockets.attach(server);
   listening = server;
 
   const url =

@@ -168,7 +168,7 @@ describe.skipIf(skip)("cluster mode", () => {
       expect(sample(up, "pinghub_redis_subscriptions")).toBe(1);
       // Each outage said once, and its end once.
       expect(lines(node, /warn cluster: .*unreachable/)).toBe(1);
-      expect(lines(node, /info cluster: .* is back; re-subscribed 1 channels/)).toBe(1);
+      expect(lines(node, /info cluster: .* is back; re-subscribed 1 channel$/)).toBe(1);
     }
   });
 
@@ -204,7 +204,7 @@ describe.skipIf(skip)("cluster mode", () => {
     const admin = redis.client();
     expect(Number(await admin.call("CLIENT", "KILL", "TYPE", "pubsub"))).toBe(2);
     for (const node of [a, b]) {
-      await node.waitForStderr(/is back; re-subscribed 1 channels/);
+      await node.waitForStderr(/is back; re-subscribed 1 channel\n/);
       await until(async () => (await health(node)).status === 200, "healthz 200");
       expect(sample(await scrape(node), "pinghub_redis_reconnects_total")).toBe(1);
     }

@@ -104,7 +104,9 @@ test("debug level: one line per refusal with channel and client, one per websock
     "X-Forwarded-For": "203.0.113.7, 10.0.0.1",
   });
   expect(foreign.status).toBe(403);
-  await pinghub.waitForStderr(/debug refused bad_origin: channel "\/dbg\/origin" from 203\.0\.113\.7\n/);
+  await pinghub.waitForStderr(
+    /debug refused bad_origin: channel "\/dbg\/origin" from 203\.0\.113\.7, origin "https:\/\/evil\.example"\n/,
+  );
   expect((await post(`${url}/dbg/big`, "far too long for ten", { "X-Real-IP": "198.51.100.2" })).status).toBe(413);
   await pinghub.waitForStderr(/debug refused too_large: channel "\/dbg\/big" from 198\.51\.100\.2\n/);
   const ws = await RawWebSocket.connect({ port }, "/dbg/ws");

@@ -2,7 +2,10 @@
 // separate `bun src/main.ts` process (for flags, signals, files and exit codes).
 
 import type { Subprocess } from "bun";
+import { localBroker } from "../../src/broker.ts";
 import { type Config, toConfig } from "../../src/config.ts";
+import { historySettings } from "../../src/history.ts";
+import { Hub } from "../../src/hub.ts";
 import { type ChannelServer, type ServerHooks, startChannelServer } from "../../src/server.ts";
 
 // Where the tests have always found it; it lives in ports.ts, which the benchmark and the scripts share.
@@ -24,7 +27,9 @@ export interface TestServer extends ChannelServer {
 
 export async function startServer(overrides: Partial<Config> = {}, hooks: ServerHooks = {}): Promise<TestServer> {
   const config = testConfig(overrides);
-  const channels = await startChannelServer(config, undefined, hooks);
+  // A single node's hub, as main.ts makes it without --redis.
+  const hub = new Hub(config.maxBacklog, undefined, localBroker(historySettings(config)));
+  const channels = await startChannelServer(config, hub, hooks);
   const port = channels.server.port ?? 0;
   return {
     ...channels,
