@@ -4,7 +4,7 @@
 
 import { readFileSync } from "node:fs";
 import { availableParallelism, release, totalmem } from "node:os";
-import { cpuSeconds, machineProcessSeconds } from "../test/support/process-stats.ts";
+import { cpuSeconds, machineProcessSeconds, treeCpuSeconds } from "../test/support/process-stats.ts";
 
 /** This process's CPU seconds so far: the load generator's own load, to tell when it is the bottleneck. */
 export function ownCpuSeconds(): number {
@@ -73,7 +73,8 @@ export interface CpuSnapshot {
 export function cpuSnapshot(serverPid: number, redisPid?: number): CpuSnapshot {
   return {
     at: performance.now(),
-    server: cpuSeconds(serverPid),
+    // The server's whole tree: one process, or a --workers parent and its workers.
+    server: treeCpuSeconds(serverPid),
     own: ownCpuSeconds(),
     machine: machineProcessSeconds(),
     redisPid,

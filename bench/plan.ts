@@ -38,6 +38,11 @@ export interface Plan {
   sse: { pairs: number; rates: number[] };
   /** The history scenario: fan-out and POST as sized above, a node without history against one with, in pairs. */
   history: { pairs: number; postPairs: number };
+  /**
+   * The workers scenario: fan-out and POST as sized above, one process against `--workers 2` through Redis, in
+   * pairs. Reported without a target: on two cores the load generator needs one of them.
+   */
+  workers: { pairs: number; postPairs: number };
   growth: {
     /** Floor/pinghub pairs per point: fewer than the headline scenarios, as there are many points. */
     pairs: number;
@@ -69,6 +74,7 @@ export const FULL: Plan = {
   cluster: { pairs: 5, postPairs: 9 },
   sse: { pairs: 5, rates: [300, 100] },
   history: { pairs: 5, postPairs: 9 },
+  workers: { pairs: 3, postPairs: 5 },
   growth: {
     pairs: 3,
     seconds: 1.5,
@@ -99,6 +105,7 @@ export const SMOKE: Plan = {
   cluster: { pairs: 1, postPairs: 1 },
   sse: { pairs: 1, rates: [200, 50] },
   history: { pairs: 1, postPairs: 1 },
+  workers: { pairs: 1, postPairs: 1 },
   growth: {
     pairs: 1,
     seconds: 0.2,

@@ -84,6 +84,20 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     out(`## ${PAIRED_SCENARIOS.history.heading}`, "", `History: \`--history ${results.history.messages}\`.`, "");
     pairedSection(out, results, "history");
   }
+  if (results.workers) {
+    out(`## ${PAIRED_SCENARIOS.workers.heading}`, "");
+    if (results.workers.skipped !== undefined) out(`Not run: ${results.workers.skipped}.`, "");
+    else {
+      out(
+        `\`--workers ${results.workers.workers}\`, each worker a cluster node, against one process without Redis. ` +
+          "The workers are not pinned: they and the load generator share both cores, so no target is set here " +
+          "(the load generator needs a core too); the server's CPU is the parent's and every worker's. " +
+          `${results.workers.redis}; Redis's CPU time is counted apart from the server's.`,
+        "",
+      );
+    }
+    pairedSection(out, results, "workers", results.workers.redisPlace);
+  }
   return `${lines.join("\n")}\n`;
 }
 
@@ -314,6 +328,8 @@ function redoneSummary(results: Results): string {
     ...(results.growth ?? []).map((g) => ["growth", g.runs] as const),
     ["cluster fan-out", results.cluster?.fanout],
     ["cluster POST", results.cluster?.post],
+    ["workers fan-out", results.workers?.fanout],
+    ["workers POST", results.workers?.post],
     ["SSE", results.sse],
     ["history fan-out", results.history?.fanout],
     ["history POST", results.history?.post],

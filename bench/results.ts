@@ -10,7 +10,7 @@ import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
 import type { IdleRun } from "./scenarios/idle.ts";
 import type { PostRun } from "./scenarios/post.ts";
-import type { ClusterKind, HistoryKind } from "./servers.ts";
+import type { ClusterKind, HistoryKind, WorkersKind } from "./servers.ts";
 
 export interface Results {
   plan: Plan;
@@ -26,6 +26,7 @@ export interface Results {
   /** Websocket subscribers against SSE subscribers, on the same single node, in pairs. */
   sse?: Alternated<FanoutRun, Transport>;
   history?: HistoryResults;
+  workers?: WorkersResults;
 }
 
 /** The cluster scenario: a single node (`pinghub`) against a cluster node (`cluster`), in pairs. */
@@ -45,4 +46,16 @@ export interface HistoryResults {
   messages: number;
   fanout?: Alternated<FanoutRun, HistoryKind>;
   post?: Alternated<PostRun, HistoryKind>;
+}
+
+/** The workers scenario: one process (`pinghub`) against `--workers N` through Redis (`workers`), in pairs. */
+export interface WorkersResults {
+  /** Workers of the measured side. */
+  workers: number;
+  /** Where redis-server ran, in words. */
+  redis: string;
+  redisPlace: RedisPlace;
+  skipped?: string;
+  fanout?: Alternated<FanoutRun, WorkersKind>;
+  post?: Alternated<PostRun, WorkersKind>;
 }

@@ -1,10 +1,11 @@
 // The benchmark: pinghub against the bare-Bun floor, in four scenarios; then pinghub against itself: SSE
 // subscribers against websockets, a node with history against one without, a cluster node through Redis
-// against a single node; then a report.
+// against a single node, `--workers 2` against one process; then a report.
 //
 //   bun run bench                      the full run, about 20 minutes; writes bench/results/
 //   bun run bench --smoke              every scenario at tiny sizes, in seconds (CI); writes to a temp folder
-//   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster)
+//   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster,
+//                                      workers)
 //   bun run bench --out DIR            where report.md, results.json and growth.svg go
 //   bun run bench --post-tool bun      the Bun POST load generator even where wrk is installed
 //   bun run bench --pairs N            N floor/pinghub (single/cluster) pairs in every scenario instead of the plan's
@@ -13,8 +14,8 @@
 //
 // It asserts nothing about speed: it exits 0 once the report is written, whatever the figures. A smoke run
 // judges no target at all: its figures mean nothing, and it says so once.
-// Every load goes to 127.0.0.1 only, and every one is bounded in connections and in time. The cluster scenario
-// needs Debian's redis-server: without it the scenario is skipped, loudly, except under CI=true, where the
+// Every load goes to 127.0.0.1 only, and every one is bounded in connections and in time. The cluster and
+// workers scenarios need Debian's redis-server: without it the scenario is skipped, loudly, except under CI=true, where the
 // run fails. Every redis-server it starts is its own, on a free loopback port, stopped with its node.
 
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -37,7 +38,15 @@ import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { idleRun } from "./scenarios/idle.ts";
 import { type PostRun, postRun } from "./scenarios/post.ts";
-import { CLUSTER_KINDS, HISTORY_KINDS, HISTORY_MESSAGES, killAllServers, type ServerKind } from "./servers.ts";
+import {
+  CLUSTER_KINDS,
+  HISTORY_KINDS,
+  HISTORY_MESSAGES,
+  killAllServers,
+  type ServerKind,
+  WORKERS,
+  WORKERS_KINDS,
+} from "./servers.ts";
 import {
   judged,
   PAIRED_SCENARIOS,
@@ -48,7 +57,7 @@ import {
   targets,
 } from "./targets.ts";
 
-const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster"] as const;
+const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster", "workers"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: flags } = parseArgs({
@@ -86,6 +95,7 @@ const plan: Plan =
         cluster: { pairs, postPairs: pairs },
         sse: { ...chosen.sse, pairs },
         history: { pairs, postPairs: pairs },
+        workers: { pairs, postPairs: pairs },
         growth: { ...chosen.growth, pairs },
       };
 const only = (flags.only?.split(",") ?? SCENARIOS) as Scenario[];
@@ -108,10 +118,10 @@ if (postTool !== "wrk" && postTool !== "bun") fail(`--post-tool must be wrk or b
 const redisPlace = flags["redis-core"] as RedisPlace;
 if (!REDIS_PLACES.includes(redisPlace)) fail(`--redis-core must be ${REDIS_PLACES.join(" or ")}, not ${redisPlace}`);
 // Known before anything is measured: CI must not find out at the end that the cluster scenario could not run.
-const redisMissing = only.includes("cluster") ? missingRedisServer() : undefined;
+const redisMissing = only.includes("cluster") || only.includes("workers") ? missingRedisServer() : undefined;
 if (redisMissing !== undefined) {
-  if (process.env.CI === "true") fail(`${redisMissing}; CI must run the cluster scenario`);
-  process.stderr.write(`\n*** bench: SKIPPING the cluster scenario: ${redisMissing} ***\n\n`);
+  if (process.env.CI === "true") fail(`${redisMissing}; CI must run the cluster and workers scenarios`);
+  process.stderr.write(`\n*** bench: SKIPPING the cluster and workers scenarios: ${redisMissing} ***\n\n`);
 }
 // The smoke run writes outside the work tree, so that CI leaves no trace in it.
 const outDir =
@@ -196,6 +206,8 @@ try {
   if (only.includes("history")) await runHistory(pinning);
   writeOutputs();
   if (only.includes("cluster")) await runCluster(pinning);
+  writeOutputs();
+  if (only.includes("workers")) await runWorkers(pinning);
 } catch (error) {
   killAllServers();
   fail(`benchmark failed: ${(error as Error).stack ?? error}`);
@@ -215,7 +227,7 @@ if (judged(results)) {
 } else {
   note(SMOKE_NOTE);
 }
-if (redisMissing !== undefined) note(`*** the cluster scenario was SKIPPED: ${redisMissing} ***`);
+if (redisMissing !== undefined) note(`*** the cluster and workers scenarios were SKIPPED: ${redisMissing} ***`);
 note(`done in ${fix(results.seconds, 1)} s: ${join(outDir, "report.md")}`);
 process.exit(0);
 
@@ -273,6 +285,21 @@ async function runCluster(pinning: Pinning): Promise<void> {
 }
 
 /**
+ * Scenario 8, workers: the fan-out and POST loads on one process and on `--workers 2` (each worker a cluster node
+ * on a redis-server of its own, the workers not pinned), in pairs, alternating. No target: on two cores the load
+ * generator needs one of them; scripts/big-machine.ts measures where more cores exist.
+ */
+async function runWorkers(pinning: Pinning): Promise<void> {
+  if (redisMissing !== undefined) {
+    results.workers = { workers: WORKERS, redis: pinning.redisDescription, redisPlace, skipped: redisMissing };
+    return;
+  }
+  const workers: NonNullable<Results["workers"]> = { workers: WORKERS, redis: pinning.redisDescription, redisPlace };
+  results.workers = workers;
+  await pairedFanoutAndPost("workers", plan.workers, WORKERS_KINDS, pinning, workers);
+}
+
+/**
  * The fan-out and then the POST load on a scenario's two kinds of server, in pairs, alternating; each result
  * stored in `into` as soon as it is measured, so that the report written meanwhile has it.
  */
@@ -305,14 +332,14 @@ function noteFanout(scenario: string, kind: string, pair: number, run: FanoutRun
     (p) =>
       `${p.name} ${fix(p.result.deliveriesPerSecond / 1e6, 2)} M/s ` +
       `${fix(p.result.serverCpuMicrosPerDelivery * 1000, 0)} ns/delivery p99 ${fix(p.result.latencyP99Ms, 1)} ms` +
-      (kind === "cluster" ? ` redis ${pct(p.result.cpu.redis / p.result.cpu.seconds)}` : ""),
+      (kind === "cluster" || kind === "workers" ? ` redis ${pct(p.result.cpu.redis / p.result.cpu.seconds)}` : ""),
   );
   note(`${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${phases.join("; ")}; other ${pct(fanoutOtherShare(run))}`);
   return run;
 }
 
 function notePost(scenario: string, kind: string, pair: number, run: PostRun): PostRun {
-  const redis = kind === "cluster" ? `, redis ${pct(run.cpu.redis / run.cpu.seconds)}` : "";
+  const redis = kind === "cluster" || kind === "workers" ? `, redis ${pct(run.cpu.redis / run.cpu.seconds)}` : "";
   note(
     `${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${fix(run.requestsPerSecond / 1000, 1)} k req/s, ` +
       `${fix(run.serverCpuMicrosPerRequest, 1)} µs/request, p99 ${fix(run.latencyP99Ms, 2)} ms, ` +

@@ -1,14 +1,16 @@
 // The servers under test, each started as a real process of its own, pinned to the server's core: pinghub
 // exactly as deployed (metrics server on), the floor, a cluster node: pinghub with --redis and a redis-server
-// of its own, and a node with history: pinghub with --history. Every measurement gets fresh processes, so
-// that no run inherits another's heap, JIT state, Redis state or sockets in TIME_WAIT.
+// of its own, a node with history: pinghub with --history; and `--workers 2` with a redis-server of its own,
+// the one server not pinned, since its point is to use more than one core. Every measurement gets fresh
+// processes, so that no run inherits another's heap, JIT state, Redis state or sockets in TIME_WAIT.
 
 import type { Subprocess } from "bun";
 import { freePort, listening } from "../test/support/ports.ts";
 import { startRedisServer } from "../test/support/redis-server.ts";
+import { until } from "../test/support/until.ts";
 import { type Pinning, redisCommand, serverCommand } from "./pinning.ts";
 
-export type ServerKind = "floor" | "pinghub" | "cluster" | "history";
+export type ServerKind = "floor" | "pinghub" | "cluster" | "history" | "workers";
 /** The headline comparison: the floor, then pinghub. */
 export const SERVER_KINDS = ["floor", "pinghub"] as const;
 export type FloorKind = (typeof SERVER_KINDS)[number];
@@ -18,6 +20,11 @@ export type ClusterKind = (typeof CLUSTER_KINDS)[number];
 /** The history scenario's comparison: a single node, then the same node keeping each channel's last messages. */
 export const HISTORY_KINDS = ["pinghub", "history"] as const;
 export type HistoryKind = (typeof HISTORY_KINDS)[number];
+/** The workers scenario's comparison: one process, then `--workers WORKERS` on the same port through Redis. */
+export const WORKERS_KINDS = ["pinghub", "workers"] as const;
+export type WorkersKind = (typeof WORKERS_KINDS)[number];
+/** Workers of a "workers" server: one per core of a 2-core machine. */
+export const WORKERS = 2;
 /** Messages a "history" node keeps per channel: `--history 100`. */
 export const HISTORY_MESSAGES = 100;
 
@@ -42,8 +49,9 @@ const running = new Set<Subprocess>();
 
 export async function startServer(kind: ServerKind, pinning: Pinning): Promise<RunningServer> {
   // A cluster node's Redis first: the node waits for it at start-up, and would serve 503s without it.
-  const redis = kind === "cluster" ? await startRedis(pinning) : undefined;
+  const redis = kind === "cluster" || kind === "workers" ? await startRedis(pinning) : undefined;
   const port = freePort();
+  const mport = freePort();
   const command =
     kind === "floor"
       ? [process.execPath, "bench/floor.ts", String(port)]
@@ -54,15 +62,19 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
           `127.0.0.1:${port}`,
           // As users run it: metrics served, on a port of its own that nobody scrapes during the runs.
           "--mport",
-          String(freePort()),
+          String(mport),
           "--log-level",
           "warn",
           ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
           ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
+          ...(kind === "workers" ? ["--workers", String(WORKERS)] : []),
         ];
   let proc: Subprocess;
   try {
-    proc = await spawnListening(serverCommand(pinning, command), port);
+    proc = await spawnListening(kind === "workers" ? command : serverCommand(pinning, command), port);
+    // The port answers once the first worker listens; the others may not yet, and a connection the kernel
+    // hashes only among listening workers would land unevenly. /healthz is 200 once every worker serves.
+    if (kind === "workers") await until(() => healthy(mport), "every worker serves", START_TIMEOUT_MS);
   } catch (error) {
     await redis?.stop();
     throw error;
@@ -78,6 +90,15 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
       await redis?.stop();
     },
   };
+}
+
+/** Whether the metrics server on 127.0.0.1:`port` answers /healthz with 200. */
+async function healthy(port: number): Promise<boolean> {
+  try {
+    return (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200;
+  } catch {
+    return false;
+  }
 }
 
 /** A redis-server for one cluster node, as the cluster tests start it, on the core the pinning gives it. */

@@ -10,7 +10,7 @@
 //   subscriber has the oldest (closed loop): as fast as the server and the load generator together can go,
 //   without ever queueing enough for the server's backlog limit to cut a subscriber off.
 
-import { memory } from "../../test/support/process-stats.ts";
+import { treeRssBytes } from "../../test/support/process-stats.ts";
 import { type CpuUse, cpuSince, cpuSnapshot } from "../measure.ts";
 import { LatencyHistogram } from "../stats.ts";
 import { fillMessage, nowMicros, readSeq, readStamp, writeNumbers } from "./message.ts";
@@ -183,7 +183,7 @@ export class FanoutLoad {
       latencyMaxMs: this.latency.max / 1000,
       serverCpuMicrosPerDelivery: (cpu.server / this.deliveries) * 1e6,
       cpu,
-      serverRssBytes: memory(serverPid).rss,
+      serverRssBytes: treeRssBytes(serverPid),
     };
   }
 
