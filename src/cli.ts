@@ -42,6 +42,9 @@ const COMMANDS = {
     args: {
       url: { type: "positional", required: true, description: "the channel, http(s):// or ws(s)://" },
       reconnect: { type: "boolean", description: "connect again after a close, with pinghub.js's backoff" },
+      sse: { type: "boolean", description: "subscribe by Server-Sent Events instead of a websocket" },
+      ids: { type: "boolean", description: "with --sse: print each message's id and a space before it" },
+      last: { type: "string", valueHint: "N", description: "first the newest N messages the history keeps" },
     },
   },
   publish: {
@@ -64,17 +67,29 @@ const BOOLEANS = new Map(
   ),
 );
 
+/** The client commands' flags with a value (--last N), by name, with the command that takes each. */
+const OPTIONS = new Map(
+  Object.entries(COMMANDS)
+    .filter(([command]) => command !== "serve")
+    .flatMap(([command, def]) =>
+      Object.entries<ArgDef>(def.args)
+        .filter(([, arg]) => arg.type === "string")
+        .map(([name]) => [name, command as CommandName] as const),
+    ),
+);
+
 /** Everything argv may hold before a command is chosen: every flag and boolean, and --help and --version. */
 const everyArg: ArgsDef = {
   ...serverArgs,
   ...Object.fromEntries([...BOOLEANS.keys()].map((name) => [name, { type: "boolean" }])),
+  ...Object.fromEntries([...OPTIONS.keys()].map((name) => [name, { type: "string" }])),
   help: { type: "boolean", alias: "h" },
   version: { type: "boolean" },
 };
 
 /** The client commands, run instead of the server: `pinghub watch URL`, `pinghub publish URL [MESSAGE]`. */
 export type ClientCommand =
-  | { kind: "watch"; url: string; reconnect: boolean }
+  | { kind: "watch"; url: string; reconnect: boolean; sse: boolean; ids: boolean; last: number }
   | { kind: "publish"; url: string; message: string | undefined };
 
 export type CliResult =
@@ -98,6 +113,11 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
   const operands = named ? positionals.slice(1) : positionals;
   for (const [name, owner] of BOOLEANS) {
     if (parsed[name] === true && owner !== command) return usageError(`--${name} is for pinghub ${owner}`);
+  }
+  for (const [name, owner] of OPTIONS) {
+    if (owner !== command && flagValues(normalised, name).length > 0) {
+      return usageError(`--${name} is for pinghub ${owner}`);
+    }
   }
   if (command !== "serve") return clientCommand(command, operands, parsed, normalised);
   if (operands[0] !== undefined) {
@@ -132,10 +152,23 @@ function clientCommand(
   if (url === undefined) return usageError(`pinghub ${command} needs a channel URL`);
   if (command === "watch") {
     if (message !== undefined) return usageError(`unexpected argument "${message}" after the URL`);
-    return { kind: "watch", url, reconnect: parsed.reconnect === true };
+    return watchCommand(url, parsed, normalised);
   }
   if (extra !== undefined) return usageError(`unexpected argument "${extra}": quote a message with spaces`);
   return { kind: "publish", url, message };
+}
+
+function watchCommand(url: string, parsed: Record<string, unknown>, normalised: string[]): CliResult {
+  const [sse, ids, reconnect] = [parsed.sse === true, parsed.ids === true, parsed.reconnect === true];
+  const value = flagValues(normalised, "last").at(-1);
+  if (value !== undefined && !/^\d+$/.test(value)) {
+    return usageError(`bad --last ${JSON.stringify(value)}: expected a whole number of messages, 0 or more`);
+  }
+  const last = value === undefined ? 0 : Math.min(Number(value), Number.MAX_SAFE_INTEGER);
+  if (ids && !sse) return usageError("--ids needs --sse: a websocket's messages carry no id");
+  // A websocket has no id to come back with: every reconnection would be given the same messages again.
+  if (last > 0 && reconnect && !sse) return usageError("--last with --reconnect needs --sse");
+  return { kind: "watch", url, reconnect, sse, ids, last };
 }
 
 /** Every value given for a flag, in order: `--name VALUE` and `--name=VALUE` ("" for a flag with none). */
@@ -162,13 +195,18 @@ function helpText(): string {
   const lines = [`pinghub ${pkg.version}: a publish/subscribe message bus for websocket clients`, "", "Usage:"];
   for (const [name, def] of Object.entries(COMMANDS)) {
     const usage = `  pinghub ${name === DEFAULT_COMMAND ? `[${name}]` : name} ${argsUsage(def.args)}`;
-    lines.push(`${usage.padEnd(USAGE_COLUMN - 1)} ${def.meta.description}`);
+    // A usage too long for the column has its description on a line of its own.
+    if (usage.length < USAGE_COLUMN) lines.push(`${usage.padEnd(USAGE_COLUMN - 1)} ${def.meta.description}`);
+    else lines.push(usage, `${" ".repeat(USAGE_COLUMN)}${def.meta.description}`);
   }
   lines.push(
     "",
     "watch prints one message per line, with a line feed inside a message written as \\n, a carriage",
     "return as \\r and a backslash as \\\\. On a close it prints the code and reason to stderr and exits 1;",
-    "--reconnect connects again instead, with pinghub.js's backoff. publish prints the subscribers (or",
+    "--reconnect connects again instead, with pinghub.js's backoff. --sse subscribes by Server-Sent",
+    "Events: --ids prints each message's id and a space before it, a gap the server reports goes to",
+    "stderr, and --reconnect comes back with the last id seen, so that with --history nothing is missed.",
+    "--last N asks for the newest N messages the history keeps first. publish prints the subscribers (or",
     "cluster nodes) the message reached, or the server's reason for refusing it and exits 1.",
     "",
     "Flags of serve (each also written -flag, as the original did, and read from the variable shown):",
@@ -183,14 +221,16 @@ function helpText(): string {
   return lines.join("\n");
 }
 
-/** `URL [MESSAGE]`, `URL [--reconnect]` or `[FLAGS]`, from a command's citty arguments. */
+/** `URL [MESSAGE]`, `URL [--reconnect] [--last N]` or `[FLAGS]`, from a command's citty arguments. */
 function argsUsage(args: ArgsDef): string {
+  // The server's flags are listed below the usage lines, each with its variable and default.
+  if (args === serverArgs) return "[FLAGS]";
   const parts: string[] = [];
   for (const [name, arg] of Object.entries(args)) {
     if (arg.type === "positional") parts.push(arg.required ? name.toUpperCase() : `[${name.toUpperCase()}]`);
     else if (arg.type === "boolean") parts.push(`[--${name}]`);
+    else if (arg.type === "string") parts.push(`[--${name} ${arg.valueHint ?? "VALUE"}]`);
   }
-  if (Object.values(args).some((arg) => arg.type === "string")) parts.push("[FLAGS]");
   return parts.join(" ");
 }
 
@@ -215,5 +255,7 @@ function singleDashToDouble(arg: string): string {
 
 function isKnownFlag(arg: string): boolean {
   const name = arg.replace(/^--?/, "").split("=")[0] ?? "";
-  return Object.hasOwn(SETTINGS, name) || BOOLEANS.has(name) || ["h", "help", "version"].includes(name);
+  return (
+    Object.hasOwn(SETTINGS, name) || BOOLEANS.has(name) || OPTIONS.has(name) || ["h", "help", "version"].includes(name)
+  );
 }

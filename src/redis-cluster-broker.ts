@@ -13,7 +13,7 @@
 import calculateSlot from "cluster-key-slot";
 import { Cluster, type ClusterOptions, type RedisOptions } from "ioredis";
 import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
-import type { Resume } from "./history.ts";
+import { NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
 import type { ClusterTarget } from "./redis-ha-url.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
 
@@ -201,12 +201,21 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
   }
 
   since(channel: string, lastId: string): Promise<Resume> {
-    if (this.stored === undefined) return Promise.resolve({ kind: "gap", reason: "unknown id" });
+    if (this.stored === undefined) return Promise.resolve(NO_HISTORY);
     if (!this.connected) return Promise.reject(new BrokerUnavailable(this.problem));
-    return this.stored.since(this.name(channel), lastId).catch((error: Error) => {
-      throw new BrokerUnavailable(this.problem ?? `redis cluster: ${this.redact(error.message)}`);
-    });
+    return this.stored.since(this.name(channel), lastId).catch(this.unavailable);
   }
+
+  latest(channel: string, count: number): Promise<Resume> {
+    if (this.stored === undefined) return Promise.resolve(NOTHING_KEPT);
+    if (!this.connected) return Promise.reject(new BrokerUnavailable(this.problem));
+    return this.stored.latest(this.name(channel), count).catch(this.unavailable);
+  }
+
+  /** Turns a failed history read into the refusal the doors answer with. */
+  private readonly unavailable = (error: Error): never => {
+    throw new BrokerUnavailable(this.problem ?? `redis cluster: ${this.redact(error.message)}`);
+  };
 
   subscribe(channel: string): Promise<void> | undefined {
     if (!this.connected) return Promise.reject(new BrokerUnavailable(this.problem));

@@ -6,10 +6,13 @@
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import type { Config } from "./config.ts";
 import { closeClass, type Hub, WEBSOCKETS } from "./hub.ts";
+import { lastFromUrl } from "./last-query.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import { plainText } from "./plain-text.ts";
 import { clientAddress, type RefusalReason, type Refuse } from "./refusal.ts";
 import type { SubscriberGroup } from "./subscribers.ts";
 import { CLOSE_TRY_AGAIN_LATER, tryAgainLater } from "./try-again.ts";
+import { WebsocketReplay } from "./websocket-replay.ts";
 
 /** What pinghub keeps on each websocket. */
 export interface Subscriber {
@@ -18,6 +21,8 @@ export interface Subscriber {
   slow: boolean;
   /** The client's address, for debug lines; empty unless --log-level is debug. */
   client: string;
+  /** `?last=N`: the newest N kept messages are sent first (websocket-replay.ts); 0 for none. */
+  last: number;
 }
 
 export type SubscriberSocket = ServerWebSocket<Subscriber>;
@@ -52,11 +57,15 @@ export function createWebsockets(
   debug?: (line: string) => void,
 ): Websockets {
   let listening: Server<Subscriber> | undefined;
+  /** Websockets that asked for recent messages (?last=N) and get them before their topic's. */
+  const replay = new WebsocketReplay();
   const group: SubscriberGroup<SubscriberSocket> = hub.group(WEBSOCKETS, {
-    fanOut(channel, subscribers, message) {
+    fanOut(channel, subscribers, message, id) {
       // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
       // subscribers one by one, to cut off those past --max-backlog (Bun's own limit is out of reach, below).
       if (listening !== undefined && listening.publish(channel, message) <= 0) findSlow(subscribers);
+      // After the topic: a websocket that leaves the replay for its topic must not get this message twice.
+      replay.deliver(channel, message, id);
       return subscribers.size;
     },
     end: (ws, code, reason) => ws.close(code, reason),
@@ -78,11 +87,16 @@ export function createWebsockets(
       refused("bad_origin", channel, req);
       return forbiddenOrigin(config.origin);
     }
+    const { count: last, error: badLast } = lastFromUrl(req.url);
+    if (badLast !== undefined) {
+      refused("bad_query", channel, req);
+      return plainText(`${badLast}\n`, 400);
+    }
     return hub.admit<Response | undefined>(channel, {
       // Bun runs the websocket's open, and so its joining the group, inside upgrade.
       open() {
         const client = debug === undefined ? "" : clientAddress(req, server as Server<unknown>);
-        if (server.upgrade(req, { data: { channel, slow: false, client } })) return undefined;
+        if (server.upgrade(req, { data: { channel, slow: false, client, last } })) return undefined;
         refused("bad_upgrade", channel, req);
         return new Response("bad websocket upgrade: expected GET with Sec-WebSocket-Key and Version 13\n", {
           status: 400,
@@ -115,7 +129,14 @@ export function createWebsockets(
       const channel = ws.data.channel;
       if (group.join(channel, ws)) {
         hub.counters.websocketsOpened++;
-        ws.subscribe(channel);
+        // Without history, or without ?last, the websocket is on its topic at once, as it always was.
+        if (ws.data.last === 0 || !hub.broker.history) ws.subscribe(channel);
+        else {
+          replay.start(ws, channel, hub.broker.latest(channel, ws.data.last), (socket, error) => {
+            refused("redis_down", channel, ws.data.client);
+            socket.close(CLOSE_TRY_AGAIN_LATER, closeReason(`unavailable: ${hub.broker.problem ?? error.message}`));
+          });
+        }
       }
       debug?.(`websocket opened: channel ${JSON.stringify(channel)} from ${ws.data.client}`);
     },
@@ -144,6 +165,7 @@ export function createWebsockets(
     close(ws, reported, reason) {
       const bunClose = BUN_CLOSE_REASONS[reason];
       const code = bunClose?.code ?? reported;
+      replay.leave(ws, ws.data.channel);
       if (group.leave(ws.data.channel, ws)) hub.counters.websocketsClosed[closeClass(code)]++;
       if (bunClose !== undefined) refused(bunClose.refusal, ws.data.channel, ws.data.client);
       debug?.(`websocket closed: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}, code ${code}`);
