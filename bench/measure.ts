@@ -65,12 +65,15 @@ export interface CpuSnapshot {
   own: number;
   machine: number;
   /** The redis-server whose CPU time is counted apart, and its CPU seconds so far. */
-  redisPid: number | undefined;
+  redisPid: RedisPids;
   redis: number;
 }
 
-/** CPU times now: the server's, and the redis-server's when `redisPid` is given (a cluster node's). */
-export function cpuSnapshot(serverPid: number, redisPid?: number): CpuSnapshot {
+/** The redis-server of a cluster node, or all of those behind it (Sentinel's, a Redis Cluster's), or none. */
+export type RedisPids = number | readonly number[] | undefined;
+
+/** CPU times now: the server's, and the redis-servers' when `redisPid` is given (a cluster node's). */
+export function cpuSnapshot(serverPid: number, redisPid?: RedisPids): CpuSnapshot {
   return {
     at: performance.now(),
     // The server's whole tree: one process, or a --workers parent and its workers.
@@ -78,7 +81,7 @@ export function cpuSnapshot(serverPid: number, redisPid?: number): CpuSnapshot {
     own: ownCpuSeconds(),
     machine: machineProcessSeconds(),
     redisPid,
-    redis: redisPid === undefined ? 0 : cpuSeconds(redisPid),
+    redis: [redisPid ?? []].flat().reduce((sum, pid) => sum + cpuSeconds(pid), 0),
   };
 }
 

@@ -43,6 +43,12 @@ export interface Plan {
    * pairs. Reported without a target: on two cores the load generator needs one of them.
    */
   workers: { pairs: number; postPairs: number };
+  /**
+   * The highly available brokers: fan-out and POST as sized above, a cluster node on one Redis against one on
+   * Redis Sentinel, and against one on a Redis Cluster, in pairs.
+   */
+  sentinel: { pairs: number; postPairs: number };
+  rcluster: { pairs: number; postPairs: number };
   growth: {
     /** Floor/pinghub pairs per point: fewer than the headline scenarios, as there are many points. */
     pairs: number;
@@ -75,6 +81,8 @@ export const FULL: Plan = {
   sse: { pairs: 5, rates: [300, 100] },
   history: { pairs: 5, postPairs: 9 },
   workers: { pairs: 3, postPairs: 5 },
+  sentinel: { pairs: 3, postPairs: 5 },
+  rcluster: { pairs: 3, postPairs: 5 },
   growth: {
     pairs: 3,
     seconds: 1.5,
@@ -106,6 +114,8 @@ export const SMOKE: Plan = {
   sse: { pairs: 1, rates: [200, 50] },
   history: { pairs: 1, postPairs: 1 },
   workers: { pairs: 1, postPairs: 1 },
+  sentinel: { pairs: 1, postPairs: 1 },
+  rcluster: { pairs: 1, postPairs: 1 },
   growth: {
     pairs: 1,
     seconds: 0.2,

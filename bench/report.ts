@@ -98,6 +98,20 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     }
     pairedSection(out, results, "workers", results.workers.redisPlace);
   }
+  for (const scenario of ["sentinel", "rcluster"] as const) {
+    const measured = results[scenario];
+    if (measured === undefined) continue;
+    out(`## ${PAIRED_SCENARIOS[scenario].heading}`, "");
+    if (measured.skipped !== undefined) out(`Not run: ${measured.skipped}.`, "");
+    else {
+      out(
+        `${measured.redis}; every Redis process of the setup on it (Sentinel: the master, its replica and three ` +
+          "sentinels; a Redis Cluster: three masters and their replicas), their CPU counted apart from the server's.",
+        "",
+      );
+    }
+    pairedSection(out, results, scenario, measured.redisPlace);
+  }
   return `${lines.join("\n")}\n`;
 }
 
@@ -330,6 +344,10 @@ function redoneSummary(results: Results): string {
     ["cluster POST", results.cluster?.post],
     ["workers fan-out", results.workers?.fanout],
     ["workers POST", results.workers?.post],
+    ["sentinel fan-out", results.sentinel?.fanout],
+    ["sentinel POST", results.sentinel?.post],
+    ["Redis Cluster fan-out", results.rcluster?.fanout],
+    ["Redis Cluster POST", results.rcluster?.post],
     ["SSE", results.sse],
     ["history fan-out", results.history?.fanout],
     ["history POST", results.history?.post],

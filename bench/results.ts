@@ -10,7 +10,7 @@ import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
 import type { IdleRun } from "./scenarios/idle.ts";
 import type { PostRun } from "./scenarios/post.ts";
-import type { ClusterKind, HistoryKind, WorkersKind } from "./servers.ts";
+import type { ClusterKind, HistoryKind, RclusterKind, SentinelKind, WorkersKind } from "./servers.ts";
 
 export interface Results {
   plan: Plan;
@@ -27,6 +27,10 @@ export interface Results {
   sse?: Alternated<FanoutRun, Transport>;
   history?: HistoryResults;
   workers?: WorkersResults;
+  /** A cluster node on one Redis against one on Redis Sentinel. */
+  sentinel?: BrokerResults<SentinelKind>;
+  /** A cluster node on one Redis against one on a Redis Cluster (sharded pub/sub). */
+  rcluster?: BrokerResults<RclusterKind>;
 }
 
 /** The cluster scenario: a single node (`pinghub`) against a cluster node (`cluster`), in pairs. */
@@ -58,4 +62,14 @@ export interface WorkersResults {
   skipped?: string;
   fanout?: Alternated<FanoutRun, WorkersKind>;
   post?: Alternated<PostRun, WorkersKind>;
+}
+
+/** A comparison of the brokers a cluster node can use: one Redis (`cluster`) against another kind, in pairs. */
+export interface BrokerResults<K extends string> {
+  /** Where the Redis processes ran, in words. */
+  redis: string;
+  redisPlace: RedisPlace;
+  skipped?: string;
+  fanout?: Alternated<FanoutRun, K>;
+  post?: Alternated<PostRun, K>;
 }

@@ -1,11 +1,12 @@
 // The benchmark: pinghub against the bare-Bun floor, in four scenarios; then pinghub against itself: SSE
 // subscribers against websockets, a node with history against one without, a cluster node through Redis
-// against a single node, `--workers 2` against one process; then a report.
+// against a single node, `--workers 2` against one process, a cluster node through Redis Sentinel and through a
+// Redis Cluster against one through one Redis; then a report.
 //
 //   bun run bench                      the full run, about 20 minutes; writes bench/results/
 //   bun run bench --smoke              every scenario at tiny sizes, in seconds (CI); writes to a temp folder
 //   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster,
-//                                      workers)
+//                                      workers, sentinel, rcluster)
 //   bun run bench --out DIR            where report.md, results.json and growth.svg go
 //   bun run bench --post-tool bun      the Bun POST load generator even where wrk is installed
 //   bun run bench --pairs N            N floor/pinghub (single/cluster) pairs in every scenario instead of the plan's
@@ -33,7 +34,7 @@ import { type Pinning, pinLoadGenerator, REDIS_PLACES, type RedisPlace } from ".
 import { FULL, type Plan, SMOKE } from "./plan.ts";
 import { renderGrowthSvg } from "./plot.ts";
 import { renderReport } from "./report.ts";
-import type { Results } from "./results.ts";
+import type { BrokerResults, Results } from "./results.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { idleRun } from "./scenarios/idle.ts";
@@ -43,6 +44,8 @@ import {
   HISTORY_KINDS,
   HISTORY_MESSAGES,
   killAllServers,
+  RCLUSTER_KINDS,
+  SENTINEL_KINDS,
   type ServerKind,
   WORKERS,
   WORKERS_KINDS,
@@ -57,7 +60,18 @@ import {
   targets,
 } from "./targets.ts";
 
-const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster", "workers"] as const;
+const SCENARIOS = [
+  "fanout",
+  "idle",
+  "post",
+  "growth",
+  "sse",
+  "history",
+  "cluster",
+  "workers",
+  "sentinel",
+  "rcluster",
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: flags } = parseArgs({
@@ -96,6 +110,8 @@ const plan: Plan =
         sse: { ...chosen.sse, pairs },
         history: { pairs, postPairs: pairs },
         workers: { pairs, postPairs: pairs },
+        sentinel: { pairs, postPairs: pairs },
+        rcluster: { pairs, postPairs: pairs },
         growth: { ...chosen.growth, pairs },
       };
 const only = (flags.only?.split(",") ?? SCENARIOS) as Scenario[];
@@ -118,7 +134,9 @@ if (postTool !== "wrk" && postTool !== "bun") fail(`--post-tool must be wrk or b
 const redisPlace = flags["redis-core"] as RedisPlace;
 if (!REDIS_PLACES.includes(redisPlace)) fail(`--redis-core must be ${REDIS_PLACES.join(" or ")}, not ${redisPlace}`);
 // Known before anything is measured: CI must not find out at the end that the cluster scenario could not run.
-const redisMissing = only.includes("cluster") || only.includes("workers") ? missingRedisServer() : undefined;
+const redisMissing = only.some((s) => ["cluster", "workers", "sentinel", "rcluster"].includes(s))
+  ? missingRedisServer()
+  : undefined;
 if (redisMissing !== undefined) {
   if (process.env.CI === "true") fail(`${redisMissing}; CI must run the cluster and workers scenarios`);
   process.stderr.write(`\n*** bench: SKIPPING the cluster and workers scenarios: ${redisMissing} ***\n\n`);
@@ -208,6 +226,10 @@ try {
   if (only.includes("cluster")) await runCluster(pinning);
   writeOutputs();
   if (only.includes("workers")) await runWorkers(pinning);
+  writeOutputs();
+  if (only.includes("sentinel")) await runBroker("sentinel", SENTINEL_KINDS, pinning);
+  writeOutputs();
+  if (only.includes("rcluster")) await runBroker("rcluster", RCLUSTER_KINDS, pinning);
 } catch (error) {
   killAllServers();
   fail(`benchmark failed: ${(error as Error).stack ?? error}`);
@@ -300,6 +322,36 @@ async function runWorkers(pinning: Pinning): Promise<void> {
 }
 
 /**
+ * Scenarios 9 and 10, the highly available brokers: the fan-out and POST loads on a cluster node through one
+ * Redis and on one through Redis Sentinel, or through a Redis Cluster, in pairs, alternating.
+ */
+async function runBroker(
+  scenario: "sentinel" | "rcluster",
+  kinds: readonly ["cluster", "sentinel"] | readonly ["cluster", "rcluster"],
+  pinning: Pinning,
+): Promise<void> {
+  const missing = redisMissing ?? missingFor(scenario);
+  const into: BrokerResults<"cluster" | "sentinel" | "rcluster"> = { redis: pinning.redisDescription, redisPlace };
+  results[scenario] = into;
+  if (missing !== undefined) {
+    into.skipped = missing;
+    if (process.env.CI === "true") fail(`${missing}; CI must run the ${scenario} scenario`);
+    note(`*** SKIPPING the ${scenario} scenario: ${missing} ***`);
+    return;
+  }
+  await pairedFanoutAndPost<"cluster" | "sentinel" | "rcluster">(scenario, plan[scenario], kinds, pinning, into);
+}
+
+/** Why a broker's scenario cannot run here, naming the Debian package; undefined when it can. */
+function missingFor(scenario: "sentinel" | "rcluster"): string | undefined {
+  const program = scenario === "sentinel" ? "redis-sentinel" : "redis-cli";
+  const pkg = scenario === "sentinel" ? "redis-sentinel" : "redis-tools";
+  return Bun.which(program) === null
+    ? `${program} not found on the PATH: install the Debian package ${pkg}`
+    : undefined;
+}
+
+/**
  * The fan-out and then the POST load on a scenario's two kinds of server, in pairs, alternating; each result
  * stored in `into` as soon as it is measured, so that the report written meanwhile has it.
  */
@@ -332,14 +384,19 @@ function noteFanout(scenario: string, kind: string, pair: number, run: FanoutRun
     (p) =>
       `${p.name} ${fix(p.result.deliveriesPerSecond / 1e6, 2)} M/s ` +
       `${fix(p.result.serverCpuMicrosPerDelivery * 1000, 0)} ns/delivery p99 ${fix(p.result.latencyP99Ms, 1)} ms` +
-      (kind === "cluster" || kind === "workers" ? ` redis ${pct(p.result.cpu.redis / p.result.cpu.seconds)}` : ""),
+      (kind !== "pinghub" && kind !== "floor" && kind !== "history"
+        ? ` redis ${pct(p.result.cpu.redis / p.result.cpu.seconds)}`
+        : ""),
   );
   note(`${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${phases.join("; ")}; other ${pct(fanoutOtherShare(run))}`);
   return run;
 }
 
 function notePost(scenario: string, kind: string, pair: number, run: PostRun): PostRun {
-  const redis = kind === "cluster" || kind === "workers" ? `, redis ${pct(run.cpu.redis / run.cpu.seconds)}` : "";
+  const redis =
+    kind !== "pinghub" && kind !== "floor" && kind !== "history"
+      ? `, redis ${pct(run.cpu.redis / run.cpu.seconds)}`
+      : "";
   note(
     `${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${fix(run.requestsPerSecond / 1000, 1)} k req/s, ` +
       `${fix(run.serverCpuMicrosPerRequest, 1)} µs/request, p99 ${fix(run.latencyP99Ms, 2)} ms, ` +

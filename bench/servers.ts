@@ -4,13 +4,19 @@
 // the one server not pinned, since its point is to use more than one core. Every measurement gets fresh
 // processes, so that no run inherits another's heap, JIT state, Redis state or sockets in TIME_WAIT.
 
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort, listening } from "../test/support/ports.ts";
+import { type RedisClusterSetup, startRedisCluster } from "../test/support/redis-cluster.ts";
 import { startRedisServer } from "../test/support/redis-server.ts";
+import { type SentinelSetup, startSentinels } from "../test/support/sentinel.ts";
 import { until } from "../test/support/until.ts";
-import { type Pinning, redisCommand, serverCommand } from "./pinning.ts";
+import type { RedisPids } from "./measure.ts";
+import { type Pinning, pinRunning, redisCommand, serverCommand } from "./pinning.ts";
 
-export type ServerKind = "floor" | "pinghub" | "cluster" | "history" | "workers";
+export type ServerKind = "floor" | "pinghub" | "cluster" | "history" | "workers" | "sentinel" | "rcluster";
 /** The headline comparison: the floor, then pinghub. */
 export const SERVER_KINDS = ["floor", "pinghub"] as const;
 export type FloorKind = (typeof SERVER_KINDS)[number];
@@ -23,6 +29,14 @@ export type HistoryKind = (typeof HISTORY_KINDS)[number];
 /** The workers scenario's comparison: one process, then `--workers WORKERS` on the same port through Redis. */
 export const WORKERS_KINDS = ["pinghub", "workers"] as const;
 export type WorkersKind = (typeof WORKERS_KINDS)[number];
+/**
+ * The highly available brokers' comparisons: a cluster node on one Redis, then one on Redis Sentinel (a master,
+ * a replica, three sentinels), or on a Redis Cluster (three masters, a replica each).
+ */
+export const SENTINEL_KINDS = ["cluster", "sentinel"] as const;
+export type SentinelKind = (typeof SENTINEL_KINDS)[number];
+export const RCLUSTER_KINDS = ["cluster", "rcluster"] as const;
+export type RclusterKind = (typeof RCLUSTER_KINDS)[number];
 /** Workers of a "workers" server: one per core of a 2-core machine. */
 export const WORKERS = 2;
 /** Messages a "history" node keeps per channel: `--history 100`. */
@@ -39,7 +53,7 @@ export interface RunningServer {
   pid: number;
   port: number;
   /** A cluster node's redis-server: its pid, to read its CPU time from /proc. */
-  redisPid: number | undefined;
+  redisPid: RedisPids;
   /** Stops the server (then its redis-server) and waits for it to exit; its sockets close from its side. */
   stop(): Promise<void>;
 }
@@ -49,7 +63,7 @@ const running = new Set<Subprocess>();
 
 export async function startServer(kind: ServerKind, pinning: Pinning): Promise<RunningServer> {
   // A cluster node's Redis first: the node waits for it at start-up, and would serve 503s without it.
-  const redis = kind === "cluster" || kind === "workers" ? await startRedis(pinning) : undefined;
+  const redis = await startBroker(kind, pinning);
   const port = freePort();
   const mport = freePort();
   const command =
@@ -65,7 +79,7 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
           String(mport),
           "--log-level",
           "warn",
-          ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
+          ...(redis === undefined ? [] : ["--redis", redis.url]),
           ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
           ...(kind === "workers" ? ["--workers", String(WORKERS)] : []),
         ];
@@ -84,10 +98,44 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
     // `taskset` execs the server in its own place, so this is the server's pid, the one /proc is read for.
     pid: proc.pid,
     port,
-    redisPid: redis?.proc.pid,
+    redisPid: redis?.pids,
     async stop() {
       await stopProcess(proc);
       await redis?.stop();
+    },
+  };
+}
+
+interface Broker {
+  url: string;
+  /** The processes whose CPU time is Redis's. */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+/**
+ * What a server of `kind` publishes through: one redis-server (cluster, workers), Sentinel's five processes or
+ * a Redis Cluster's six (started as the tests start them, then moved onto Redis's core), or nothing.
+ */
+async function startBroker(kind: ServerKind, pinning: Pinning): Promise<Broker | undefined> {
+  if (kind === "cluster" || kind === "workers") {
+    const redis = await startRedis(pinning);
+    return { url: `redis://127.0.0.1:${redis.port}`, pids: [redis.proc.pid], stop: redis.stop };
+  }
+  if (kind !== "sentinel" && kind !== "rcluster") return undefined;
+  const dir = mkdtempSync(join(tmpdir(), `pinghub-bench-${kind}-`));
+  const setup = kind === "sentinel" ? await startSentinels(dir) : await startRedisCluster(dir);
+  const pids =
+    kind === "sentinel"
+      ? (setup as SentinelSetup).pids()
+      : (setup as RedisClusterSetup).nodes.flatMap((n) => n.pid() ?? []);
+  for (const pid of pids) pinRunning(pinning.redisCore, pid);
+  return {
+    url: setup.url,
+    pids,
+    async stop() {
+      await setup.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -130,6 +130,28 @@ export const PAIRED_SCENARIOS = {
     fanout: (r) => r.workers?.fanout && [r.workers.fanout.pinghub, r.workers.fanout.workers],
     post: (r) => r.workers?.post && [r.workers.post.pinghub, r.workers.post.workers],
   },
+  sentinel: {
+    labels: ["one Redis", "Sentinel", "Sentinel / one"],
+    than: "one Redis",
+    // Issue 19: POST and fan-out through Sentinel at least 0.9 × through one Redis.
+    goals: { cpuPerDelivery: { most: 1.1, phases: "rates" }, maxDeliveries: 0.9, disconnected: true, post: 0.9 },
+    heading: "9. Redis Sentinel: a cluster node through Sentinel against one through one Redis",
+    targetsTitle: "Sentinel targets",
+    part: "through Sentinel",
+    fanout: (r) => r.sentinel?.fanout && [r.sentinel.fanout.cluster, r.sentinel.fanout.sentinel],
+    post: (r) => r.sentinel?.post && [r.sentinel.post.cluster, r.sentinel.post.sentinel],
+  },
+  rcluster: {
+    labels: ["one Redis", "Redis Cluster", "Cluster / one"],
+    than: "one Redis",
+    // Issue 19: POST and fan-out through a Redis Cluster at least 0.9 × through one Redis.
+    goals: { cpuPerDelivery: { most: 1.1, phases: "rates" }, maxDeliveries: 0.9, disconnected: true, post: 0.9 },
+    heading: "10. Redis Cluster: a cluster node through a Redis Cluster against one through one Redis",
+    targetsTitle: "Redis Cluster targets",
+    part: "through a Redis Cluster",
+    fanout: (r) => r.rcluster?.fanout && [r.rcluster.fanout.cluster, r.rcluster.fanout.rcluster],
+    post: (r) => r.rcluster?.post && [r.rcluster.post.cluster, r.rcluster.post.rcluster],
+  },
 } satisfies Record<string, Comparison>;
 export type PairedScenario = keyof typeof PAIRED_SCENARIOS;
 

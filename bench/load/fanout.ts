@@ -11,7 +11,7 @@
 //   without ever queueing enough for the server's backlog limit to cut a subscriber off.
 
 import { treeRssBytes } from "../../test/support/process-stats.ts";
-import { type CpuUse, cpuSince, cpuSnapshot } from "../measure.ts";
+import { type CpuUse, cpuSince, cpuSnapshot, type RedisPids } from "../measure.ts";
 import { LatencyHistogram } from "../stats.ts";
 import { fillMessage, nowMicros, readSeq, readStamp, writeNumbers } from "./message.ts";
 import { closeEventStreams, openEventStreams, type SseConnection } from "./sse-client.ts";
@@ -147,7 +147,7 @@ export class FanoutLoad {
    * Publishes at `pace` for `durationMs`, waits for the deliveries still on their way, and measures; a cluster
    * node's redis-server's CPU time (`redisPid`) is counted apart.
    */
-  async run(pace: Pace, durationMs: number, serverPid: number, redisPid?: number): Promise<PhaseResult> {
+  async run(pace: Pace, durationMs: number, serverPid: number, redisPid?: RedisPids): Promise<PhaseResult> {
     this.startPhase(pace);
     const start = cpuSnapshot(serverPid, redisPid);
     const t0 = start.at;

@@ -28,6 +28,8 @@ export interface SentinelSetup {
   master: RedisServer;
   replica: RedisServer;
   sentinelPorts: number[];
+  /** Every process of the setup: master, replica, sentinels. */
+  pids(): number[];
   /** `redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/MASTER_NAME` */
   url: string;
   /** The port of the master as the sentinels now name it. */
@@ -91,6 +93,7 @@ export async function startSentinels(dir: string): Promise<SentinelSetup> {
     master,
     replica,
     sentinelPorts,
+    pids: () => [master.pid(), replica.pid(), ...sentinels.map((s) => s.pid)].filter((p) => p !== undefined),
     url: `redis+sentinel://${sentinelPorts.map((p) => `127.0.0.1:${p}`).join(",")}/${MASTER_NAME}`,
     async masterPort() {
       const [, port] = (await ask(clients[0] as Redis, "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)) as string[];
