@@ -93,23 +93,19 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
     };
-    const clusterOptions: ClusterOptions = {
-      redisOptions: nodeOptions,
+    const clusterOptions = (connectionName: string): ClusterOptions => ({
+      // CLIENT LIST on each master names the node's connections as on one Redis.
+      redisOptions: { ...nodeOptions, connectionName },
       enableOfflineQueue: false,
       clusterRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RETRY_DELAY_MS),
       slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
-    };
+    });
     this.publisher = new Cluster(target.nodes, {
-      ...clusterOptions,
-      connectionName: "pinghub-publish",
+      ...clusterOptions("pinghub-publish"),
       // Every publish of one turn of the event loop goes out in one write per master (see redis-broker.ts).
       enableAutoPipelining: true,
-    } as ClusterOptions);
-    this.subscriber = new Cluster(target.nodes, {
-      ...clusterOptions,
-      connectionName: "pinghub-subscribe",
-      shardedSubscribers: true,
-    } as ClusterOptions);
+    });
+    this.subscriber = new Cluster(target.nodes, { ...clusterOptions("pinghub-subscribe"), shardedSubscribers: true });
 
     const history = options.history;
     this.history = history !== undefined;
