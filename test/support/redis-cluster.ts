@@ -29,6 +29,9 @@ export async function startRedisCluster(dir: string): Promise<RedisClusterSetup>
     const port = freePort();
     nodes.push(
       await startRedis(port, [
+        // A replica's first sync writes the master's snapshot to its directory, whatever --save says.
+        "--dir",
+        dir,
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",

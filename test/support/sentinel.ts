@@ -39,8 +39,9 @@ export interface SentinelSetup {
 
 /** Starts the master, its replica and three sentinels, and waits until the sentinels know each other. */
 export async function startSentinels(dir: string): Promise<SentinelSetup> {
-  const master = await startRedis();
-  const replica = await startRedis(freePort(), ["--replicaof", "127.0.0.1", String(master.port)]);
+  // A replica's first sync writes the master's snapshot to its directory, whatever --save says: the scratch one.
+  const master = await startRedis(freePort(), ["--dir", dir]);
+  const replica = await startRedis(freePort(), ["--dir", dir, "--replicaof", "127.0.0.1", String(master.port)]);
   const sentinelPorts = [freePort(), freePort(), freePort()];
   const sentinels: Subprocess[] = sentinelPorts.map((port, i) => {
     const file = join(dir, `sentinel-${i + 1}.conf`);
