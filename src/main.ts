@@ -13,6 +13,7 @@ import { createLog, type Log } from "./log.ts";
 import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { redisBroker } from "./redis-broker.ts";
 import { redisClusterBroker } from "./redis-cluster-broker.ts";
+import { redisTlsFiles } from "./redis-tls.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
 import { linkToParent, sharedPort, type WorkerLink, workerId } from "./worker-link.ts";
 import { serveWorkerMetrics } from "./worker-metrics.ts";
@@ -87,8 +88,23 @@ async function run(config: Config): Promise<number> {
     redis === undefined
       ? localBroker(history)
       : redis.kind === "cluster"
-        ? redisClusterBroker({ target: redis, prefix: config.redisPrefix, history, ...reports })
-        : redisBroker({ target: redis, prefix: config.redisPrefix, history, ...reports });
+        ? redisClusterBroker({
+            target: redis,
+            prefix: config.redisPrefix,
+            history,
+            maxMessageBytes: config.maxMessageSize,
+            warn: (line) => logger.warn(line),
+            ...reports,
+          })
+        : redisBroker({
+            target: redis,
+            tls: redisTlsFiles(config),
+            prefix: config.redisPrefix,
+            history,
+            maxMessageBytes: config.maxMessageSize,
+            warn: (line) => logger.warn(line),
+            ...reports,
+          });
   const hub = new Hub(
     config.maxBacklog,
     (channel) =>

@@ -47,9 +47,9 @@ export function createPostPublisher(hub: Hub, config: Config, refused: Refuse): 
     const published = hub.publishPost(channel, message);
     // A number on a single node; in cluster mode, answered once Redis has taken the message, or refused.
     if (typeof published === "number") return accepted(published);
-    return published.then(accepted, () => {
+    return published.then(accepted, (error: unknown) => {
       refused("redis_down", channel, req);
-      return tryAgainLater(hub.refusedBecause());
+      return tryAgainLater(hub.refusedBecause(error));
     });
   }
 

@@ -14,13 +14,19 @@ import calculateSlot from "cluster-key-slot";
 import { Cluster, type ClusterOptions, type RedisOptions } from "ioredis";
 import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
 import { NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
+import { oncePerMinute } from "./once-a-minute.ts";
 import type { ClusterTarget } from "./redis-ha-url.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
+import { type Dropped, encodeBatch, readMessages, readPairs } from "./redis-wire.ts";
 
 export interface RedisClusterBrokerOptions {
   target: ClusterTarget;
   prefix: string;
   history: { size: number; ttlMs: number } | undefined;
+  /** --max-message-size: a message from Redis over it is dropped, as on one Redis (redis-wire.ts). */
+  maxMessageBytes: number;
+  /** Writes a warning to the log (a foreign payload, kept to once a minute per channel and reason). */
+  warn(line: string): void;
   onDown(reason: string): void;
   onUp(channels: number, first: boolean): void;
 }
@@ -54,6 +60,12 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
   readonly history: boolean;
   readonly localHistory = undefined;
   reconnects = 0;
+  /** Payloads dropped for not being pinghub's shape (redis-wire.ts). */
+  badMessages = 0;
+  /** No rights check here yet, and no catch-up after an outage: nothing to warn of, nothing counted lost. */
+  readonly warning = undefined;
+  readonly lost = 0;
+  private readonly warnOnce: (key: string, line: string) => void;
   private becameReady: () => void = () => {};
   private readonly publisher: Cluster;
   private readonly subscriber: Cluster;
@@ -83,6 +95,7 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     this.ready = new Promise((resolve) => {
       this.becameReady = resolve;
     });
+    this.warnOnce = oncePerMinute(options.warn);
     const target = options.target;
     const nodeOptions: RedisOptions = {
       username: target.username,
@@ -113,15 +126,21 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       history === undefined ? undefined : redisHistory(this.publisher, history.size, history.ttlMs, "SPUBLISH");
     // `pinghub:{/x}` → `/x`: the prefix and the braces around the channel's name.
     const start = options.prefix.length + 1;
+    const maxBytes = options.maxMessageBytes;
+    // As on one Redis: one Redis message in, checked whole (redis-wire.ts), then delivered.
     if (history === undefined) {
       this.subscriber.on("smessage", (shardChannel: string, payload: string) => {
         const channel = shardChannel.slice(start, -1);
-        for (const message of JSON.parse(payload) as string[]) deliver(channel, message, undefined);
+        const messages = readMessages(payload, maxBytes);
+        if (!Array.isArray(messages)) return this.dropped(channel, messages);
+        for (const message of messages) deliver(channel, message, undefined);
       });
     } else {
       this.subscriber.on("smessage", (shardChannel: string, payload: string) => {
         const channel = shardChannel.slice(start, -1);
-        for (const [id, message] of JSON.parse(payload) as Array<[string, string]>) deliver(channel, message, id);
+        const pairs = readPairs(payload, maxBytes);
+        if (!Array.isArray(pairs)) return this.dropped(channel, pairs);
+        for (const [id, message] of pairs) deliver(channel, message, id);
       });
     }
 
@@ -249,7 +268,7 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       const name = this.name(channel);
       const published =
         this.stored === undefined
-          ? (this.publisher.spublish(name, JSON.stringify(batch.messages)) as Promise<number>)
+          ? (this.publisher.spublish(name, encodeBatch(batch.messages)) as Promise<number>)
           : this.stored.publish(name, batch.messages);
       published.then(batch.resolve, batch.reject);
     }
@@ -338,6 +357,15 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       if (error === undefined) waiter.resolve();
       else waiter.reject(error);
     }
+  }
+
+  private dropped(channel: string, { reason }: Dropped): void {
+    this.badMessages++;
+    const name = JSON.stringify(channel.length > 200 ? `${channel.slice(0, 200)}…` : channel);
+    this.warnOnce(
+      `${channel}\n${reason}`,
+      `cluster: dropped a payload from redis on ${name}: ${reason} (said once a minute per channel and reason)`,
+    );
   }
 
   // --- up and down ---
