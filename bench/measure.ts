@@ -4,7 +4,7 @@
 
 import { readFileSync } from "node:fs";
 import { availableParallelism, release, totalmem } from "node:os";
-import { cpuSeconds, machineProcessSeconds, memory } from "../test/support/process-stats.ts";
+import { cpuSeconds, machineProcessSeconds, memory, treeCpuSeconds } from "../test/support/process-stats.ts";
 
 /** This process's CPU seconds so far: the load generator's own load, to tell when it is the bottleneck. */
 export function ownCpuSeconds(): number {
@@ -65,19 +65,23 @@ export interface CpuSnapshot {
   own: number;
   machine: number;
   /** The redis-server whose CPU time is counted apart, and its CPU seconds so far. */
-  redisPid: number | undefined;
+  redisPid: RedisPids;
   redis: number;
 }
 
-/** CPU times now: the server's, and the redis-server's when `redisPid` is given (a cluster node's). */
-export function cpuSnapshot(serverPid: number, redisPid?: number): CpuSnapshot {
+/** The redis-server of a cluster node, or all of those behind it (Sentinel's, a Redis Cluster's), or none. */
+export type RedisPids = number | readonly number[] | undefined;
+
+/** CPU times now: the server's, and the redis-servers' when `redisPid` is given (a cluster node's). */
+export function cpuSnapshot(serverPid: number, redisPid?: RedisPids): CpuSnapshot {
   return {
     at: performance.now(),
-    server: cpuSeconds(serverPid),
+    // The server's whole tree: one process, or a --workers parent and its workers.
+    server: treeCpuSeconds(serverPid),
     own: ownCpuSeconds(),
     machine: machineProcessSeconds(),
     redisPid,
-    redis: redisPid === undefined ? 0 : cpuSeconds(redisPid),
+    redis: [redisPid ?? []].flat().reduce((sum, pid) => sum + cpuSeconds(pid), 0),
   };
 }
 

@@ -58,6 +58,13 @@ function unpinned(why: string): Pinning {
   };
 }
 
+/** Moves a running process, every thread of it, onto `core` (nothing when nothing is pinned). */
+export function pinRunning(core: number | undefined, pid: number): void {
+  const taskset = Bun.which("taskset");
+  if (core === undefined || taskset === null) return;
+  Bun.spawnSync([taskset, "-a", "-p", "-c", String(core), String(pid)], { stdout: "ignore", stderr: "ignore" });
+}
+
 /** The command that starts a server on its core. */
 export function serverCommand(pinning: Pinning, command: string[]): string[] {
   return onCore(pinning.serverCore, command);

@@ -43,6 +43,17 @@ export interface Plan {
    * `messageSize`-byte messages POSTed at `rate` a second for `seconds`; pinghub and Nchan in turns.
    */
   herd: { pairs: number; stalled: number; readers: number; messageSize: number; rate: number; seconds: number };
+  /**
+   * The workers scenario: fan-out and POST as sized above, one process against `--workers 2` through Redis, in
+   * pairs. Reported without a target: on two cores the load generator needs one of them.
+   */
+  workers: { pairs: number; postPairs: number };
+  /**
+   * The highly available brokers: fan-out and POST as sized above, a cluster node on one Redis against one on
+   * Redis Sentinel, and against one on a Redis Cluster, in pairs.
+   */
+  sentinel: { pairs: number; postPairs: number };
+  rcluster: { pairs: number; postPairs: number };
   growth: {
     /** Floor/pinghub pairs per point: fewer than the headline scenarios, as there are many points. */
     pairs: number;
@@ -75,6 +86,9 @@ export const FULL: Plan = {
   sse: { pairs: 5, rates: [300, 100] },
   history: { pairs: 5, postPairs: 9 },
   herd: { pairs: 3, stalled: 1000, readers: 10, messageSize: 60 * 1024, rate: 50, seconds: 10 },
+  workers: { pairs: 3, postPairs: 5 },
+  sentinel: { pairs: 3, postPairs: 5 },
+  rcluster: { pairs: 3, postPairs: 5 },
   growth: {
     pairs: 3,
     seconds: 1.5,
@@ -106,6 +120,9 @@ export const SMOKE: Plan = {
   sse: { pairs: 1, rates: [200, 50] },
   history: { pairs: 1, postPairs: 1 },
   herd: { pairs: 1, stalled: 20, readers: 2, messageSize: 60 * 1024, rate: 20, seconds: 0.5 },
+  workers: { pairs: 1, postPairs: 1 },
+  sentinel: { pairs: 1, postPairs: 1 },
+  rcluster: { pairs: 1, postPairs: 1 },
   growth: {
     pairs: 1,
     seconds: 0.2,

@@ -102,6 +102,34 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     pairedSection(out, results, scenario, scenario === "nchanRedis" ? results.cluster?.redisPlace : undefined);
   }
   if (results.herd) herdSection(out, results.herd, plan, results.peers?.nchan.missing);
+  if (results.workers) {
+    out(`## ${PAIRED_SCENARIOS.workers.heading}`, "");
+    if (results.workers.skipped !== undefined) out(`Not run: ${results.workers.skipped}.`, "");
+    else {
+      out(
+        `\`--workers ${results.workers.workers}\`, each worker a cluster node, against one process without Redis. ` +
+          "The workers are not pinned: they and the load generator share both cores, so no target is set here " +
+          "(the load generator needs a core too); the server's CPU is the parent's and every worker's. " +
+          `${results.workers.redis}; Redis's CPU time is counted apart from the server's.`,
+        "",
+      );
+    }
+    pairedSection(out, results, "workers", results.workers.redisPlace);
+  }
+  for (const scenario of ["sentinel", "rcluster"] as const) {
+    const measured = results[scenario];
+    if (measured === undefined) continue;
+    out(`## ${PAIRED_SCENARIOS[scenario].heading}`, "");
+    if (measured.skipped !== undefined) out(`Not run: ${measured.skipped}.`, "");
+    else {
+      out(
+        `${measured.redis}; every Redis process of the setup on it (Sentinel: the master, its replica and three ` +
+          "sentinels; a Redis Cluster: three masters and their replicas), their CPU counted apart from the server's.",
+        "",
+      );
+    }
+    pairedSection(out, results, scenario, measured.redisPlace);
+  }
   return `${lines.join("\n")}\n`;
 }
 
@@ -370,6 +398,12 @@ function redoneSummary(results: Results): string {
     ...(results.growth ?? []).map((g) => ["growth", g.runs] as const),
     ["cluster fan-out", results.cluster?.fanout],
     ["cluster POST", results.cluster?.post],
+    ["workers fan-out", results.workers?.fanout],
+    ["workers POST", results.workers?.post],
+    ["sentinel fan-out", results.sentinel?.fanout],
+    ["sentinel POST", results.sentinel?.post],
+    ["Redis Cluster fan-out", results.rcluster?.fanout],
+    ["Redis Cluster POST", results.rcluster?.post],
     ["SSE", results.sse],
     ["history fan-out", results.history?.fanout],
     ["history POST", results.history?.post],

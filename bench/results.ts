@@ -11,7 +11,7 @@ import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
 import type { HerdRun } from "./scenarios/herd.ts";
 import type { IdleRun } from "./scenarios/idle.ts";
 import type { PostRun } from "./scenarios/post.ts";
-import type { ClusterKind, HistoryKind } from "./servers.ts";
+import type { ClusterKind, HistoryKind, RclusterKind, SentinelKind, WorkersKind } from "./servers.ts";
 
 /** A comparison's runs with the peer's (Nchan's) runs of the same rounds, when Nchan is installed. */
 export type WithPeer<T, K extends string, P extends string = "nchan"> = Alternated<T, K> & Partial<Record<P, T[]>>;
@@ -35,6 +35,11 @@ export interface Results {
   history?: HistoryResults;
   /** The stalled herd: pinghub, and Nchan in the same rounds. */
   herd?: WithPeer<HerdRun, "pinghub">;
+  workers?: WorkersResults;
+  /** A cluster node on one Redis against one on Redis Sentinel. */
+  sentinel?: BrokerResults<SentinelKind>;
+  /** A cluster node on one Redis against one on a Redis Cluster (sharded pub/sub). */
+  rcluster?: BrokerResults<RclusterKind>;
 }
 
 /** The cluster scenario: a single node (`pinghub`) against a cluster node (`cluster`), in pairs. */
@@ -54,4 +59,26 @@ export interface HistoryResults {
   messages: number;
   fanout?: Alternated<FanoutRun, HistoryKind>;
   post?: Alternated<PostRun, HistoryKind>;
+}
+
+/** The workers scenario: one process (`pinghub`) against `--workers N` through Redis (`workers`), in pairs. */
+export interface WorkersResults {
+  /** Workers of the measured side. */
+  workers: number;
+  /** Where redis-server ran, in words. */
+  redis: string;
+  redisPlace: RedisPlace;
+  skipped?: string;
+  fanout?: Alternated<FanoutRun, WorkersKind>;
+  post?: Alternated<PostRun, WorkersKind>;
+}
+
+/** A comparison of the brokers a cluster node can use: one Redis (`cluster`) against another kind, in pairs. */
+export interface BrokerResults<K extends string> {
+  /** Where the Redis processes ran, in words. */
+  redis: string;
+  redisPlace: RedisPlace;
+  skipped?: string;
+  fanout?: Alternated<FanoutRun, K>;
+  post?: Alternated<PostRun, K>;
 }

@@ -1,12 +1,15 @@
 // The benchmark: pinghub against the bare-Bun floor, in four scenarios; then pinghub against itself: SSE
 // subscribers against websockets, a node with history against one without, a cluster node through Redis
-// against a single node; then the stalled herd; then a report. Where Debian's nginx and libnginx-mod-nchan are
-// installed, Nchan, the peer, runs as one more side of the same rounds in the fan-out, POST, SSE, cluster
-// (Nchan on Redis) and stalled-herd scenarios; where they are not, its figures say "not installed".
+// against a single node, `--workers 2` against one process, a cluster node through Redis Sentinel and through a
+// Redis Cluster against one through one Redis; then the stalled herd; then a report. Where Debian's nginx and
+// libnginx-mod-nchan are installed, Nchan, the peer, runs as one more side of the same rounds in the fan-out,
+// POST, SSE, cluster (Nchan on Redis) and stalled-herd scenarios; where they are not, its figures say "not
+// installed".
 //
 //   bun run bench                      the full run, about 20 minutes; writes bench/results/
 //   bun run bench --smoke              every scenario at tiny sizes, in seconds (CI); writes to a temp folder
-//   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster, herd)
+//   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster,
+//                                      herd, workers, sentinel, rcluster)
 //   bun run bench --out DIR            where report.md, results.json and growth.svg go
 //   bun run bench --post-tool bun      the Bun POST load generator even where wrk is installed
 //   bun run bench --pairs N            N floor/pinghub (single/cluster) pairs in every scenario instead of the plan's
@@ -16,8 +19,8 @@
 //
 // It asserts nothing about speed: it exits 0 once the report is written, whatever the figures. A smoke run
 // judges no target at all: its figures mean nothing, and it says so once.
-// Every load goes to 127.0.0.1 only, and every one is bounded in connections and in time. The cluster scenario
-// needs Debian's redis-server: without it the scenario is skipped, loudly, except under CI=true, where the
+// Every load goes to 127.0.0.1 only, and every one is bounded in connections and in time. The cluster and
+// workers scenarios need Debian's redis-server: without it the scenario is skipped, loudly, except under CI=true, where the
 // run fails. Every redis-server it starts is its own, on a free loopback port, stopped with its node.
 
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -36,7 +39,7 @@ import { type Pinning, pinLoadGenerator, REDIS_PLACES, type RedisPlace } from ".
 import { FULL, type Plan, SMOKE } from "./plan.ts";
 import { renderGrowthSvg } from "./plot.ts";
 import { renderReport } from "./report.ts";
-import type { Results, WithPeer } from "./results.ts";
+import type { BrokerResults, Results, WithPeer } from "./results.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { herdOtherShare, herdRun } from "./scenarios/herd.ts";
@@ -47,8 +50,12 @@ import {
   HISTORY_KINDS,
   HISTORY_MESSAGES,
   killAllServers,
+  RCLUSTER_KINDS,
+  SENTINEL_KINDS,
   SERVER_KINDS,
   type ServerKind,
+  WORKERS,
+  WORKERS_KINDS,
 } from "./servers.ts";
 import {
   judged,
@@ -60,7 +67,19 @@ import {
   targets,
 } from "./targets.ts";
 
-const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster", "herd"] as const;
+const SCENARIOS = [
+  "fanout",
+  "idle",
+  "post",
+  "growth",
+  "sse",
+  "history",
+  "cluster",
+  "herd",
+  "workers",
+  "sentinel",
+  "rcluster",
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: flags } = parseArgs({
@@ -100,6 +119,9 @@ const plan: Plan =
         sse: { ...chosen.sse, pairs },
         history: { pairs, postPairs: pairs },
         herd: { ...chosen.herd, pairs },
+        workers: { pairs, postPairs: pairs },
+        sentinel: { pairs, postPairs: pairs },
+        rcluster: { pairs, postPairs: pairs },
         growth: { ...chosen.growth, pairs },
       };
 const only = (flags.only?.split(",") ?? SCENARIOS) as Scenario[];
@@ -122,10 +144,12 @@ if (postTool !== "wrk" && postTool !== "bun") fail(`--post-tool must be wrk or b
 const redisPlace = flags["redis-core"] as RedisPlace;
 if (!REDIS_PLACES.includes(redisPlace)) fail(`--redis-core must be ${REDIS_PLACES.join(" or ")}, not ${redisPlace}`);
 // Known before anything is measured: CI must not find out at the end that the cluster scenario could not run.
-const redisMissing = only.includes("cluster") ? missingRedisServer() : undefined;
+const redisMissing = only.some((s) => ["cluster", "workers", "sentinel", "rcluster"].includes(s))
+  ? missingRedisServer()
+  : undefined;
 if (redisMissing !== undefined) {
-  if (process.env.CI === "true") fail(`${redisMissing}; CI must run the cluster scenario`);
-  process.stderr.write(`\n*** bench: SKIPPING the cluster scenario: ${redisMissing} ***\n\n`);
+  if (process.env.CI === "true") fail(`${redisMissing}; CI must run the cluster and workers scenarios`);
+  process.stderr.write(`\n*** bench: SKIPPING the cluster and workers scenarios: ${redisMissing} ***\n\n`);
 }
 // The peer runs where it is installed; without it, everything else does, and the report says "not installed".
 const nchanMissing = flags["no-peer"] ? "not run (--no-peer)" : missingNchan();
@@ -222,6 +246,12 @@ try {
   if (only.includes("cluster")) await runCluster(pinning);
   writeOutputs();
   if (only.includes("herd")) await runHerd(pinning);
+  writeOutputs();
+  if (only.includes("workers")) await runWorkers(pinning);
+  writeOutputs();
+  if (only.includes("sentinel")) await runBroker("sentinel", SENTINEL_KINDS, pinning);
+  writeOutputs();
+  if (only.includes("rcluster")) await runBroker("rcluster", RCLUSTER_KINDS, pinning);
 } catch (error) {
   killAllServers();
   fail(`benchmark failed: ${(error as Error).stack ?? error}`);
@@ -241,7 +271,7 @@ if (judged(results)) {
 } else {
   note(SMOKE_NOTE);
 }
-if (redisMissing !== undefined) note(`*** the cluster scenario was SKIPPED: ${redisMissing} ***`);
+if (redisMissing !== undefined) note(`*** the cluster and workers scenarios were SKIPPED: ${redisMissing} ***`);
 note(`done in ${fix(results.seconds, 1)} s: ${join(outDir, "report.md")}`);
 process.exit(0);
 
@@ -281,7 +311,7 @@ async function runSse(pinning: Pinning): Promise<void> {
 }
 
 /**
- * Scenario 8, the stalled herd: pinghub, then Nchan, in turns; each run a fresh server with its stalled
+ * Scenario 11, the stalled herd: pinghub, then Nchan, in turns; each run a fresh server with its stalled
  * subscribers and its readers.
  */
 async function runHerd(pinning: Pinning): Promise<void> {
@@ -327,6 +357,51 @@ async function runCluster(pinning: Pinning): Promise<void> {
 }
 
 /**
+ * Scenario 12, workers: the fan-out and POST loads on one process and on `--workers 2` (each worker a cluster node
+ * on a redis-server of its own, the workers not pinned), in pairs, alternating. No target: on two cores the load
+ * generator needs one of them; bench/big-machine.ts measures where more cores exist.
+ */
+async function runWorkers(pinning: Pinning): Promise<void> {
+  if (redisMissing !== undefined) {
+    results.workers = { workers: WORKERS, redis: pinning.redisDescription, redisPlace, skipped: redisMissing };
+    return;
+  }
+  const workers: NonNullable<Results["workers"]> = { workers: WORKERS, redis: pinning.redisDescription, redisPlace };
+  results.workers = workers;
+  await pairedFanoutAndPost("workers", plan.workers, WORKERS_KINDS, pinning, workers);
+}
+
+/**
+ * Scenarios 13 and 14, the highly available brokers: the fan-out and POST loads on a cluster node through one
+ * Redis and on one through Redis Sentinel, or through a Redis Cluster, in pairs, alternating.
+ */
+async function runBroker(
+  scenario: "sentinel" | "rcluster",
+  kinds: readonly ["cluster", "sentinel"] | readonly ["cluster", "rcluster"],
+  pinning: Pinning,
+): Promise<void> {
+  const missing = redisMissing ?? missingFor(scenario);
+  const into: BrokerResults<"cluster" | "sentinel" | "rcluster"> = { redis: pinning.redisDescription, redisPlace };
+  results[scenario] = into;
+  if (missing !== undefined) {
+    into.skipped = missing;
+    if (process.env.CI === "true") fail(`${missing}; CI must run the ${scenario} scenario`);
+    note(`*** SKIPPING the ${scenario} scenario: ${missing} ***`);
+    return;
+  }
+  await pairedFanoutAndPost<"cluster" | "sentinel" | "rcluster">(scenario, plan[scenario], kinds, pinning, into);
+}
+
+/** Why a broker's scenario cannot run here, naming the Debian package; undefined when it can. */
+function missingFor(scenario: "sentinel" | "rcluster"): string | undefined {
+  const program = scenario === "sentinel" ? "redis-sentinel" : "redis-cli";
+  const pkg = scenario === "sentinel" ? "redis-sentinel" : "redis-tools";
+  return Bun.which(program) === null
+    ? `${program} not found on the PATH: install the Debian package ${pkg}`
+    : undefined;
+}
+
+/**
  * The fan-out and then the POST load on a scenario's two kinds of server, in pairs, alternating; each result
  * stored in `into` as soon as it is measured, so that the report written meanwhile has it.
  */
@@ -360,14 +435,19 @@ function noteFanout(scenario: string, kind: string, pair: number, run: FanoutRun
     (p) =>
       `${p.name} ${fix(p.result.deliveriesPerSecond / 1e6, 2)} M/s ` +
       `${fix(p.result.serverCpuMicrosPerDelivery * 1000, 0)} ns/delivery p99 ${fix(p.result.latencyP99Ms, 1)} ms` +
-      (kind === "cluster" || kind === "nchan-redis" ? ` redis ${pct(p.result.cpu.redis / p.result.cpu.seconds)}` : ""),
+      (onRedis(kind) ? ` redis ${pct(p.result.cpu.redis / p.result.cpu.seconds)}` : ""),
   );
   note(`${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${phases.join("; ")}; other ${pct(fanoutOtherShare(run))}`);
   return run;
 }
 
+/** Whether a server of this kind publishes through Redis, whose CPU share the notes then print. */
+function onRedis(kind: string): boolean {
+  return ["cluster", "nchan-redis", "workers", "sentinel", "rcluster"].includes(kind);
+}
+
 function notePost(scenario: string, kind: string, pair: number, run: PostRun): PostRun {
-  const redis = kind === "cluster" || kind === "nchan-redis" ? `, redis ${pct(run.cpu.redis / run.cpu.seconds)}` : "";
+  const redis = onRedis(kind) ? `, redis ${pct(run.cpu.redis / run.cpu.seconds)}` : "";
   note(
     `${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${fix(run.requestsPerSecond / 1000, 1)} k req/s, ` +
       `${fix(run.serverCpuMicrosPerRequest, 1)} µs/request, p99 ${fix(run.latencyP99Ms, 2)} ms, ` +

@@ -19,6 +19,7 @@ import {
   parsePositiveInt,
   parseSocketMode,
   parseText,
+  parseWorkers,
 } from "./setting-values.ts";
 
 export { formatListen, type Listen, type LogLevel, type TcpListen } from "./setting-values.ts";
@@ -209,6 +210,16 @@ export const SETTINGS = table({
     parse: parsePositiveInt,
     help: "most memory all histories may use on a single node; the least recently published go first",
   },
+  workers: {
+    key: "workers",
+    hint: "count",
+    // One process, as before: more takes a Redis, which carries the channels between the workers (workers.ts).
+    default: "1",
+    parse: parseWorkers,
+    help:
+      "serve the TCP port from this many processes, each a cluster node on --redis (needed above 1); " +
+      "auto: one per CPU this process may use",
+  },
   "socket-mode": {
     key: "socketMode",
     hint: "octal",
@@ -246,6 +257,7 @@ export function toConfig(
   env: Record<string, string | undefined> = {},
 ): Config {
   const config: Record<string, unknown> = {};
+  const names: Partial<Record<FlagName, string>> = {};
   for (const flag of FLAG_NAMES) {
     const row: Setting = SETTINGS[flag];
     // A value is named as it was given. A flag beats its variable, which is then not even checked.
@@ -257,8 +269,21 @@ export function toConfig(
       else name = envName(flag);
     }
     config[row.key] = value === undefined ? undefined : row.parse(value, name);
+    names[flag] = `${name} "${value}"`;
   }
-  // The one check across settings: the TLS files only with rediss://, a certificate only with its key.
+  // The checks across settings: the TLS files only with rediss://, a certificate only with its key; --workers
+  // with what it needs.
   redisTlsFits(config as Config);
+  checkTogether(config as Config, names);
   return config as Config;
+}
+
+/** The checks no single row can make: settings that only make sense together. */
+function checkTogether(config: Config, given: Partial<Record<FlagName, string>>): void {
+  if (config.workers > 1 && config.redis === undefined) {
+    throw new ConfigError(`bad ${given.workers}: more than one worker needs --redis, which carries their channels`);
+  }
+  if (config.workers > 1 && config.listen.kind === "unix") {
+    throw new ConfigError(`bad ${given.workers}: workers share a TCP port, not a UNIX socket (--addr)`);
+  }
 }

@@ -11,20 +11,31 @@ const LEVELS: Record<LogLevel, number> = { silent: -999, error: 0, warn: 1, info
 
 export interface Log {
   logger: ConsolaInstance;
+  /** Writes a line that is already formatted (a worker's, under --workers) to the log as it is. */
+  write(line: string): void;
   /** Closes and opens the log file again at its path; nothing is written to the old file afterwards. */
   reopen(): void;
   close(): void;
 }
 
-export function createLog(level: LogLevel, file: string | undefined): Log {
+/** `label` goes before each message: a worker's lines say which worker wrote them (`worker 2: ...`). */
+export function createLog(level: LogLevel, file: string | undefined, label?: string): Log {
   let fd = file === undefined ? 2 : openLogFile(file);
-  const write = (line: string) => writeSync(fd, line);
+  const write = (line: string) => {
+    try {
+      writeSync(fd, line);
+    } catch {
+      // Nowhere left to say it: stderr is a pipe whose reader is gone (a --workers parent killed), or the disk
+      // is full. Losing the line is better than failing what was being logged, such as an orderly stop.
+    }
+  };
   const logger = createConsola({
     level: LEVELS[level],
-    reporters: [{ log: (entry: LogObject) => write(formatLine(entry)) }],
+    reporters: [{ log: (entry: LogObject) => write(formatLine(entry, label)) }],
   });
   return {
     logger,
+    write,
     reopen() {
       if (file === undefined) return;
       const next = openLogFile(file);
@@ -44,7 +55,7 @@ function openLogFile(path: string): number {
 }
 
 /** One line per event: time, level, message. Plain text, so grep and logrotate's users read it as it is. */
-function formatLine(entry: LogObject): string {
+function formatLine(entry: LogObject, label: string | undefined): string {
   const text = entry.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
-  return `${entry.date.toISOString()} ${entry.type} ${text}\n`;
+  return `${entry.date.toISOString()} ${entry.type} ${label === undefined ? "" : `${label}: `}${text}\n`;
 }

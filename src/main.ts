@@ -12,8 +12,12 @@ import { Hub } from "./hub.ts";
 import { createLog, type Log } from "./log.ts";
 import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { redisBroker } from "./redis-broker.ts";
+import { redisClusterBroker } from "./redis-cluster-broker.ts";
 import { redisTlsFiles } from "./redis-tls.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
+import { linkToParent, sharedPort, type WorkerLink, workerId } from "./worker-link.ts";
+import { serveWorkerMetrics } from "./worker-metrics.ts";
+import { superviseWorkers } from "./workers.ts";
 
 /** How long a cluster node waits for Redis at start-up before it serves without it. */
 const STARTUP_WAIT_MS = 3000;
@@ -35,9 +39,25 @@ async function main(): Promise<number> {
 }
 
 async function run(config: Config): Promise<number> {
+  // Listened for from the start, so a signal during start-up still ends in an orderly stop. Not `once`: under
+  // --workers a worker may be sent the same signal twice (by the parent, and by a terminal's or systemd's
+  // signal to the whole group), and the second must not kill it halfway through its stop.
+  const stopSignal = new Promise<string>((resolve) => {
+    process.on("SIGTERM", () => resolve("SIGTERM"));
+    process.on("SIGINT", () => resolve("SIGINT"));
+  });
+  const worker = workerId();
+  if (config.workers > 1 && worker === undefined) return runWorkers(config, stopSignal);
+  if (worker !== undefined) {
+    // A worker logs to its stderr, which the parent copies into the one log; it serves no metrics of its own;
+    // it listens on the port the parent says, the one the first worker was given.
+    config = { ...config, logFile: undefined, metrics: undefined };
+    const port = sharedPort();
+    if (port !== undefined && config.listen.kind === "tcp") config = { ...config, listen: { ...config.listen, port } };
+  }
   let log: Log;
   try {
-    log = createLog(config.logLevel, config.logFile);
+    log = createLog(config.logLevel, config.logFile, worker === undefined ? undefined : `worker ${worker}`);
   } catch (error) {
     process.stderr.write(`pinghub: cannot open log file ${config.logFile}: ${(error as Error).message}\n`);
     return 1;
@@ -51,33 +71,40 @@ async function run(config: Config): Promise<number> {
     return 1;
   };
 
-  // Listened for from the start, so a signal during start-up still ends in an orderly stop.
-  const stopSignal = new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
   const health: Health = { serving: true };
   const redis = config.redis;
   const history = historySettings(config);
+  const reports = {
+    onDown: (reason: string) =>
+      logger.warn(`cluster: ${reason}; refusing publishes and new subscribers until it is back`),
+    onUp: (channels: number, first: boolean) =>
+      logger.info(
+        first
+          ? `cluster: connected to redis at ${redis?.display}`
+          : `cluster: redis at ${redis?.display} is back; re-subscribed ${counted(channels, "channel")}`,
+      ),
+  };
   const broker =
     redis === undefined
       ? localBroker(history)
-      : redisBroker({
-          target: redis,
-          tls: redisTlsFiles(config),
-          prefix: config.redisPrefix,
-          history,
-          maxMessageBytes: config.maxMessageSize,
-          warn: (line) => logger.warn(line),
-          onDown: (reason) =>
-            logger.warn(`cluster: ${reason}; refusing publishes and new subscribers until it is back`),
-          onUp: (channels, first) =>
-            logger.info(
-              first
-                ? `cluster: connected to redis at ${redis.display}`
-                : `cluster: redis at ${redis.display} is back; re-subscribed ${counted(channels, "channel")}`,
-            ),
-        });
+      : redis.kind === "cluster"
+        ? redisClusterBroker({
+            target: redis,
+            prefix: config.redisPrefix,
+            history,
+            maxMessageBytes: config.maxMessageSize,
+            warn: (line) => logger.warn(line),
+            ...reports,
+          })
+        : redisBroker({
+            target: redis,
+            tls: redisTlsFiles(config),
+            prefix: config.redisPrefix,
+            history,
+            maxMessageBytes: config.maxMessageSize,
+            warn: (line) => logger.warn(line),
+            ...reports,
+          });
   const hub = new Hub(
     config,
     {
@@ -116,12 +143,22 @@ async function run(config: Config): Promise<number> {
     await hub.close();
     return fatal(`pinghub: cannot serve on ${formatListen(config.listen)}: ${(error as Error).message}`);
   }
-  logger.info(
-    `pinghub ${pkg.version} started: pid ${process.pid}, serving ${channels.url}, metrics ${metrics.url ?? "off"}`,
-  );
+  let link: WorkerLink | undefined;
+  if (worker === undefined) {
+    logger.info(
+      `pinghub ${pkg.version} started: pid ${process.pid}, serving ${channels.url}, metrics ${metrics.url ?? "off"}`,
+    );
+  } else {
+    logger.info(`started: pid ${process.pid}`);
+    link = linkToParent(metrics.registry, () => (health.serving ? hub.unavailable : "shutting down"));
+    link.ready(channels.server.port ?? 0);
+  }
 
   const stopWatching = watchDescriptors(logger);
   process.on("SIGHUP", () => {
+    // A worker has no file: the parent holds the log and reopens it. The handler stays, so that a SIGHUP sent
+    // to the whole group does not end the worker (Bun's default for it).
+    if (worker !== undefined) return;
     if (config.logFile === undefined) {
       logger.info("SIGHUP: logging to stderr, there is no log file to reopen");
       return;
@@ -134,7 +171,9 @@ async function run(config: Config): Promise<number> {
       logger.warn(`cannot reopen log file ${config.logFile}: ${(error as Error).message}`);
     }
   });
-  const signal = await stopSignal;
+  const signal = await (link === undefined
+    ? stopSignal
+    : Promise.race([stopSignal, link.parentGone.then(() => "the parent's exit")]));
 
   health.serving = false;
   logger.info(
@@ -146,6 +185,69 @@ async function run(config: Config): Promise<number> {
   logger.info("pinghub stopped");
   log.close();
   return 0;
+}
+
+/**
+ * --workers N, the parent: starts the workers (workers.ts), serves the machine's one metrics endpoint, holds the
+ * one log, and returns once every worker has stopped.
+ */
+async function runWorkers(config: Config, stopSignal: Promise<string>): Promise<number> {
+  let log: Log;
+  try {
+    log = createLog(config.logLevel, config.logFile);
+  } catch (error) {
+    process.stderr.write(`pinghub: cannot open log file ${config.logFile}: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const { logger } = log;
+  if (config.listen.kind !== "tcp") return 2; // toConfig refuses --workers with a UNIX socket.
+  const listen = config.listen;
+  process.on("SIGHUP", () => {
+    if (config.logFile === undefined) return;
+    try {
+      log.reopen();
+      logger.info("log file reopened");
+    } catch (error) {
+      logger.warn(`cannot reopen log file ${config.logFile}: ${(error as Error).message}`);
+    }
+  });
+  // Bun runs a script as `bun [its flags] script args`: a worker is started the same way.
+  const command = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  let metricsUrl = "off";
+  let stopMetrics = async () => {};
+  const supervisor = superviseWorkers({
+    count: config.workers,
+    command,
+    port: listen.port,
+    shutdownTimeout: config.shutdownTimeout,
+    log,
+    stopSignal,
+    started(port) {
+      const url = `http://${formatListen({ ...listen, port })}`;
+      logger.info(
+        `pinghub ${pkg.version} started: pid ${process.pid}, ${config.workers} workers serving ${url}, metrics ${metricsUrl}`,
+      );
+    },
+  });
+  const address = config.metrics;
+  if (address !== undefined) {
+    try {
+      const metrics = serveWorkerMetrics(supervisor, address);
+      metricsUrl = metrics.url;
+      stopMetrics = metrics.stop;
+    } catch (error) {
+      const line = `pinghub: cannot serve metrics on ${formatListen(address)}: ${(error as Error).message}`;
+      logger.error(line);
+      if (config.logFile !== undefined) process.stderr.write(`${line}\n`);
+      log.close();
+      return 1;
+    }
+  }
+  const status = await supervisor.run();
+  await stopMetrics();
+  logger.info(status === 0 ? "pinghub stopped" : `pinghub stopped: exit status ${status}`);
+  log.close();
+  return status;
 }
 
 /** `1 channel`, `2 channels`. */

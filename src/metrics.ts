@@ -7,7 +7,7 @@
 
 import { prometheus } from "@hono/prometheus";
 import type { MiddlewareHandler } from "hono";
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { type Aggregator, Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import pkg from "../package.json" with { type: "json" };
 import { CLOSE_CLASSES, type Hub } from "./hub.ts";
 import { REFUSAL_REASONS, type RefusalReason } from "./refusal.ts";
@@ -38,6 +38,8 @@ export function createMetrics(hub: Hub, health: Health, address: TcpListen | und
     help: "Always 1; the version is in its label.",
     labelNames: ["version"],
     registers: [registry],
+    // Under --workers the parent adds up the workers' series (worker-metrics.ts): this one is not a sum.
+    aggregator: "first",
   }).set({ version: pkg.version }, 1);
   gauge(registry, "pinghub_websockets", "Connected websockets.", () => hub.websockets);
   gauge(registry, "pinghub_sse_subscribers", "Connected Server-Sent Events subscribers.", () => hub.eventStreams);
@@ -87,8 +89,13 @@ export function createMetrics(hub: Hub, health: Health, address: TcpListen | und
   );
   const cluster = hub.broker.cluster;
   if (cluster !== undefined) {
-    gauge(registry, "pinghub_redis_up", "1 while Redis carries this node's messages, 0 while it cannot.", () =>
-      cluster.up ? 1 : 0,
+    // Under --workers, 1 only when every worker has Redis.
+    gauge(
+      registry,
+      "pinghub_redis_up",
+      "1 while Redis carries this node's messages, 0 while it cannot.",
+      () => (cluster.up ? 1 : 0),
+      "min",
     );
     total(
       registry,
@@ -184,11 +191,18 @@ export function createMetrics(hub: Hub, health: Health, address: TcpListen | und
   };
 }
 
-function gauge(registry: Registry, name: string, help: string, read: () => number): void {
+function gauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number,
+  aggregator: Aggregator = "sum",
+): void {
   new Gauge({
     name,
     help,
     registers: [registry],
+    aggregator,
     collect() {
       this.set(read());
     },

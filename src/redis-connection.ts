@@ -7,6 +7,7 @@
 // (redis-subscriptions.ts decides that); the broker calls `checkUp` when it does.
 
 import Redis, { type RedisOptions } from "ioredis";
+import { sentinelOptions } from "./redis-sentinel.ts";
 import { type TlsFiles, tlsOptions } from "./redis-tls.ts";
 import type { RedisTarget } from "./redis-url.ts";
 
@@ -142,7 +143,7 @@ export class RedisConnections {
   /** Redis's own messages never hold the password, but an error from a library might: never show it. */
   redact(text: string): string {
     const target = this.target;
-    return target.kind === "tcp" && target.password !== undefined ? text.replaceAll(target.password, "***") : text;
+    return "password" in target && target.password !== undefined ? text.replaceAll(target.password, "***") : text;
   }
 
   async close(): Promise<void> {
@@ -193,6 +194,9 @@ function connectionOptions(target: RedisTarget, tls: TlsFiles | undefined, name:
     keepAlive: KEEPALIVE_MS,
   };
   if (target.kind === "unix") return { ...common, path: target.path };
+  if (target.kind === "sentinel") return { ...common, ...sentinelOptions(target) };
+  // main.ts gives a Redis Cluster its own broker (redis-cluster-broker.ts); this one never sees it.
+  if (target.kind === "cluster") throw new Error("a Redis Cluster takes the Redis Cluster broker");
   return {
     ...common,
     host: target.host,

@@ -9,7 +9,7 @@
 // still has a position, for a subscriber to resume from: an empty stream is made, whose last generated id,
 // `INCARNATION-0`, stands before its first message, which Redis numbers `INCARNATION-1`.
 
-import type Redis from "ioredis";
+import type { Cluster, default as Redis } from "ioredis";
 import { type GapReason, type Kept, parseId, type Resume } from "./history.ts";
 
 /**
@@ -53,7 +53,7 @@ end
  * KEYS: stream, pub/sub channel. ARGV: cap, time to live in ms, then the messages of one batch. Stores each
  * message, then publishes the batch as one JSON array of [id, message] pairs. Returns the number of nodes.
  */
-const PUBLISH_SCRIPT = `${SHARED_LUA}
+const publishScript = (publish: PublishCommand) => `${SHARED_LUA}
 local newestId = newest(KEYS[1])
 local incarnation
 if newestId then incarnation = string.match(newestId, '^(%d+)-') else incarnation = newIncarnation() end
@@ -63,7 +63,7 @@ for i = 3, #ARGV do
   batch[#batch + 1] = {id, ARGV[i]}
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return redis.call('PUBLISH', KEYS[2], cjson.encode(batch))
+return redis.call('${publish}', KEYS[2], cjson.encode(batch))
 `;
 
 /**
@@ -170,9 +170,20 @@ export interface RedisHistory {
   catchUp(key: string, lastId: string): Promise<CatchUpReply>;
 }
 
+/**
+ * How a batch is published: PUBLISH on one Redis or through Sentinel, SPUBLISH (sharded pub/sub) on a Redis
+ * Cluster, where the stream and the channel share a name, and so a slot.
+ */
+export type PublishCommand = "PUBLISH" | "SPUBLISH";
+
 /** Adds the scripts to a connection (ioredis sends EVALSHA, and the script itself when Redis lacks it). */
-export function redisHistory(connection: Redis, cap: number, ttlMs: number): RedisHistory {
-  connection.defineCommand("pinghubPublish", { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
+export function redisHistory(
+  connection: Redis | Cluster,
+  cap: number,
+  ttlMs: number,
+  publish: PublishCommand = "PUBLISH",
+): RedisHistory {
+  connection.defineCommand("pinghubPublish", { numberOfKeys: 2, lua: publishScript(publish) });
   connection.defineCommand("pinghubSince", { numberOfKeys: 1, lua: SINCE_SCRIPT });
   connection.defineCommand("pinghubLatest", { numberOfKeys: 1, lua: LATEST_SCRIPT });
   connection.defineCommand("pinghubCatchUp", { numberOfKeys: 1, lua: CATCH_UP_SCRIPT });

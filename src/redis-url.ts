@@ -2,6 +2,7 @@
 // it that is safe to print. A password given in the URL lives only in `RedisTarget.password`, never in a message.
 
 import { ConfigError } from "./config-error.ts";
+import { type ClusterTarget, parseHaUrl, type SentinelTarget } from "./redis-ha-url.ts";
 
 export type RedisTarget =
   | {
@@ -15,20 +16,29 @@ export type RedisTarget =
       /** The URL with any password replaced by `***`: what logs, errors and metrics may show. */
       display: string;
     }
-  | { kind: "unix"; path: string; display: string };
+  | { kind: "unix"; path: string; display: string }
+  | SentinelTarget
+  | ClusterTarget;
 
 export const REDIS_DEFAULT_PORT = 6379;
 /** Redis's own default number of logical databases is 16; a server may be set up with more. */
 const MAX_DB = 1_000_000;
 
-/** `redis://[[user]:password@]host[:port][/db]`, `rediss://…` (TLS), or an absolute UNIX socket path. */
+/**
+ * `redis://[[user]:password@]host[:port][/db]`, `rediss://…` (TLS), an absolute UNIX socket path, or Redis
+ * Sentinel's and Redis Cluster's forms (redis-ha-url.ts).
+ */
 export function parseRedisUrl(value: string, name = "--redis"): RedisTarget {
   if (value.startsWith("/")) return { kind: "unix", path: value, display: value };
   // The value itself is never echoed: it may hold a password. The scheme alone is safe to name.
   const bad = (why: string) =>
-    new ConfigError(`bad ${name}: ${why}; expected redis://[[user]:password@]host[:port][/db], rediss://… or /path`);
+    new ConfigError(
+      `bad ${name}: ${why}; expected redis://[[user]:password@]host[:port][/db], rediss://…, /path, ` +
+        "redis+sentinel://… or redis+cluster://…",
+    );
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
   if (scheme === undefined) throw bad("not a URL");
+  if (scheme === "redis+sentinel" || scheme === "redis+cluster") return parseHaUrl(scheme, value, name);
   if (scheme !== "redis" && scheme !== "rediss") throw bad(`unknown scheme "${scheme.slice(0, 20)}"`);
   let url: URL;
   try {

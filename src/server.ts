@@ -85,7 +85,15 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
       : // Bun's default for HTTP requests, written out: a request not done in 10 s is cut (websockets have their
         // own timeout), and Bun no longer prints its own warning to stderr, outside pinghub's log. Bun's types
         // take this option for TCP only.
-        Bun.serve({ ...serveOptions, hostname: listen.hostname, port: listen.port, idleTimeout: 10 });
+        // Under --workers every worker binds the same port with SO_REUSEPORT, and the kernel spreads new
+        // connections over them; otherwise a second pinghub on a port in use fails, as it should.
+        Bun.serve({
+          ...serveOptions,
+          hostname: listen.hostname,
+          port: listen.port,
+          idleTimeout: 10,
+          reusePort: config.workers > 1,
+        });
   websockets.attach(server);
   listening = server;
 

@@ -2,6 +2,7 @@
 // name it came by (`--mport`, or `PINGHUB_MPORT` when it came from the environment), so that a bad value is
 // named as the operator wrote it, and throws a ConfigError whose message is the whole line printed.
 
+import { availableParallelism } from "node:os";
 import { ConfigError } from "./config-error.ts";
 
 /** Where the channel server listens: a TCP host and port, or a UNIX socket path. */
@@ -137,3 +138,16 @@ export function parseSocketMode(value: string, name: string): number {
 
 /** Any text, as given (a value is never empty: an empty one counts as not given). */
 export const parseText = (value: string): string => value;
+
+/** More workers than this is surely a typo: each holds its own Redis connections and memory. */
+const MAX_WORKERS = 256;
+
+/** A number of workers, or `auto`: as many as the CPUs this process may run on (its affinity, not the box's). */
+export function parseWorkers(value: string, name: string): number {
+  if (value === "auto") return availableParallelism();
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError(`bad ${name} "${value}": expected auto or a whole number from 1 to ${MAX_WORKERS}`);
+  }
+  return n;
+}

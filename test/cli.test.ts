@@ -36,6 +36,7 @@ const SOME_DEFAULTS: Partial<Config> = {
   history: 0,
   historyTtl: 300,
   historyMemory: 67108864,
+  workers: 1,
 };
 
 // ---- helpers
@@ -471,6 +472,7 @@ describe("parseCommandLine", () => {
     history: 10,
     historyTtl: 60,
     historyMemory: 1000000,
+    workers: 1,
   };
   const flags: Record<string, string> = {
     addr: "/run/pinghub/pinghub.sock",
@@ -505,6 +507,7 @@ describe("parseCommandLine", () => {
     history: 100,
     historyTtl: 30,
     historyMemory: 2000000,
+    workers: 1,
   };
 
   test("every PINGHUB_ variable is used", async () => {

@@ -10,8 +10,8 @@
 //   subscriber has the oldest (closed loop): as fast as the server and the load generator together can go,
 //   without ever queueing enough for the server's backlog limit to cut a subscriber off.
 
-import { memory } from "../../test/support/process-stats.ts";
-import { type CpuUse, cpuSince, cpuSnapshot } from "../measure.ts";
+import { treeRssBytes } from "../../test/support/process-stats.ts";
+import { type CpuUse, cpuSince, cpuSnapshot, type RedisPids } from "../measure.ts";
 import { LatencyHistogram } from "../stats.ts";
 import { fillMessage, nowMicros, readSeq, readStamp, writeNumbers } from "./message.ts";
 import { closeEventStreams, openEventStreams, type SseConnection } from "./sse-client.ts";
@@ -147,7 +147,7 @@ export class FanoutLoad {
    * Publishes at `pace` for `durationMs`, waits for the deliveries still on their way, and measures; a cluster
    * node's redis-server's CPU time (`redisPid`) is counted apart.
    */
-  async run(pace: Pace, durationMs: number, serverPid: number, redisPid?: number): Promise<PhaseResult> {
+  async run(pace: Pace, durationMs: number, serverPid: number, redisPid?: RedisPids): Promise<PhaseResult> {
     this.startPhase(pace);
     const start = cpuSnapshot(serverPid, redisPid);
     const t0 = start.at;
@@ -183,7 +183,7 @@ export class FanoutLoad {
       latencyMaxMs: this.latency.max / 1000,
       serverCpuMicrosPerDelivery: (cpu.server / this.deliveries) * 1e6,
       cpu,
-      serverRssBytes: memory(serverPid).rss,
+      serverRssBytes: treeRssBytes(serverPid),
     };
   }
 

@@ -107,3 +107,49 @@ export class RssMonitor {
 }
 
 export const mib = (bytes: number) => (bytes / MiB).toFixed(1);
+
+/**
+ * A process and every process below it, children first found through /proc/PID/task/TID/children: a server
+ * run with --workers is a parent and its workers, and all of them are the server's cost.
+ */
+export function processTree(pid: number): number[] {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    const parent = tree[i] as number;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    for (const task of tasks) {
+      try {
+        const children = readFileSync(`/proc/${parent}/task/${task}/children`, "latin1").trim();
+        if (children !== "") tree.push(...children.split(" ").map(Number));
+      } catch {}
+    }
+  }
+  return tree;
+}
+
+/** CPU seconds of a process and every process below it (processTree); a process gone meanwhile counts 0. */
+export function treeCpuSeconds(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    try {
+      return sum + cpuSeconds(p);
+    } catch {
+      return sum;
+    }
+  }, 0);
+}
+
+/** Resident memory of a process and every process below it, in bytes. */
+export function treeRssBytes(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    try {
+      return sum + memory(p).rss;
+    } catch {
+      return sum;
+    }
+  }, 0);
+}

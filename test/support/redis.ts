@@ -24,6 +24,8 @@ export interface RedisServer {
   url: string;
   /** A plain client for the test's own questions (PUBSUB NUMSUB, CLIENT KILL). */
   client(): Redis;
+  /** Its process id while it runs (the benchmark reads its CPU time). */
+  pid(): number | undefined;
   /** SIGKILL: gone at once, as in a crash. */
   kill(): Promise<void>;
   /** SIGSTOP: connections stay open but nothing is answered, as through a network cut. */
@@ -61,6 +63,7 @@ export async function startRedis(port = freePort(), extraArgs: string[] = [], pa
       return client;
     },
     kill,
+    pid: () => proc?.pid,
     pause: () => proc?.kill("SIGSTOP"),
     resume: () => proc?.kill("SIGCONT"),
     restart: launch,
