@@ -69,6 +69,17 @@ export class RedisConnections {
   private readonly heartbeat: ReturnType<typeof setInterval>;
   /** Connections with a PING awaiting its answer. */
   private readonly pinging = new Set<Redis>();
+  /**
+   * Connections known to reach Redis since either was last lost: made ready since (a fresh handshake), or
+   * answering a PING sent since. When one connection is lost, the other is in doubt: the same Redis may be gone
+   * from under it, and an idle socket whose peer died is not always said closed at once (a killed Redis's FIN
+   * was seen not to reach the publisher for over 100 ms under load, while the subscriber's came within 3 ms).
+   * Saying "up" on such a socket counted one outage twice: up, then the first write (the rights check's) met
+   * Redis's reset, down, up again. Up therefore waits for both connections to be proven.
+   */
+  private readonly proven = new Set<Redis>();
+  /** Counts connection losses, so that a PING answered is proof only if it was sent after the last one. */
+  private losses = 0;
 
   constructor(
     private readonly target: RedisTarget,
@@ -93,6 +104,11 @@ export class RedisConnections {
         if (!this.wasUp && !this.downReported) this.reportDown();
       });
     }
+    for (const connection of [this.publisher, this.subscriber]) {
+      // Registered before the hooks below, which may call checkUp.
+      connection.on("ready", () => this.proven.add(connection));
+      connection.on("close", () => this.lose());
+    }
     this.publisher.on("ready", () => {
       this.publisherReady = true;
       hooks.publisherReady();
@@ -110,9 +126,13 @@ export class RedisConnections {
     this.heartbeat = setInterval(() => this.ping(), PING_INTERVAL_MS);
   }
 
-  /** Both connections ready and every wanted channel subscribed. */
+  /** Both connections ready, proven since the last loss, and every wanted channel subscribed. */
   get up(): boolean {
-    return this.publisherReady && this.subscriber.status === "ready" && this.subscriptions.ready();
+    return this.publisherReady && this.subscriber.status === "ready" && this.subscriptions.ready() && this.bothProven;
+  }
+
+  private get bothProven(): boolean {
+    return this.proven.has(this.publisher) && this.proven.has(this.subscriber);
   }
 
   /** Why the node cannot carry messages now, in one line; undefined when it can. */
@@ -129,7 +149,9 @@ export class RedisConnections {
 
   /** Says the node is up (once) if it now is: called when the publisher or the subscriptions become ready. */
   checkUp(): void {
-    if (!this.up || this.saidUp) return;
+    if (this.saidUp) return;
+    if (!this.bothProven) this.prove();
+    if (!this.up) return;
     this.saidUp = true;
     const first = !this.wasUp;
     if (!first) this.reconnects++;
@@ -158,12 +180,44 @@ export class RedisConnections {
    * then reconnects.
    */
   private ping(): void {
+    for (const connection of [this.publisher, this.subscriber]) this.pingOnce(connection);
+  }
+
+  /** A connection closed: the other one is in doubt until it answers again (see `proven`). */
+  private lose(): void {
+    this.losses++;
+    this.proven.clear();
+  }
+
+  /**
+   * PINGs each ready connection not proven yet; its answer proves it and checks up again. A dead socket fails
+   * the PING at once (Redis's reset) or after PING_TIMEOUT_MS (socketTimeout), and ioredis reconnects it.
+   */
+  private prove(): void {
     for (const connection of [this.publisher, this.subscriber]) {
-      if (connection.status !== "ready" || this.pinging.has(connection)) continue;
-      this.pinging.add(connection);
-      const done = () => this.pinging.delete(connection);
-      connection.ping().then(done, done);
+      if (!this.proven.has(connection)) this.pingOnce(connection);
     }
+  }
+
+  /** PINGs a ready connection unless a PING awaits its answer there; any answer proves it (see `prove`). */
+  private pingOnce(connection: Redis): void {
+    if (connection.status !== "ready" || this.pinging.has(connection)) return;
+    this.pinging.add(connection);
+    const sentAfter = this.losses;
+    connection.ping().then(
+      () => {
+        this.pinging.delete(connection);
+        if (this.proven.has(connection)) return;
+        // Sent before a loss, its answer proves nothing: ask again if up still waits on it.
+        if (this.losses !== sentAfter) {
+          if (!this.saidUp) this.pingOnce(connection);
+          return;
+        }
+        this.proven.add(connection);
+        this.checkUp();
+      },
+      () => this.pinging.delete(connection),
+    );
   }
 
   private reportDown(): void {

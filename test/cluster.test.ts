@@ -172,6 +172,25 @@ describe.skipIf(skip)("cluster mode", () => {
     }
   });
 
+  test("Redis killed twice: each outage counted and said once, the second as the first", async () => {
+    redis = await startRedis();
+    const r = redis;
+    const node = await startNode(r.url);
+    const s = await open(node.ws("/twice"));
+    for (const outage of [1, 2]) {
+      await r.kill();
+      await until(async () => (await health(node)).status === 503, `healthz 503 (outage ${outage})`);
+      await r.restart();
+      await until(async () => (await health(node)).status === 200, `healthz 200 (outage ${outage})`);
+      // The rights check's writes and a publish go through both connections: a stale one would show here.
+      expect((await post(`${node.url}/twice`, `after ${outage}`)).headers.get(NODES_HEADER)).toBe("1");
+      expect(sample(await scrape(node), "pinghub_redis_reconnects_total")).toBe(outage);
+      expect(lines(node, /warn cluster: .*unreachable/)).toBe(outage);
+      expect(lines(node, /info cluster: .* is back; re-subscribed 1 channel$/)).toBe(outage);
+    }
+    expect(await s.received(2)).toEqual(["after 1", "after 2"]);
+  });
+
   test("Redis that stops answering (SIGSTOP, as through a network cut): noticed in seconds, and recovered", async () => {
     redis = await startRedis();
     const r = redis;
