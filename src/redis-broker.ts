@@ -18,6 +18,7 @@ import { type HealthReports, RedisConnections, type TlsFiles } from "./redis-con
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
 import { RedisPublisher } from "./redis-publisher.ts";
 import { checkRights, RedisRights, redisReason } from "./redis-rights.ts";
+import { HistorySettings, historySettings } from "./redis-settings.ts";
 import { type SubscribeCommand, Subscriptions } from "./redis-subscriptions.ts";
 import type { RedisTarget } from "./redis-url.ts";
 import { type Dropped, readMessages, readPairs } from "./redis-wire.ts";
@@ -52,6 +53,8 @@ export class RedisBroker implements Broker, ClusterStatus {
   private readonly rights: RedisRights;
   private readonly warnOnce: (key: string, line: string) => void;
   private toldOtherHistory = false;
+  /** With history: compares this node's --history with the cluster's at each connection (redis-settings.ts). */
+  private readonly settings: HistorySettings | undefined;
   /** With history: what brings a node's channels up to date after it lost its subscriber connection. */
   private readonly catchUp: CatchUp | undefined;
   /** Channels that found a gap catching up (see redis-catch-up.ts). */
@@ -79,6 +82,7 @@ export class RedisBroker implements Broker, ClusterStatus {
       onUp: (channels, first) => {
         options.onUp(channels, first);
         void this.rights.check();
+        if (!first) void this.settings?.check();
       },
     };
     this.connections = new RedisConnections(options.target, options.tls, subscribed, reports, {
@@ -105,8 +109,20 @@ export class RedisBroker implements Broker, ClusterStatus {
       this.prefix,
       options.warn,
     );
-    // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment.
-    this.ready = this.connections.ready.then(() => this.rights.known);
+    const settings =
+      history === undefined
+        ? undefined
+        : new HistorySettings(
+            (key, value) => publisher.set(key, value, "GET"),
+            this.prefix,
+            historySettings(history),
+            options.warn,
+            (text) => this.connections.redact(text),
+          );
+    this.settings = settings;
+    // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment,
+    // and for the settings compared, so that a node of another --history says so before it serves.
+    this.ready = this.connections.ready.then(() => Promise.all([this.rights.known, settings?.check()])).then(() => {});
     this.publisher = new RedisPublisher(this.connections.publisher, this.prefix, this.stored, this.refusal);
     const stored = this.stored;
     this.catchUp =

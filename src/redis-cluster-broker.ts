@@ -17,6 +17,7 @@ import { NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
 import { oncePerMinute } from "./once-a-minute.ts";
 import type { ClusterTarget } from "./redis-ha-url.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
+import { HistorySettings, historySettings } from "./redis-settings.ts";
 import { type Dropped, encodeBatch, readMessages, readPairs } from "./redis-wire.ts";
 
 export interface RedisClusterBrokerOptions {
@@ -70,6 +71,8 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
   private readonly publisher: Cluster;
   private readonly subscriber: Cluster;
   private readonly stored: RedisHistory | undefined;
+  /** With history: compares this node's --history with the cluster's at each connection (redis-settings.ts). */
+  private readonly settings: HistorySettings | undefined;
   /** Channels this node has local subscribers of, or is about to: what it must hear. */
   private readonly wanted = new Set<string>();
   /** Wanted channels not heard now: never confirmed, or confirmed on a master that no longer owns their slot. */
@@ -124,6 +127,18 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     this.history = history !== undefined;
     this.stored =
       history === undefined ? undefined : redisHistory(this.publisher, history.size, history.ttlMs, "SPUBLISH");
+    // The settings key is one plain key (no hash tag needed: no command names another key with it).
+    const publisher = this.publisher;
+    this.settings =
+      history === undefined
+        ? undefined
+        : new HistorySettings(
+            (key, value) => publisher.set(key, value, "GET"),
+            options.prefix,
+            historySettings(history),
+            options.warn,
+            (text) => this.redact(text),
+          );
     // `pinghub:{/x}` → `/x`: the prefix and the braces around the channel's name.
     const start = options.prefix.length + 1;
     const maxBytes = options.maxMessageBytes;
@@ -379,7 +394,10 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     this.downReported = false;
     this.lastError = undefined;
     this.options.onUp(this.wanted.size, first);
-    this.becameReady();
+    // Start-up waits for the settings compared, so that a node of another --history says so before it serves.
+    const compared = this.settings?.check();
+    if (first && compared !== undefined) void compared.then(() => this.becameReady());
+    else this.becameReady();
   }
 
   private reportDown(reason?: string): void {

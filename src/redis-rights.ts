@@ -6,6 +6,9 @@
 // subscriber anywhere hears them. A user kept from that name (ACL key or channel patterns narrower than the
 // prefix) is not refused outright: its channels are tried one by one as they come, and refused with Redis's
 // reason when they must be.
+//
+// Not asked here: SET on the settings key (redis-settings.ts), which only serves a warning; its refusal is said
+// there, in one line, and the node serves without it.
 
 import type Redis from "ioredis";
 import { ReplyError } from "ioredis";

@@ -179,3 +179,23 @@ describe.skipIf(skip)("the README's ACL user for pinghub", () => {
     resumed.close();
   });
 });
+
+describe.skipIf(skip)("a Redis user without SET", () => {
+  test("a node with --history says once that it could not compare its settings, and serves", async () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const rules = (/^ACL SETUSER pinghub on >PASSWORD (.+)$/m.exec(readme)?.[1] ?? "").split(" ");
+    expect(rules).toContain("+set");
+    const { url } = await redisWithUser("noset", [...rules.filter((rule) => rule !== "+set"), "-set"]);
+    const n = await node(url, ["--history", "10"]);
+    expect(
+      n.lines(
+        /warn cluster: could not compare this node's --history with the other nodes': redis refused SET "pinghub:!settings": NOPERM/,
+      ),
+    ).toBe(1);
+    expect(n.lines(/warn/)).toBe(1);
+    expect((await n.health()).text).toBe("ok\n");
+    const s = await pool.open(n.ws("/noset"));
+    expect((await post(`${n.url}/noset`, "hi")).status).toBe(200);
+    expect(await s.received(1)).toEqual(["hi"]);
+  });
+});

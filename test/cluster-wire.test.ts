@@ -1,7 +1,8 @@
 // What crosses Redis on pinghub's channels, checked (issue 16, defect 4): payloads another program PUBLISHes with
 // redis-cli reach a websocket on one node and an SSE stream on another only when they are exactly pinghub's
 // shape; anything else is dropped whole by every node, counted, logged once a minute per channel and reason, and
-// never printed outside the log. Nodes started with different --history say so.
+// never printed outside the log. Nodes started with different --history say so: on vs off on the wire, two sizes
+// or TTLs through the settings key each node with --history swaps in when it connects (redis-settings.ts).
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
@@ -122,5 +123,30 @@ describe.skipIf(skip)("payloads on pinghub's Redis channels", () => {
       withHistory.lines(/warn cluster: this node runs with --history, but another node publishes without it/),
     ).toBe(1);
     expect(without.lines(/warn cluster: this node runs without --history, but another node publishes with it/)).toBe(1);
+  });
+
+  test("nodes started with different --history sizes: the second says so in one line, naming both", async () => {
+    const r = await startRedis();
+    redis = r;
+    const first = await node(r.url, ["--history", "5"]);
+    // A node serves only once it has compared its settings: its log is complete when it serves.
+    const second = await node(r.url, ["--history", "100", "--history-ttl", "60"]);
+    const mismatch =
+      /warn cluster: this node runs with --history (\d+) --history-ttl (\d+) but the node that connected before it kept --history (\d+) --history-ttl (\d+)/;
+    expect(second.lines(mismatch)).toBe(1);
+    expect(second.stderr().match(mismatch)?.slice(1)).toEqual(["100", "60", "5", "300"]);
+    expect(first.lines(/warn cluster: this node runs with --history/)).toBe(0);
+    // The key follows the newest start, and holds no more than the flags.
+    const key = Bun.spawnSync([REDIS_CLI, "-p", String(r.port), "GET", "pinghub:!settings"]);
+    expect(key.stdout.toString().trim()).toBe("--history 100 --history-ttl 60");
+  });
+
+  test("nodes started with the same --history: no warning", async () => {
+    const r = await startRedis();
+    redis = r;
+    const [a, b] = [await node(r.url, ["--history", "5"]), await node(r.url, ["--history", "5"])];
+    for (const n of [a, b]) {
+      expect(n.lines(/warn cluster: this node runs with --history|could not compare/)).toBe(0);
+    }
   });
 });
