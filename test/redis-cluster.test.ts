@@ -186,6 +186,8 @@ describe.skipIf(skip)("Redis Cluster", () => {
       const client = new Cluster(setup.nodes.slice(0, 3).map((n) => ({ host: "127.0.0.1", port: n.port })));
       try {
         expect(await client.xlen("pinghub:{/h}")).toBe(3);
+        // The settings key (redis-settings.ts) is one plain key, written through the cluster like any other.
+        expect(await client.get("pinghub:!settings")).toBe("--history 10 --history-ttl 300");
         const firstId = (await client.xrange("pinghub:{/h}", "-", "+", "COUNT", 1))[0]?.[0] ?? "";
         // An SSE subscriber that saw the first message resumes on the other node with the two after it.
         const response = await fetch(`${a?.url}/h`, {
