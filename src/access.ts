@@ -6,8 +6,9 @@
 // Nothing here runs per message: a websocket's right to publish is decided at its upgrade and kept on the
 // socket, and its token's expiry is one entry in a shared wheel (expiry.ts).
 
-import { plainText } from "./plain-text.ts";
-import { RETRY_AFTER_SECONDS } from "./try-again.ts";
+import type { Config } from "./config.ts";
+import { type ForwardAuthHooks, forwardAuth } from "./forward-auth.ts";
+import { jwtAccess } from "./jwt-access.ts";
 
 /** What a request asks to do on a channel. */
 export type Action = "subscribe" | "publish";
@@ -44,59 +45,26 @@ export interface Access {
   check(req: Request, channel: string, action: Action, peer: () => string): Decision | Promise<Decision>;
 }
 
-/** Allowed for everything, for ever: what a door does without an Access. */
-export const ALLOW_ALL: Allowed = { allowed: true, publish: true, expiresAtMs: undefined };
-
-/** The query parameter that carries a token where browsers cannot set a header (WebSocket, EventSource). */
-export const TOKEN_PARAMETER = "token";
+/** The Access the config asks for: JWT, forward auth, or undefined when everyone may do everything. */
+export function createAccess(config: Config, hooks: ForwardAuthHooks = {}): Access | undefined {
+  if (config.jwtKey !== undefined) {
+    return jwtAccess({ key: config.jwtKey, audience: config.jwtAudience, issuer: config.jwtIssuer });
+  }
+  if (config.authUrl !== undefined) return forwardAuth({ url: config.authUrl, timeout: config.authTimeout }, hooks);
+  return undefined;
+}
 
 /**
- * The client's bearer token: `Authorization: Bearer TOKEN`, else `?token=TOKEN`. The query is searched only
- * when it holds the parameter's name, so a request without one pays a string search and nothing more.
+ * A door's way through a decision: `allowed` with the rights, or `refused` with the refusal; synchronous when
+ * the decision is, so that a remembered token or a cached answer costs no promise.
  */
-export function bearerToken(req: Request): string | undefined {
-  const header = req.headers.get("authorization");
-  if (header !== null) {
-    const match = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(header);
-    if (match?.[1] !== undefined) return match[1];
-  }
-  const url = req.url;
-  const query = url.indexOf("?");
-  if (query < 0 || !url.includes(`${TOKEN_PARAMETER}=`, query)) return undefined;
-  const token = new URLSearchParams(url.slice(query + 1)).get(TOKEN_PARAMETER);
-  return token === null || token === "" ? undefined : token;
-}
-
-/** 401 for a request that brought no token: RFC 6750 says a plain `Bearer` challenge, without an error. */
-export function noToken(action: Action): Refused {
-  return {
-    allowed: false,
-    reason: "unauthorized",
-    response: plainText(`unauthorized: a bearer token is needed to ${action}\n`, 401, {
-      "WWW-Authenticate": "Bearer",
-    }),
-  };
-}
-
-/** 401 for a token given and bad; `why` is pinghub's own words, never the token's. */
-export function invalidToken(why: string, reason: AccessRefusalReason = "unauthorized"): Refused {
-  return {
-    allowed: false,
-    reason,
-    response: plainText(`unauthorized: ${why}\n`, 401, { "WWW-Authenticate": 'Bearer error="invalid_token"' }),
-  };
-}
-
-/** 403 for a client known but without the right. */
-export function forbidden(why: string, headers: Record<string, string> = {}): Refused {
-  return { allowed: false, reason: "forbidden", response: plainText(`forbidden: ${why}\n`, 403, headers) };
-}
-
-/** 503 with Retry-After: who asks cannot be told yes or no now, and is never let in for it. */
-export function unavailable(why: string): Refused {
-  return {
-    allowed: false,
-    reason: "auth_unavailable",
-    response: plainText(`unavailable: ${why}\n`, 503, { "Retry-After": String(RETRY_AFTER_SECONDS) }),
-  };
+export function whenAllowed<T>(
+  decision: Decision | Promise<Decision>,
+  allowed: (rights: Allowed) => T,
+  refused: (refusal: Refused) => T,
+): T | Promise<Awaited<T>> {
+  // A promise returned by `allowed` is followed by then(), so the result holds Awaited<T>, as the cast says.
+  if (decision instanceof Promise)
+    return decision.then((d) => (d.allowed ? allowed(d) : refused(d))) as Promise<Awaited<T>>;
+  return decision.allowed ? allowed(decision) : refused(decision);
 }

@@ -103,6 +103,44 @@ const FLAGS: Record<string, Flag> = {
     description: "most memory all histories may use on a single node; the least recently published go first",
     default: DEFAULTS.historyMemory,
   },
+  "websocket-publish": {
+    key: "websocketPublish",
+    valueHint: "yes|no",
+    description:
+      "whether websockets may publish by sending messages; with no, a message closes the websocket with 1008 " +
+      "(POST still publishes)",
+    default: DEFAULTS.websocketPublish,
+  },
+  "jwt-key": {
+    key: "jwtKey",
+    valueHint: "file",
+    description:
+      "every subscribe and publish needs a JSON Web Token granting it (claim pinghub), checked with this " +
+      "file: an HMAC secret (HS256/384/512) or a PEM public key (RS, PS, ES, EdDSA)",
+  },
+  "jwt-audience": {
+    key: "jwtAudience",
+    valueHint: "audience",
+    description: "with --jwt-key: a token's aud must include this",
+  },
+  "jwt-issuer": {
+    key: "jwtIssuer",
+    valueHint: "issuer",
+    description: "with --jwt-key: a token's iss must be this",
+  },
+  "auth-url": {
+    key: "authUrl",
+    valueHint: "url",
+    description:
+      "before each subscribe and POST, ask this URL of your application with the client's Cookie and " +
+      "Authorization: 2xx allows, 401/403 refuses, anything else is 503",
+  },
+  "auth-timeout": {
+    key: "authTimeout",
+    valueHint: "seconds",
+    description: "how long --auth-url has to answer before the client gets 503",
+    default: DEFAULTS.authTimeout,
+  },
   "socket-mode": {
     key: "socketMode",
     valueHint: "octal",

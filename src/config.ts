@@ -2,6 +2,7 @@
 // bound, so that a bad flag is one clear line and exit status 2 rather than a half-started server.
 
 import { ConfigError } from "./config-error.ts";
+import { type JwtKey, loadJwtKey } from "./jwt-access.ts";
 import { parseRedisUrl, type RedisTarget } from "./redis-url.ts";
 
 /** Where the channel server listens: a TCP host and port, or a UNIX socket path. */
@@ -42,6 +43,17 @@ export interface Config {
   historyTtl: number;
   /** Bytes all histories may hold together, on a single node. */
   historyMemory: number;
+  /** Whether a websocket may publish by sending a message (still subject to its rights). */
+  websocketPublish: boolean;
+  /** The key tokens are checked with (--jwt-key); undefined: no JWT. */
+  jwtKey: JwtKey | undefined;
+  /** The `aud` and `iss` a token must have, when given. */
+  jwtAudience: string | undefined;
+  jwtIssuer: string | undefined;
+  /** The application asked before each subscribe and POST (--auth-url); undefined: no forward auth. */
+  authUrl: string | undefined;
+  /** Seconds the application has to answer. */
+  authTimeout: number;
 }
 
 export const DEFAULTS = {
@@ -69,6 +81,10 @@ export const DEFAULTS = {
   historyTtl: "300",
   // 64 MiB: a hundred 1 KiB messages for each of six hundred busy channels.
   historyMemory: "67108864",
+  // As the original: every websocket subscriber may publish to its channel.
+  websocketPublish: "yes",
+  // An application on the same network answers in milliseconds; two seconds is trouble, not load.
+  authTimeout: "2",
 } as const;
 
 export { ConfigError };
@@ -170,6 +186,36 @@ export function parseSocketMode(value: string): number {
   return Number.parseInt(value, 8);
 }
 
+/** `yes` or `no`. */
+export function parseYesNo(value: string, what: string): boolean {
+  if (value === "yes") return true;
+  if (value === "no") return false;
+  throw new ConfigError(`bad ${what} "${value}": expected yes or no`);
+}
+
+/** Seconds, above zero, fractions allowed (`0.5`). */
+export function parseSeconds(value: string, what: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > 3600) {
+    throw new ConfigError(`bad ${what} "${value}": expected seconds above 0, up to 3600, such as 2 or 0.5`);
+  }
+  return n;
+}
+
+/** An http or https URL. */
+export function parseHttpUrl(value: string, what: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`bad ${what} "${value}": not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(`bad ${what} "${value}": expected an http:// or https:// URL`);
+  }
+  return url.href;
+}
+
 /** The raw settings, one string each, as they come from flags, the environment or the defaults. */
 export interface RawSettings {
   addr: string;
@@ -187,6 +233,12 @@ export interface RawSettings {
   history: string;
   historyTtl: string;
   historyMemory: string;
+  websocketPublish: string;
+  jwtKey: string | undefined;
+  jwtAudience: string | undefined;
+  jwtIssuer: string | undefined;
+  authUrl: string | undefined;
+  authTimeout: string;
 }
 
 export function toConfig(raw: RawSettings): Config {
@@ -196,6 +248,15 @@ export function toConfig(raw: RawSettings): Config {
   // Bun's idle timer counts in steps of 4 s, pings one step before the end, and stops at 960 s.
   if (idleTimeout < 8 || idleTimeout > 960) {
     throw new ConfigError(`bad --idle-timeout "${raw.idleTimeout}": from 8 to 960 seconds`);
+  }
+  const given = (value: string | undefined) => (value === undefined || value === "" ? undefined : value);
+  const jwtKeyFile = given(raw.jwtKey);
+  const authUrl = given(raw.authUrl);
+  if (jwtKeyFile !== undefined && authUrl !== undefined) {
+    throw new ConfigError("--jwt-key and --auth-url cannot be used together: choose one way to authorize");
+  }
+  if (jwtKeyFile === undefined && (given(raw.jwtAudience) ?? given(raw.jwtIssuer)) !== undefined) {
+    throw new ConfigError("--jwt-audience and --jwt-issuer need --jwt-key");
   }
   return {
     listen: parseAddr(raw.addr),
@@ -213,6 +274,13 @@ export function toConfig(raw: RawSettings): Config {
     history: parseCount(raw.history, "--history"),
     historyTtl: parsePositiveInt(raw.historyTtl, "--history-ttl"),
     historyMemory: parsePositiveInt(raw.historyMemory, "--history-memory"),
+    websocketPublish: parseYesNo(raw.websocketPublish, "--websocket-publish"),
+    // Read now, so that a key that cannot be used stops pinghub before anything is bound.
+    jwtKey: jwtKeyFile === undefined ? undefined : loadJwtKey(jwtKeyFile),
+    jwtAudience: given(raw.jwtAudience),
+    jwtIssuer: given(raw.jwtIssuer),
+    authUrl: authUrl === undefined ? undefined : parseHttpUrl(authUrl, "--auth-url"),
+    authTimeout: parseSeconds(raw.authTimeout, "--auth-timeout"),
   };
 }
 

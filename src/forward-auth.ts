@@ -7,7 +7,8 @@
 // auth service never lets anyone in. An allowed answer with `Cache-Control: max-age=N` is kept N seconds for the
 // same (Cookie, Authorization, channel, action); a refusal is never kept.
 
-import { type Access, type Action, type Decision, forbidden, unavailable } from "./access.ts";
+import type { Access, Action, Decision } from "./access.ts";
+import { forbidden, unavailable } from "./access-answers.ts";
 import { plainText } from "./plain-text.ts";
 
 /** Answers kept at most; past this the oldest are forgotten. */

@@ -12,6 +12,8 @@
 
 import type { Server, ServerWebSocket } from "bun";
 import { type Broker, type BrokerFactory, localBroker } from "./broker.ts";
+import type { ExpiryEntry } from "./expiry.ts";
+import type { RefusalReason } from "./metrics.ts";
 import { eventBytes } from "./sse-event.ts";
 
 /** What pinghub keeps on each websocket. */
@@ -21,6 +23,17 @@ export interface Subscriber {
   slow: boolean;
   /** The client's address, for debug lines; empty unless --log-level is debug. */
   client: string;
+  /** Why a message from it is refused (decided at its upgrade: access.ts), or undefined when it may publish. */
+  publishRefused: PublishRefusal | undefined;
+  /** When its token expires, in ms since the epoch; then its place in the expiry wheel, once open. */
+  expiresAtMs: number | undefined;
+  expiry: ExpiryEntry | undefined;
+}
+
+/** A websocket's message refused: counted under `reason`, the websocket closed with 1008 and `text`. */
+export interface PublishRefusal {
+  reason: RefusalReason;
+  text: string;
 }
 
 export type SubscriberSocket = ServerWebSocket<Subscriber>;

@@ -9,16 +9,8 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { errors, type JWTPayload, jwtVerify } from "jose";
-import {
-  type Access,
-  type Action,
-  bearerToken,
-  type Decision,
-  forbidden,
-  invalidToken,
-  noToken,
-  type Refused,
-} from "./access.ts";
+import type { Access, Action, Decision, Refused } from "./access.ts";
+import { bearerToken, forbidden, invalidToken, noToken } from "./access-answers.ts";
 import { ConfigError } from "./config-error.ts";
 
 /** Clock skew forgiven between the application that signs and pinghub, for `exp` and `nbf` when checking. */

@@ -82,7 +82,7 @@ async function run(config: Config): Promise<number> {
   );
   let metrics: Metrics;
   try {
-    metrics = createMetrics(hub, health, config.metricsPort);
+    metrics = createMetrics(hub, health, config.metricsPort, config.authUrl !== undefined);
   } catch (error) {
     return fatal(`pinghub: cannot serve metrics on 127.0.0.1:${config.metricsPort}: ${(error as Error).message}`);
   }
@@ -97,6 +97,7 @@ async function run(config: Config): Promise<number> {
       debug: config.logLevel === "debug" ? (line) => logger.debug(line) : undefined,
       httpMiddleware: metrics.httpMiddleware,
       error: (error) => logger.warn(`request failed: ${error.message}`),
+      forwardAuth: metrics.forwardAuth,
     });
   } catch (error) {
     await metrics.stop();
@@ -106,6 +107,10 @@ async function run(config: Config): Promise<number> {
   logger.info(
     `pinghub ${pkg.version} started: pid ${process.pid}, serving ${channels.url}, metrics ${metrics.url ?? "off"}`,
   );
+
+  const authorizing = describeAccess(config);
+  if (authorizing !== undefined) logger.info(authorizing);
+  if (!config.websocketPublish) logger.info("websockets subscribe only (--websocket-publish no): publish by POST");
 
   const stopWatching = watchDescriptors(logger);
   process.on("SIGHUP", () => {
@@ -131,6 +136,24 @@ async function run(config: Config): Promise<number> {
   logger.info("pinghub stopped");
   log.close();
   return 0;
+}
+
+/** The start-up line that says who may subscribe and publish, or undefined when everyone may. */
+function describeAccess(config: Config): string | undefined {
+  if (config.jwtKey !== undefined) {
+    const checks = [
+      config.jwtAudience === undefined ? undefined : `audience ${JSON.stringify(config.jwtAudience)}`,
+      config.jwtIssuer === undefined ? undefined : `issuer ${JSON.stringify(config.jwtIssuer)}`,
+    ].filter((check) => check !== undefined);
+    const also = checks.length === 0 ? "" : `, ${checks.join(", ")}`;
+    return `authorizing by JWT: tokens checked with ${config.jwtKey.description}${also}`;
+  }
+  if (config.authUrl !== undefined) {
+    // Without user, password or query: the log is no place for credentials an operator put in the URL.
+    const url = new URL(config.authUrl);
+    return `authorizing by asking ${url.origin}${url.pathname} (timeout ${config.authTimeout} s)`;
+  }
+  return undefined;
 }
 
 process.exit(await main());

@@ -6,8 +6,9 @@
 
 import { prometheus } from "@hono/prometheus";
 import type { MiddlewareHandler } from "hono";
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import pkg from "../package.json" with { type: "json" };
+import { AUTH_RESULTS, type ForwardAuthHooks } from "./forward-auth.ts";
 import { CLOSE_CLASSES, type Hub } from "./hub.ts";
 
 /** Why a request or a websocket was refused; a small fixed set, so a label may carry it. */
@@ -19,6 +20,13 @@ export const REFUSAL_REASONS = [
   "binary",
   "bad_upgrade",
   "redis_down",
+  // Authorization (access.ts): no token or a bad one, a token or an application saying no, an expired token
+  // (refused, or ending what it opened), the auth service not answering, a websocket publishing where it may not.
+  "unauthorized",
+  "forbidden",
+  "token_expired",
+  "auth_unavailable",
+  "websocket_publish_off",
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
@@ -27,6 +35,8 @@ export interface Metrics {
   /** Counts HTTP requests handled by the Hono app, by method, status and route pattern. */
   httpMiddleware: MiddlewareHandler;
   refused(reason: RefusalReason): void;
+  /** The forward-auth calls and cache hits (--auth-url); counted only where createMetrics was told of it. */
+  forwardAuth: ForwardAuthHooks;
   /** Stops the metrics server, if there is one. */
   stop(): Promise<void>;
   /** `http://127.0.0.1:PORT`, or undefined when --mport is 0. */
@@ -38,7 +48,7 @@ export interface Health {
   serving: boolean;
 }
 
-export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
+export function createMetrics(hub: Hub, health: Health, port: number, forwardAuth = false): Metrics {
   // Registered in the order a scrape lists them: pinghub's own series first, then HTTP and the runtime's.
   const registry = new Registry();
   new Gauge({
@@ -122,6 +132,8 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
   // Every reason is present from the start, at zero, so rate() works from the first scrape.
   for (const reason of REFUSAL_REASONS) refusals.inc({ reason }, 0);
 
+  const authHooks = forwardAuth ? forwardAuthMetrics(registry) : {};
+
   collectDefaultMetrics({ register: registry });
   // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool says so); the
   // same figures remain, by type, in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
@@ -155,10 +167,41 @@ export function createMetrics(hub: Hub, health: Health, port: number): Metrics {
     registry,
     httpMiddleware: registerMetrics,
     refused: (reason) => refusals.inc({ reason }),
+    forwardAuth: authHooks,
     url: server === undefined ? undefined : `http://127.0.0.1:${server.port}`,
     async stop() {
       await server?.stop(true);
     },
+  };
+}
+
+/** Calls to --auth-url, by how they ended, how long they took, and the checks its cache answered instead. */
+function forwardAuthMetrics(registry: Registry): ForwardAuthHooks {
+  const requests = new Counter({
+    name: "pinghub_auth_requests_total",
+    help: "Calls to the --auth-url application, by result.",
+    labelNames: ["result"],
+    registers: [registry],
+  });
+  for (const result of AUTH_RESULTS) requests.inc({ result }, 0);
+  const duration = new Histogram({
+    name: "pinghub_auth_request_duration_seconds",
+    help: "Time the --auth-url application took to answer (or to time out).",
+    // From a local answer (1 ms) to past the default --auth-timeout.
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const hits = new Counter({
+    name: "pinghub_auth_cache_hits_total",
+    help: "Checks answered from the --auth-url answers kept for their max-age, without a call.",
+    registers: [registry],
+  });
+  return {
+    answered(result, seconds) {
+      requests.inc({ result });
+      duration.observe(seconds);
+    },
+    cacheHit: () => hits.inc(),
   };
 }
 

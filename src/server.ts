@@ -3,12 +3,15 @@
 
 import type { Server } from "bun";
 import type { MiddlewareHandler } from "hono";
+import { type Access, type Allowed, createAccess, type Refused, whenAllowed } from "./access.ts";
 import { createApp } from "./app.ts";
 import { localBroker } from "./broker.ts";
 import { channelFromUrl } from "./channel-path.ts";
 import type { Config } from "./config.ts";
+import { ExpiryWheel } from "./expiry.ts";
+import type { ForwardAuthHooks } from "./forward-auth.ts";
 import { historySettings } from "./history.ts";
-import { Hub, type Subscriber } from "./hub.ts";
+import { Hub, type PublishRefusal, type Subscriber } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { createPostPublisher } from "./post.ts";
@@ -16,7 +19,7 @@ import { clientAddress, createRefuse } from "./refusal.ts";
 import { createSseSubscribers, wantsEventStream } from "./sse.ts";
 import { tryAgainLater } from "./try-again.ts";
 import { prepareUnixSocket, removeUnixSocket, withSocketMode } from "./unix-socket.ts";
-import { websocketHandler } from "./websocket.ts";
+import { NOT_ALLOWED_TO_PUBLISH, PUBLISHING_OFF, websocketHandler } from "./websocket.ts";
 
 export interface ServerHooks {
   /** A request or websocket refused, by reason. */
@@ -27,6 +30,8 @@ export interface ServerHooks {
   httpMiddleware?: MiddlewareHandler;
   /** An error thrown while handling a request; the client gets 500. */
   error?: (error: Error) => void;
+  /** The calls to --auth-url, for the metrics. */
+  forwardAuth?: ForwardAuthHooks;
 }
 
 /** Close code and reason for every websocket when the server stops: clients should reconnect elsewhere. */
@@ -57,8 +62,20 @@ export async function startChannelServer(
     () => listening as Server<unknown> | undefined,
   );
   const debug = hooks.debug;
+  // Who may subscribe and publish: asked first at every door; undefined when everyone may (no flag given).
+  const access: Access | undefined = createAccess(config, hooks.forwardAuth);
+  const expiries = new ExpiryWheel();
+  /** The refusal's answer, counted and logged (never with the token) like every other refusal. */
+  const refuseAccess = (refusal: Refused, channel: string, req: Request): Response => {
+    refused(refusal.reason, channel, req);
+    return refusal.response;
+  };
+  /** The connection's own address, for X-Forwarded-For; looked up only by forward auth. */
+  const peer = (req: Request, server: Server<Subscriber>) => () => server.requestIP(req)?.address ?? "unix socket";
+  // Without access, a websocket's right to publish is --websocket-publish alone.
+  const everyone: Allowed = { allowed: true, publish: true, expiresAtMs: undefined };
   const post = createPostPublisher(hub, config, refused);
-  const sse = createSseSubscribers(hub, config, refused);
+  const sse = createSseSubscribers(hub, config, refused, access, expiries);
   const app = createApp(config, post, { middleware: hooks.httpMiddleware, error: hooks.error });
   const listen = config.listen;
   if (listen.kind === "unix") await prepareUnixSocket(listen.path);
@@ -70,7 +87,19 @@ export async function startChannelServer(
         refused("bad_path", undefined, req);
         return new Response(`${error}\n`, { status: 400 });
       }
-      if (req.method === "POST") return post.publish(req, channel) ?? app.fetch(req, { channel });
+      if (req.method === "POST") {
+        if (access === undefined) return post.publish(req, channel) ?? app.fetch(req, { channel });
+        // The Origin first: a page of another site gets its 403 without the application being asked.
+        if (!originAllowed(config.origin, req.headers.get("origin"))) {
+          refused("bad_origin", channel, req);
+          return forbiddenOrigin(config.origin);
+        }
+        return whenAllowed(
+          access.check(req, channel, "publish", peer(req, server)),
+          () => post.publish(req, channel) ?? app.fetch(req, { channel }),
+          (refusal) => refuseAccess(refusal, channel, req),
+        );
+      }
       if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
         if (req.method === "GET" && wantsEventStream(req)) return sse.subscribe(req, server, channel);
         return app.fetch(req, { channel });
@@ -79,25 +108,14 @@ export async function startChannelServer(
         refused("bad_origin", channel, req);
         return forbiddenOrigin(config.origin);
       }
-      // Cluster mode with Redis away: a new subscriber could not be promised the channel's messages.
-      const unavailable = hub.unavailable;
-      if (unavailable !== undefined) {
-        refused("redis_down", channel, req);
-        return tryAgainLater(unavailable);
-      }
-      // Open means subscribed: the first subscriber of a channel on a cluster node waits for Redis to confirm.
-      const ready = hub.prepare(channel);
-      if (ready === undefined) return upgrade(req, server, channel);
-      return ready.then(
-        () => upgrade(req, server, channel),
-        (error: Error) => {
-          hub.prepared(channel);
-          refused("redis_down", channel, req);
-          return tryAgainLater(error.message);
-        },
+      if (access === undefined) return subscribeWebsocket(req, server, channel, everyone);
+      return whenAllowed(
+        access.check(req, channel, "subscribe", peer(req, server)),
+        (rights) => subscribeWebsocket(req, server, channel, rights),
+        (refusal) => refuseAccess(refusal, channel, req),
       );
     },
-    websocket: websocketHandler(hub, config, refused, debug),
+    websocket: websocketHandler(hub, config, refused, debug, expiries),
     error(error: Error) {
       hooks.error?.(error);
       return new Response("internal error\n", { status: 500 });
@@ -106,11 +124,42 @@ export async function startChannelServer(
     // count, from the Content-Length before reading, or as a chunked body's bytes arrive.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   };
+  /** A websocket allowed in: admitted to the hub, then upgraded with its rights. */
+  function subscribeWebsocket(
+    req: Request,
+    server: Server<Subscriber>,
+    channel: string,
+    rights: Allowed,
+  ): Response | undefined | Promise<Response | undefined> {
+    // Cluster mode with Redis away: a new subscriber could not be promised the channel's messages.
+    const unavailable = hub.unavailable;
+    if (unavailable !== undefined) {
+      refused("redis_down", channel, req);
+      return tryAgainLater(unavailable);
+    }
+    // Open means subscribed: the first subscriber of a channel on a cluster node waits for Redis to confirm.
+    const ready = hub.prepare(channel);
+    if (ready === undefined) return upgrade(req, server, channel, rights);
+    return ready.then(
+      () => upgrade(req, server, channel, rights),
+      (error: Error) => {
+        hub.prepared(channel);
+        refused("redis_down", channel, req);
+        return tryAgainLater(error.message);
+      },
+    );
+  }
   /** Upgrades the request to a websocket subscribed to `channel`, or answers why it cannot. */
-  function upgrade(req: Request, server: Server<Subscriber>, channel: string): Response | undefined {
+  function upgrade(req: Request, server: Server<Subscriber>, channel: string, rights: Allowed): Response | undefined {
     // Bun runs the websocket's open, and so hub.join, inside upgrade.
     const client = debug === undefined ? "" : clientAddress(req, server as Server<unknown>);
-    const upgraded = server.upgrade(req, { data: { channel, slow: false, client } });
+    const publishRefused: PublishRefusal | undefined = !config.websocketPublish
+      ? PUBLISHING_OFF
+      : rights.publish
+        ? undefined
+        : NOT_ALLOWED_TO_PUBLISH;
+    const data = { channel, slow: false, client, publishRefused, expiresAtMs: rights.expiresAtMs, expiry: undefined };
+    const upgraded = server.upgrade(req, { data });
     hub.prepared(channel);
     if (upgraded) return undefined;
     refused("bad_upgrade", channel, req);
@@ -144,6 +193,7 @@ export async function startChannelServer(
       if (listen.kind === "unix") removeUnixSocket(listen.path);
       hub.closeAll(GOING_AWAY.code, GOING_AWAY.reason);
       sse.stop();
+      expiries.stop();
       // A request that drips its body could hold the stop for ever: past the grace period, cut what is left.
       const cut = setTimeout(() => server.stop(true), config.shutdownTimeout * 1000);
       await drained;

@@ -9,7 +9,9 @@
 // Origin, a bad path) gets an error status.
 
 import type { Server } from "bun";
+import { type Access, whenAllowed } from "./access.ts";
 import type { Config } from "./config.ts";
+import type { ExpiryEntry, ExpiryWheel } from "./expiry.ts";
 import { parseId, type Resume } from "./history.ts";
 import type { EventStream, Hub } from "./hub.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
@@ -35,7 +37,15 @@ export function wantsEventStream(req: Request): boolean {
   return req.headers.get("accept")?.includes("text/event-stream") === true;
 }
 
-export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse): SseSubscribers {
+export function createSseSubscribers(
+  hub: Hub,
+  config: Config,
+  refused: Refuse,
+  /** Who may subscribe; undefined: everyone. */
+  access?: Access,
+  /** Where streams whose token expires wait to be ended. */
+  expiries?: ExpiryWheel,
+): SseSubscribers {
   const open = new Set<SseStream>();
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   const keepalive = commentBytes("keepalive");
@@ -69,8 +79,10 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
     return new Response(body, { headers: headers(req) });
   }
 
-  function start(req: Request, channel: string, lastId: string | undefined): Response {
+  function start(req: Request, channel: string, lastId: string | undefined, expiresAtMs: number | undefined): Response {
+    let expiry: ExpiryEntry | undefined;
     const stream = new SseStream(channel, hub, config.maxBacklog, () => {
+      if (expiry !== undefined) expiries?.remove(expiry);
       open.delete(stream);
       if (open.size === 0 && heartbeat !== undefined) {
         clearInterval(heartbeat);
@@ -81,6 +93,14 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
     // history is written, live events wait in the stream.
     if (lastId !== undefined) stream.holdLive();
     if (!hub.joinStream(stream)) return new Response(stream.body, { headers: headers(req) });
+    // A token's exp ends the stream, and EventSource comes back with a fresh token (pinghub.js asks for one).
+    expiry =
+      expiresAtMs === undefined
+        ? undefined
+        : expiries?.add(expiresAtMs, () => {
+            refused("token_expired", channel, req);
+            stream.endWith("token expired");
+          });
     open.add(stream);
     heartbeat ??= setInterval(beat, HEARTBEAT_MS);
     req.signal.addEventListener("abort", () => stream.gone(), { once: true });
@@ -100,26 +120,15 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
         refused("bad_origin", channel, req);
         return forbiddenOrigin(config.origin);
       }
-      // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
-      server.timeout(req, 0);
-      const lastId = lastEventId(req);
-      const unavailable = hub.unavailable;
-      if (unavailable !== undefined) return comeBackLater(req, channel, unavailable);
-      const ready = hub.prepare(channel);
-      if (ready === undefined) {
-        const response = start(req, channel, lastId);
-        hub.prepared(channel);
-        return response;
-      }
-      return ready.then(
-        () => {
-          const response = start(req, channel, lastId);
-          hub.prepared(channel);
-          return response;
-        },
-        (error: Error) => {
-          hub.prepared(channel);
-          return comeBackLater(req, channel, error.message);
+      if (access === undefined) return admit(req, server, channel, undefined);
+      const peer = () => server.requestIP(req)?.address ?? "unix socket";
+      return whenAllowed(
+        access.check(req, channel, "subscribe", peer),
+        (rights) => admit(req, server, channel, rights.expiresAtMs),
+        (refusal) => {
+          // An answer, not a stream: EventSource gives up on it, which is meant (a token is missing or bad).
+          refused(refusal.reason, channel, req);
+          return refusal.response;
         },
       );
     },
@@ -128,6 +137,37 @@ export function createSseSubscribers(hub: Hub, config: Config, refused: Refuse):
       heartbeat = undefined;
     },
   };
+
+  /** A subscriber allowed in: joined to the hub, once the channel is ready for it. */
+  function admit(
+    req: Request,
+    server: Server<unknown>,
+    channel: string,
+    expiresAtMs: number | undefined,
+  ): Response | Promise<Response> {
+    // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
+    server.timeout(req, 0);
+    const lastId = lastEventId(req);
+    const unavailable = hub.unavailable;
+    if (unavailable !== undefined) return comeBackLater(req, channel, unavailable);
+    const ready = hub.prepare(channel);
+    if (ready === undefined) {
+      const response = start(req, channel, lastId, expiresAtMs);
+      hub.prepared(channel);
+      return response;
+    }
+    return ready.then(
+      () => {
+        const response = start(req, channel, lastId, expiresAtMs);
+        hub.prepared(channel);
+        return response;
+      },
+      (error: Error) => {
+        hub.prepared(channel);
+        return comeBackLater(req, channel, error.message);
+      },
+    );
+  }
 }
 
 function lastEventId(req: Request): string | undefined {

@@ -3,13 +3,25 @@
 
 import type { WebSocketHandler } from "bun";
 import type { Config } from "./config.ts";
-import type { Hub, Subscriber } from "./hub.ts";
+import type { ExpiryWheel } from "./expiry.ts";
+import type { Hub, PublishRefusal, Subscriber } from "./hub.ts";
 import type { RefusalReason } from "./metrics.ts";
 import type { Refuse } from "./refusal.ts";
 import { CLOSE_TRY_AGAIN_LATER } from "./try-again.ts";
 
 /** Close codes pinghub sends itself; Bun sends 1007 (not UTF-8) and 1009 (too large) on its own. */
 export const CLOSE_UNSUPPORTED_DATA = 1003;
+/** RFC 6455's "policy violation": a message it may not publish, a token expired. */
+export const CLOSE_POLICY_VIOLATION = 1008;
+
+/** --websocket-publish no: websockets subscribe only, POST publishes. */
+export const PUBLISHING_OFF: PublishRefusal = {
+  reason: "websocket_publish_off",
+  text: "publishing by websocket is off",
+};
+/** The websocket's token or the application did not grant it publish on its channel. */
+export const NOT_ALLOWED_TO_PUBLISH: PublishRefusal = { reason: "forbidden", text: "not allowed to publish" };
+export const TOKEN_EXPIRED = "token expired";
 
 /** The reasons Bun gives its own closes, which it reports to us as 1006 with this text, and the codes it sent. */
 const BUN_CLOSE_REASONS: Record<string, { refusal: RefusalReason; code: number }> = {
@@ -23,6 +35,8 @@ export function websocketHandler(
   refused: Refuse,
   /** At --log-level debug: one line per websocket opened and closed. */
   debug?: (line: string) => void,
+  /** Where websockets whose token expires wait to be closed. */
+  expiries?: ExpiryWheel,
 ): WebSocketHandler<Subscriber> {
   return {
     // Bun closes with 1009 a message larger than this, before any of it reaches us.
@@ -42,6 +56,15 @@ export function websocketHandler(
 
     open(ws) {
       hub.join(ws);
+      const expiresAtMs = ws.data.expiresAtMs;
+      if (expiresAtMs !== undefined && expiries !== undefined) {
+        // One entry in a shared wheel, not a timer per websocket, and nothing per message.
+        ws.data.expiry = expiries.add(expiresAtMs, () => {
+          ws.data.expiry = undefined;
+          refused("token_expired", ws.data.channel, ws.data.client);
+          ws.close(CLOSE_POLICY_VIOLATION, TOKEN_EXPIRED);
+        });
+      }
       debug?.(`websocket opened: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}`);
     },
 
@@ -54,6 +77,13 @@ export function websocketHandler(
       // An empty message is a keepalive: answered to its sender alone, never published.
       if (message.length === 0) {
         ws.send("");
+        return;
+      }
+      // Decided once, at the upgrade: a property read per message, whatever the way of authorizing.
+      const refusal = ws.data.publishRefused;
+      if (refusal !== undefined) {
+        refused(refusal.reason, ws.data.channel, ws.data.client);
+        ws.close(CLOSE_POLICY_VIOLATION, refusal.text);
         return;
       }
       const published = hub.publishWebsocket(ws.data.channel, message);
@@ -70,6 +100,7 @@ export function websocketHandler(
       const bunClose = BUN_CLOSE_REASONS[reason];
       const code = bunClose?.code ?? reported;
       hub.leave(ws, code);
+      if (ws.data.expiry !== undefined) expiries?.remove(ws.data.expiry);
       if (bunClose !== undefined) refused(bunClose.refusal, ws.data.channel, ws.data.client);
       debug?.(`websocket closed: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}, code ${code}`);
     },

@@ -48,6 +48,12 @@ const DEFAULT_CONFIG: Config = {
   history: 0,
   historyTtl: 300,
   historyMemory: 67108864,
+  websocketPublish: true,
+  jwtKey: undefined,
+  jwtAudience: undefined,
+  jwtIssuer: undefined,
+  authUrl: undefined,
+  authTimeout: 2,
 };
 
 // ---- helpers
@@ -413,6 +419,12 @@ describe("parseCommandLine", () => {
     history: 10,
     historyTtl: 60,
     historyMemory: 1000000,
+    websocketPublish: true,
+    jwtKey: undefined,
+    jwtAudience: undefined,
+    jwtIssuer: undefined,
+    authUrl: undefined,
+    authTimeout: 2,
   };
   const flags: Record<string, string> = {
     addr: "/run/pinghub/pinghub.sock",
@@ -447,6 +459,12 @@ describe("parseCommandLine", () => {
     history: 100,
     historyTtl: 30,
     historyMemory: 2000000,
+    websocketPublish: true,
+    jwtKey: undefined,
+    jwtAudience: undefined,
+    jwtIssuer: undefined,
+    authUrl: undefined,
+    authTimeout: 2,
   };
 
   test("every PINGHUB_ variable is used", async () => {

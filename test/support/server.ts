@@ -26,6 +26,12 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
       history: "0",
       historyTtl: "300",
       historyMemory: "67108864",
+      websocketPublish: "yes",
+      jwtKey: undefined,
+      jwtAudience: undefined,
+      jwtIssuer: undefined,
+      authUrl: undefined,
+      authTimeout: "2",
     }),
     ...overrides,
   };
