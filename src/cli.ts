@@ -156,12 +156,16 @@ const args: ArgsDef = {
   help: { type: "boolean", alias: "h" },
   version: { type: "boolean" },
   reconnect: { type: "boolean" },
+  token: { type: "string" },
 };
 
 /** The client commands, run instead of the server: `pinghub watch URL`, `pinghub publish URL [MESSAGE]`. */
 export type ClientCommand =
-  | { kind: "watch"; url: string; reconnect: boolean }
-  | { kind: "publish"; url: string; message: string | undefined };
+  | { kind: "watch"; url: string; reconnect: boolean; token: string | undefined }
+  | { kind: "publish"; url: string; message: string | undefined; token: string | undefined };
+
+/** The client commands' token (for a server with --jwt-key), when --token is not given. */
+export const TOKEN_VARIABLE = "PINGHUB_TOKEN";
 
 export type CliResult =
   | { kind: "run"; config: Config }
@@ -179,9 +183,10 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
   if (parsed.help) return { kind: "exit", status: 0, stdout: helpText() };
   if (parsed.version) return { kind: "exit", status: 0, stdout: `${pkg.version}\n` };
   const [command, ...operands] = parsed._.map(String);
-  if (command === "watch" || command === "publish") return clientCommand(command, operands, parsed, normalised);
+  if (command === "watch" || command === "publish") return clientCommand(command, operands, parsed, normalised, env);
   if (command !== undefined) return usageError(`unexpected argument "${command}"`);
   if (parsed.reconnect) return usageError("--reconnect is for pinghub watch");
+  if (flagValues(normalised, "token").length > 0) return usageError("--token is for pinghub watch and publish");
   const raw: Partial<RawSettings> = {};
   const fromEnv: string[] = [];
   for (const [name, flag] of Object.entries(FLAGS)) {
@@ -209,18 +214,23 @@ function clientCommand(
   operands: string[],
   parsed: Record<string, unknown>,
   normalised: string[],
+  env: Record<string, string | undefined>,
 ): CliResult {
   const serverFlag = Object.keys(FLAGS).find((name) => flagValues(normalised, name).length > 0);
   if (serverFlag !== undefined) return usageError(`--${serverFlag} is a server flag, not one for pinghub ${command}`);
+  const tokens = flagValues(normalised, "token");
+  if (tokens.includes("")) return usageError("flag --token needs a value");
+  // On the command line a token shows in `ps`: PINGHUB_TOKEN keeps it out of sight.
+  const token = tokens.at(-1) ?? (env[TOKEN_VARIABLE] || undefined);
   const [url, message, extra] = operands;
   if (url === undefined) return usageError(`pinghub ${command} needs a channel URL`);
   if (command === "watch") {
     if (message !== undefined) return usageError(`unexpected argument "${message}" after the URL`);
-    return { kind: "watch", url, reconnect: parsed.reconnect === true };
+    return { kind: "watch", url, reconnect: parsed.reconnect === true, token };
   }
   if (parsed.reconnect) return usageError("--reconnect is for pinghub watch");
   if (extra !== undefined) return usageError(`unexpected argument "${extra}": quote a message with spaces`);
-  return { kind: "publish", url, message };
+  return { kind: "publish", url, message, token };
 }
 
 /** Every value given for a flag, in order: `--name VALUE` and `--name=VALUE` ("" for a flag with none). */
@@ -247,6 +257,7 @@ function helpText(): string {
     "  pinghub [FLAGS]                      serve channels (the flags below)",
     "  pinghub watch URL [--reconnect]      print each message of a channel as it arrives",
     "  pinghub publish URL [MESSAGE]        publish MESSAGE, or standard input, to a channel",
+    "  (both take --token TOKEN, or PINGHUB_TOKEN, for a server with --jwt-key)",
     "",
     "watch prints one message per line, with a line feed inside a message written as \\n, a carriage",
     "return as \\r and a backslash as \\\\. On a close it prints the code and reason to stderr and exits 1;",
@@ -287,5 +298,5 @@ function singleDashToDouble(arg: string): string {
 
 function isKnownFlag(arg: string): boolean {
   const name = arg.replace(/^--?/, "").split("=")[0] ?? "";
-  return name in FLAGS || ["h", "help", "version", "reconnect"].includes(name);
+  return name in FLAGS || ["h", "help", "version", "reconnect", "token"].includes(name);
 }

@@ -1,7 +1,7 @@
 // The command-line client, so that a newcomer sees a message arrive without writing a script or finding a
 // websocket tool: `pinghub watch URL` prints a channel's messages, `pinghub publish URL [MESSAGE]` POSTs one.
 
-import { connect } from "../public/pinghub.js";
+import { connect, withToken } from "../public/pinghub.js";
 import { NODES_HEADER, SUBSCRIBERS_HEADER } from "./post.ts";
 
 export interface Output {
@@ -36,8 +36,11 @@ export function messageLine(message: string): string {
   return `${message.replace(/[\\\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\n" ? "\\n" : "\\r"))}\n`;
 }
 
-/** Subscribes and prints each message until the channel closes (exit 1) or, with `reconnect`, for ever. */
-export function watch(given: string, reconnect: boolean, io: Output = stdio): Promise<number> {
+/**
+ * Subscribes and prints each message until the channel closes (exit 1) or, with `reconnect`, for ever. A token
+ * (--token, for --jwt-key) goes in the URL's query, as pinghub.js sends it; it is never printed.
+ */
+export function watch(given: string, reconnect: boolean, io: Output = stdio, token?: string): Promise<number> {
   const urls = channelUrls(given);
   if (urls === undefined) {
     io.err(`pinghub watch: "${given}" is not an http, https, ws or wss URL\n`);
@@ -46,6 +49,7 @@ export function watch(given: string, reconnect: boolean, io: Output = stdio): Pr
   if (reconnect) {
     // pinghub.js itself: the browser library's keepalive and backoff, and its reconnecting for ever.
     connect(urls.ws, {
+      token,
       onMessage: (text: string) => io.out(messageLine(text)),
       onState: (state: { status: string; code?: number; reason?: string; delayMs?: number }) => {
         if (state.status === "live") io.err(`watching ${urls.ws}\n`);
@@ -57,7 +61,7 @@ export function watch(given: string, reconnect: boolean, io: Output = stdio): Pr
     return new Promise(() => {});
   }
   return new Promise((resolve) => {
-    const ws = new WebSocket(urls.ws);
+    const ws = new WebSocket(token === undefined ? urls.ws : withToken(urls.ws, token));
     let opened = false;
     ws.onopen = () => {
       opened = true;
@@ -79,8 +83,16 @@ export function watch(given: string, reconnect: boolean, io: Output = stdio): Pr
   });
 }
 
-/** POSTs the message (or standard input) and prints whom it reached; a refusal prints the server's reason. */
-export async function publish(given: string, message: string | undefined, io: Output = stdio): Promise<number> {
+/**
+ * POSTs the message (or standard input) and prints whom it reached; a refusal prints the server's reason. A
+ * token goes in the Authorization header.
+ */
+export async function publish(
+  given: string,
+  message: string | undefined,
+  io: Output = stdio,
+  token?: string,
+): Promise<number> {
   const urls = channelUrls(given);
   if (urls === undefined) {
     io.err(`pinghub publish: "${given}" is not an http, https, ws or wss URL\n`);
@@ -89,7 +101,8 @@ export async function publish(given: string, message: string | undefined, io: Ou
   const body = message ?? (await Bun.stdin.bytes());
   let response: Response;
   try {
-    response = await fetch(urls.http, { method: "POST", body });
+    const headers: Record<string, string> = token === undefined ? {} : { Authorization: `Bearer ${token}` };
+    response = await fetch(urls.http, { method: "POST", body, headers });
   } catch (error) {
     io.err(`pinghub publish: cannot reach ${urls.http}: ${(error as Error).message}\n`);
     return 1;

@@ -25,9 +25,9 @@ async function main(): Promise<number> {
       if (cli.stderr) process.stderr.write(cli.stderr);
       return cli.status;
     case "watch":
-      return watch(cli.url, cli.reconnect);
+      return watch(cli.url, cli.reconnect, undefined, cli.token);
     case "publish":
-      return publish(cli.url, cli.message);
+      return publish(cli.url, cli.message, undefined, cli.token);
     case "run":
       return run(cli.config);
   }

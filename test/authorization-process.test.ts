@@ -191,3 +191,52 @@ test("examples/internal-auth.ts answers pinghub's --auth-url as it answers nginx
     await auth.exited;
   }
 });
+
+describe("the command-line client with --token", () => {
+  async function run(args: string[], env: Record<string, string> = {}) {
+    const proc = Bun.spawn([process.execPath, "src/main.ts", ...args], {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: "1", ...env },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [status, stdout, stderr] = await Promise.all([
+      proc.exited,
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+    ]);
+    return { status, stdout, stderr };
+  }
+
+  test("publish --token and watch with PINGHUB_TOKEN reach a --jwt-key server; no token prints its 401", async () => {
+    const pinghub = await spawnServing(["--jwt-key", secretFile]);
+    try {
+      const both = await token({ pinghub: { subscribe: ["/t/*"], publish: ["/t/*"] } });
+      const watch = Bun.spawn([process.execPath, "src/main.ts", "watch", `${pinghub.url}/t/cli`], {
+        cwd: ROOT,
+        env: { ...process.env, NO_COLOR: "1", PINGHUB_TOKEN: both },
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const stderr = watch.stderr.getReader();
+      const said = new TextDecoder().decode((await stderr.read()).value);
+      expect(said).toBe(`watching ${pinghub.url.replace("http:", "ws:")}/t/cli\n`);
+      const published = await run(["publish", `${pinghub.url}/t/cli`, "with a token", "--token", both]);
+      expect(published).toEqual({ status: 0, stdout: "published to 1 subscriber\n", stderr: "" });
+      const refused = await run(["publish", `${pinghub.url}/t/cli`, "without"]);
+      expect(refused).toEqual({
+        status: 1,
+        stdout: "",
+        stderr: "pinghub publish: 401 unauthorized: a bearer token is needed to publish\n",
+      });
+      const line = new TextDecoder().decode((await watch.stdout.getReader().read()).value);
+      expect(line).toBe("with a token\n");
+      watch.kill("SIGTERM");
+      await watch.exited;
+    } finally {
+      await stop(pinghub);
+    }
+  });
+});

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server } from "bun";
 import { type JWTPayload, SignJWT } from "jose";
+import { connect } from "../public/pinghub.js";
 import { loadJwtKey } from "../src/jwt-access.ts";
 import { post, subscribe } from "./support/clients.ts";
 import { startServer, type TestServer } from "./support/server.ts";
@@ -195,6 +196,60 @@ describe("--jwt-key", () => {
     await early.closed;
     expect(forever.ws.readyState).toBe(WebSocket.OPEN);
     forever.close();
+  });
+});
+
+describe("pinghub.js with a token function", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ jwtKey: loadJwtKey(secretFile) });
+  });
+  afterAll(() => server.stop());
+
+  test("asks for a fresh token before each connect: a websocket closed at exp comes back with the next one", async () => {
+    let asked = 0;
+    const states: string[] = [];
+    const messages: string[] = [];
+    const live = { count: 0, wake: () => {} };
+    const channel = connect(server.http("/js/fresh"), {
+      minRetryMs: 50,
+      keepaliveMs: 0,
+      token: async () => {
+        asked++;
+        // The first token expires in two seconds; the next ones hold for ten minutes.
+        const exp = Math.floor(Date.now() / 1000) + (asked === 1 ? 2 : 600);
+        return token({ ...rights(["/js/fresh"], ["/js/fresh"]), exp });
+      },
+      onMessage: (text: string) => messages.push(text),
+      onState: (state: { status: string; reason?: string }) => {
+        states.push(state.status === "reconnecting" ? `reconnecting: ${state.reason}` : state.status);
+        if (state.status === "live") {
+          live.count++;
+          live.wake();
+        }
+      },
+    });
+    const liveAgain = (count: number) =>
+      new Promise<void>((resolve) => {
+        live.wake = () => live.count >= count && resolve();
+        live.wake();
+      });
+    try {
+      await liveAgain(1);
+      expect(channel.send("first")).toBe(true);
+      await liveAgain(2);
+      expect(channel.send("second")).toBe(true);
+      const listener = await subscribe(server.ws(`/js/fresh?token=${await token(rights(["/js/fresh"]))}`));
+      channel.send("third");
+      expect(await listener.received(1)).toEqual(["third"]);
+      listener.close();
+      expect(asked).toBe(2);
+      expect(states.slice(0, 4)).toEqual(["connecting", "live", "reconnecting: token expired", "connecting"]);
+      // The channel's URL, as shown to the page, carries no token.
+      expect(channel.url).toBe(server.ws("/js/fresh"));
+    } finally {
+      channel.close();
+    }
   });
 });
 

@@ -558,22 +558,49 @@ describe("parseCommandLine", () => {
       kind: "watch",
       url: "http://127.0.0.1:8081/x",
       reconnect: false,
+      token: undefined,
     });
     expect(await parseCommandLine(["watch", "ws://h/x", "--reconnect"], {})).toEqual({
       kind: "watch",
       url: "ws://h/x",
       reconnect: true,
+      token: undefined,
     });
     expect(await parseCommandLine(["publish", "http://h/x", "hello there"], {})).toEqual({
       kind: "publish",
       url: "http://h/x",
       message: "hello there",
+      token: undefined,
     });
     expect(await parseCommandLine(["publish", "http://h/x"], {})).toEqual({
       kind: "publish",
       url: "http://h/x",
       message: undefined,
+      token: undefined,
     });
+  });
+
+  test("--token, or PINGHUB_TOKEN, for watch and publish only", async () => {
+    expect(await parseCommandLine(["watch", "http://h/x", "--token", "t1"], { PINGHUB_TOKEN: "t2" })).toEqual({
+      kind: "watch",
+      url: "http://h/x",
+      reconnect: false,
+      token: "t1",
+    });
+    expect(await parseCommandLine(["publish", "http://h/x", "m"], { PINGHUB_TOKEN: "t2" })).toEqual({
+      kind: "publish",
+      url: "http://h/x",
+      message: "m",
+      token: "t2",
+    });
+    for (const [argv, says] of [
+      [["--token", "t"], /--token is for pinghub watch and publish/],
+      [["watch", "http://h/x", "--token"], /flag --token needs a value/],
+    ] as const) {
+      const result = await parseCommandLine([...argv], {});
+      expect(result.kind === "exit" && result.status).toBe(2);
+      expect(result.kind === "exit" && result.stderr).toMatch(says);
+    }
   });
 });
 
