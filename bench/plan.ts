@@ -38,6 +38,11 @@ export interface Plan {
   sse: { pairs: number; rates: number[] };
   /** The history scenario: fan-out and POST as sized above, a node without history against one with, in pairs. */
   history: { pairs: number; postPairs: number };
+  /**
+   * The auth scenario: pinghub without authorization against --jwt-key (idle.connections connects, each with a
+   * token of its own; the fan-out and POST as sized above) and against --auth-url (POST, answers cached), in pairs.
+   */
+  auth: { pairs: number; postPairs: number };
   growth: {
     /** Floor/pinghub pairs per point: fewer than the headline scenarios, as there are many points. */
     pairs: number;
@@ -69,6 +74,7 @@ export const FULL: Plan = {
   cluster: { pairs: 5, postPairs: 9 },
   sse: { pairs: 5, rates: [300, 100] },
   history: { pairs: 5, postPairs: 9 },
+  auth: { pairs: 5, postPairs: 9 },
   growth: {
     pairs: 3,
     seconds: 1.5,
@@ -99,6 +105,7 @@ export const SMOKE: Plan = {
   cluster: { pairs: 1, postPairs: 1 },
   sse: { pairs: 1, rates: [200, 50] },
   history: { pairs: 1, postPairs: 1 },
+  auth: { pairs: 1, postPairs: 1 },
   growth: {
     pairs: 1,
     seconds: 0.2,

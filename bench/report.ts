@@ -17,11 +17,20 @@ import { type PhaseResult, TRANSPORTS, type Transport } from "./load/fanout.ts";
 import type { CpuUse, Machine } from "./measure.ts";
 import type { RedisPlace } from "./pinning.ts";
 import type { Plan } from "./plan.ts";
+import type { ConnectRun } from "./scenarios/connect.ts";
 import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
 import type { IdleRun } from "./scenarios/idle.ts";
 import type { PostRun } from "./scenarios/post.ts";
-import { CLUSTER_KINDS, type ClusterKind, HISTORY_KINDS, type HistoryKind } from "./servers.ts";
+import {
+  CLUSTER_KINDS,
+  type ClusterKind,
+  type ForwardKind,
+  HISTORY_KINDS,
+  type HistoryKind,
+  JWT_KINDS,
+  type JwtKind,
+} from "./servers.ts";
 import { median } from "./stats.ts";
 
 export interface Results {
@@ -38,6 +47,18 @@ export interface Results {
   /** Websocket subscribers against SSE subscribers, on the same single node, in pairs. */
   sse?: Alternated<FanoutRun, Transport>;
   history?: HistoryResults;
+  auth?: AuthResults;
+}
+
+/**
+ * The auth scenario: pinghub without authorization (`pinghub`) against --jwt-key (`jwt`) for connects, POST
+ * and fan-out, and against --auth-url with a cached answer (`forward`) for POST, in pairs.
+ */
+export interface AuthResults {
+  connect?: Alternated<ConnectRun, JwtKind>;
+  post?: Alternated<PostRun, JwtKind>;
+  forwardPost?: Alternated<PostRun, ForwardKind>;
+  fanout?: Alternated<FanoutRun, JwtKind>;
 }
 
 /** The cluster scenario: a single node (`pinghub`) against a cluster node (`cluster`), in pairs. */
@@ -371,6 +392,56 @@ export function historyTargets(results: Results): PairedTarget[] {
   return list;
 }
 
+/** The auth targets of issue 17: what --jwt-key and --auth-url cost, against pinghub without them. */
+export function authTargets(results: Results): PairedTarget[] {
+  const auth = results.auth;
+  if (auth === undefined) return [];
+  const list: PairedTarget[] = [];
+  const than = "no authorization";
+  if (auth.connect) {
+    list.push(
+      pairedRatioTarget(
+        `${results.plan.idle.connections} websocket connects, a token each: server CPU per connect`,
+        "µs",
+        auth.connect.pinghub,
+        auth.connect.jwt,
+        (r) => r.serverCpuMicrosPerConnect,
+        1.3,
+        than,
+      ),
+    );
+  }
+  const posts = `POST, ${results.plan.post.connections} keep-alive connections: requests/s`;
+  if (auth.post) {
+    list.push(
+      pairedRatioTarget(`${posts}, JWT`, "/s", auth.post.pinghub, auth.post.jwt, (r) => r.requestsPerSecond, 0.8, than),
+    );
+  }
+  if (auth.forwardPost) {
+    const { pinghub, forward } = auth.forwardPost;
+    list.push(
+      pairedRatioTarget(`${posts}, forward auth cached`, "/s", pinghub, forward, (r) => r.requestsPerSecond, 0.8, than),
+    );
+  }
+  if (auth.fanout) {
+    for (const { name, i } of ratePhases(auth.fanout.pinghub)) {
+      list.push(
+        pairedRatioTarget(
+          `fan-out ${name}, subscribers with tokens: server CPU per delivery`,
+          "µs",
+          auth.fanout.pinghub,
+          auth.fanout.jwt,
+          (r) => phaseAt(r, i).serverCpuMicrosPerDelivery,
+          1.1,
+          than,
+        ),
+      );
+    }
+    list.push(faultTarget(auth.fanout.pinghub, auth.fanout.jwt));
+  }
+  return list;
+}
+
 function phaseAt(run: FanoutRun, i: number): PhaseResult {
   return (run.phases[i] as FanoutRun["phases"][number]).result;
 }
@@ -409,6 +480,7 @@ export function renderReport(results: Results, plotFile: string | undefined): st
   if (results.cluster) renderCluster(out, results.cluster, plan);
   if (results.sse) renderSse(out, results.sse, plan);
   if (results.history) renderHistory(out, results.history, plan);
+  if (results.auth) renderAuth(out, results.auth, plan);
   return `${lines.join("\n")}\n`;
 }
 
@@ -452,6 +524,13 @@ function renderTargets(out: Out, results: Results): void {
     `A node with \`--history ${results.history?.messages}\` against one without: see [7. History](#7-history-pinghub-with-and-without-history).`,
     ["no history", "history", "history / none"],
     historyTargets(results),
+  );
+  pairedTargetsTable(
+    out,
+    "Auth targets",
+    "--jwt-key and --auth-url against pinghub without authorization: see [8. Authorization](#8-authorization-jwt-and-forward-auth-against-none).",
+    ["no authorization", "with it", "with / without"],
+    authTargets(results),
   );
 }
 
@@ -925,6 +1004,68 @@ function renderHistory(out: Out, history: HistoryResults, plan: Plan): void {
       );
     });
     out("");
+  }
+}
+
+function renderAuth(out: Out, auth: AuthResults, plan: Plan): void {
+  out(
+    "## 8. Authorization: JWT and forward auth against none",
+    "",
+    "Each pair is pinghub without authorization, then the same command with `--jwt-key` (an HMAC secret; " +
+      "HS256 tokens in `?token=`) or with `--auth-url` (an application in the benchmark's process, on the load " +
+      "generator's core, allowing everything with `Cache-Control: max-age=3600`). Each run is a fresh process.",
+    "",
+  );
+  const labels: [string, string, string] = ["no authorization", "JWT", "JWT / none"];
+  if (auth.connect) {
+    out(
+      `### ${plan.idle.connections} websocket connects, each on its own channel with a token of its own`,
+      "",
+      "The tokens are signed before the server starts; the server checks each one's signature once (no token " +
+        "repeats). Server CPU from the first connect to the last handshake answered.",
+      "",
+    );
+    pairedTable(out, labels, auth.connect.pinghub, auth.connect.jwt, [
+      ["server CPU per connect", (r) => r.serverCpuMicrosPerConnect, micros],
+      ["connect time, all of them", (r) => r.connectMs, ms],
+      ["other processes' CPU share", (r) => r.otherShare, pct],
+    ]);
+    out("");
+  }
+  const postRows: Array<[string, (r: PostRun) => number, (v: number) => string]> = [
+    ["requests/s", (r) => r.requestsPerSecond, num],
+    ["latency p99", (r) => r.latencyP99Ms, ms],
+    ["server CPU per request", (r) => r.serverCpuMicrosPerRequest, micros],
+    ["other processes' CPU share", (r) => r.cpu.other / r.cpu.seconds, pct],
+    ["errors", (r) => r.errors, int],
+  ];
+  if (auth.post) {
+    out(
+      `### POST with a JWT: ${plan.post.connections} keep-alive connections, ${plan.post.seconds} s`,
+      "",
+      "One token for every request, in the query: checked once, then remembered (jwt-access.ts).",
+      "",
+    );
+    pairedTable(out, labels, auth.post.pinghub, auth.post.jwt, postRows);
+    out("");
+  }
+  if (auth.forwardPost) {
+    out(
+      `### POST with forward auth, answers cached: ${plan.post.connections} keep-alive connections, ${plan.post.seconds} s`,
+      "",
+    );
+    const forwardLabels: [string, string, string] = ["no authorization", "forward auth", "forward / none"];
+    pairedTable(out, forwardLabels, auth.forwardPost.pinghub, auth.forwardPost.forward, postRows);
+    out("");
+  }
+  if (auth.fanout) {
+    out(
+      `### Fan-out with subscribers holding tokens: ${plan.fanout.subscribers} subscribers on one channel`,
+      "",
+      "Authorization is decided at the upgrade; a message costs the same with it as without.",
+      "",
+    );
+    pairedFanout(out, "####", auth.fanout, JWT_KINDS, labels);
   }
 }
 

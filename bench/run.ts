@@ -4,7 +4,8 @@
 //
 //   bun run bench                      the full run, about 20 minutes; writes bench/results/
 //   bun run bench --smoke              every scenario at tiny sizes, in seconds (CI); writes to a temp folder
-//   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster)
+//   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster,
+//                                      auth)
 //   bun run bench --out DIR            where report.md, results.json and growth.svg go
 //   bun run bench --post-tool bun      the Bun POST load generator even where wrk is installed
 //   bun run bench --pairs N            N floor/pinghub (single/cluster) pairs in every scenario instead of the plan's
@@ -30,6 +31,7 @@ import { type Pinning, pinLoadGenerator, REDIS_PLACES, type RedisPlace } from ".
 import { FULL, type Plan, SMOKE } from "./plan.ts";
 import { renderGrowthSvg } from "./plot.ts";
 import {
+  authTargets,
   clusterTargets,
   historyTargets,
   judged,
@@ -40,20 +42,23 @@ import {
   sseTargets,
   targets,
 } from "./report.ts";
+import { connectRun } from "./scenarios/connect.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { idleRun } from "./scenarios/idle.ts";
 import { type PostRun, postRun } from "./scenarios/post.ts";
 import {
   CLUSTER_KINDS,
+  FORWARD_KINDS,
   HISTORY_KINDS,
   HISTORY_MESSAGES,
+  JWT_KINDS,
   killAllServers,
   missingRedis,
   type ServerKind,
 } from "./servers.ts";
 
-const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster"] as const;
+const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster", "auth"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: flags } = parseArgs({
@@ -91,6 +96,7 @@ const plan: Plan =
         cluster: { pairs, postPairs: pairs },
         sse: { ...chosen.sse, pairs },
         history: { pairs, postPairs: pairs },
+        auth: { pairs, postPairs: pairs },
         growth: { ...chosen.growth, pairs },
       };
 const only = (flags.only?.split(",") ?? SCENARIOS) as Scenario[];
@@ -201,6 +207,8 @@ try {
   if (only.includes("history")) await runHistory(pinning);
   writeOutputs();
   if (only.includes("cluster")) await runCluster(pinning);
+  writeOutputs();
+  if (only.includes("auth")) await runAuth(pinning);
 } catch (error) {
   killAllServers();
   fail(`benchmark failed: ${(error as Error).stack ?? error}`);
@@ -217,6 +225,7 @@ if (judged(results)) {
   notePaired("cluster", clusterTargets(results), "single node");
   notePaired("sse", sseTargets(results), "websocket");
   notePaired("history", historyTargets(results), "no history");
+  notePaired("auth", authTargets(results), "no authorization");
 } else {
   note(SMOKE_NOTE);
 }
@@ -261,6 +270,54 @@ async function runHistory(pinning: Pinning): Promise<void> {
   const history: NonNullable<Results["history"]> = { messages: HISTORY_MESSAGES };
   results.history = history;
   await pairedFanoutAndPost("history", plan.history, HISTORY_KINDS, pinning, history);
+}
+
+/**
+ * Scenario 8, authorization: pinghub without it against --jwt-key (connects with a token each, POST, fan-out),
+ * and against --auth-url with cached answers (POST); in pairs, alternating.
+ */
+async function runAuth(pinning: Pinning): Promise<void> {
+  const auth: NonNullable<Results["auth"]> = {};
+  results.auth = auth;
+  auth.connect = await alternate(
+    plan.auth.pairs,
+    async (kind, pair) => {
+      const run = await connectRun(kind, plan.idle, pinning);
+      note(
+        `auth connect ${kind.padEnd(7)} pair ${pair + 1}: ${fix(run.serverCpuMicrosPerConnect, 1)} µs server CPU/connect, ` +
+          `${run.connections} in ${fix(run.connectMs, 0)} ms; other ${pct(run.otherShare)}`,
+      );
+      return run;
+    },
+    (run) => run.otherShare,
+    plan.patience,
+    JWT_KINDS,
+  );
+  writeOutputs();
+  const postShare = (run: PostRun) => run.cpu.other / run.cpu.seconds;
+  auth.post = await alternate(
+    plan.auth.postPairs,
+    async (kind, pair) => notePost("auth post", kind, pair, await postRun(kind, plan.post, postTool, pinning)),
+    postShare,
+    plan.patience,
+    JWT_KINDS,
+  );
+  writeOutputs();
+  auth.forwardPost = await alternate(
+    plan.auth.postPairs,
+    async (kind, pair) => notePost("auth post", kind, pair, await postRun(kind, plan.post, postTool, pinning)),
+    postShare,
+    plan.patience,
+    FORWARD_KINDS,
+  );
+  writeOutputs();
+  auth.fanout = await alternate(
+    plan.auth.pairs,
+    async (kind, pair) => noteFanout("auth fanout", kind, pair, await fanoutRun(kind, plan.fanout, pinning)),
+    fanoutOtherShare,
+    plan.patience,
+    JWT_KINDS,
+  );
 }
 
 /**

@@ -4,9 +4,10 @@
 // that no run inherits another's heap, JIT state, Redis state or sockets in TIME_WAIT.
 
 import type { Subprocess } from "bun";
+import { forwardAuthUrl, jwtKeyFile, WIDE_TOKEN_QUERY } from "./auth-setup.ts";
 import { type Pinning, redisCommand, serverCommand } from "./pinning.ts";
 
-export type ServerKind = "floor" | "pinghub" | "cluster" | "history";
+export type ServerKind = "floor" | "pinghub" | "cluster" | "history" | "jwt" | "forward";
 /** The headline comparison: the floor, then pinghub. */
 export const SERVER_KINDS = ["floor", "pinghub"] as const;
 export type FloorKind = (typeof SERVER_KINDS)[number];
@@ -16,6 +17,12 @@ export type ClusterKind = (typeof CLUSTER_KINDS)[number];
 /** The history scenario's comparison: a single node, then the same node keeping each channel's last messages. */
 export const HISTORY_KINDS = ["pinghub", "history"] as const;
 export type HistoryKind = (typeof HISTORY_KINDS)[number];
+/** The auth scenario's comparisons: pinghub without authorization, then with --jwt-key, or with --auth-url. */
+export const JWT_KINDS = ["pinghub", "jwt"] as const;
+export type JwtKind = (typeof JWT_KINDS)[number];
+export const FORWARD_KINDS = ["pinghub", "forward"] as const;
+export type ForwardKind = (typeof FORWARD_KINDS)[number];
+
 /** Messages a "history" node keeps per channel: `--history 100`. */
 export const HISTORY_MESSAGES = 100;
 
@@ -34,6 +41,11 @@ export interface RunningServer {
   port: number;
   /** A cluster node's redis-server: its pid, to read its CPU time from /proc. */
   redisPid: number | undefined;
+  /**
+   * What every request's path takes after it: `?token=...` for a "jwt" server (a token granting everything
+   * under /bench/), "" for the others. A "forward" server's application allows everything, cached.
+   */
+  query: string;
   /** Stops the server (then its redis-server) and waits for it to exit; its sockets close from its side. */
   stop(): Promise<void>;
 }
@@ -67,6 +79,8 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
           "warn",
           ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
           ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
+          ...(kind === "jwt" ? ["--jwt-key", await jwtKeyFile()] : []),
+          ...(kind === "forward" ? ["--auth-url", forwardAuthUrl()] : []),
         ];
   let proc: Subprocess;
   try {
@@ -81,6 +95,7 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
     pid: proc.pid,
     port,
     redisPid: redis?.proc.pid,
+    query: kind === "jwt" ? await WIDE_TOKEN_QUERY : "",
     async stop() {
       await stopProcess(proc);
       await redis?.stop();
