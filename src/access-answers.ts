@@ -7,10 +7,12 @@ import { RETRY_AFTER_SECONDS } from "./try-again.ts";
 
 /** The query parameter that carries a token where browsers cannot set a header (WebSocket, EventSource). */
 export const TOKEN_PARAMETER = "token";
+const TOKEN_KEY = `${TOKEN_PARAMETER}=`;
 
 /**
- * The client's bearer token: `Authorization: Bearer TOKEN`, else `?token=TOKEN`. The query is searched only
- * when it holds the parameter's name, so a request without one pays a string search and nothing more.
+ * The client's bearer token: `Authorization: Bearer TOKEN`, else `?token=TOKEN`. The query is read by hand, not
+ * by URLSearchParams: this runs before every POST of a publisher, and a request without a token pays a string
+ * search and nothing more.
  */
 export function bearerToken(req: Request): string | undefined {
   const header = req.headers.get("authorization");
@@ -20,9 +22,22 @@ export function bearerToken(req: Request): string | undefined {
   }
   const url = req.url;
   const query = url.indexOf("?");
-  if (query < 0 || !url.includes(`${TOKEN_PARAMETER}=`, query)) return undefined;
-  const token = new URLSearchParams(url.slice(query + 1)).get(TOKEN_PARAMETER);
-  return token === null || token === "" ? undefined : token;
+  if (query < 0) return undefined;
+  let at = url.indexOf(TOKEN_KEY, query);
+  // Only the parameter itself, at the query's start or after an `&`, not `xtoken=`.
+  while (at >= 0 && url[at - 1] !== "?" && url[at - 1] !== "&") at = url.indexOf(TOKEN_KEY, at + 1);
+  if (at < 0) return undefined;
+  const start = at + TOKEN_KEY.length;
+  const end = url.indexOf("&", start);
+  const raw = end < 0 ? url.slice(start) : url.slice(start, end);
+  if (raw === "") return undefined;
+  // A JWT is base64url and dots: it needs no decoding, but a client may still have percent-encoded it.
+  if (!raw.includes("%") && !raw.includes("+")) return raw;
+  try {
+    return decodeURIComponent(raw.replaceAll("+", " "));
+  } catch {
+    return raw;
+  }
 }
 
 /** 401 for a request that brought no token: RFC 6750 says a plain `Bearer` challenge, without an error. */

@@ -39,18 +39,26 @@ export interface Access {
   readonly kind: string;
   /**
    * May this request do `action` on `channel` (the decoded name)? Answered at once when it can be (a token seen
-   * before, a cached answer), so that the common case costs no promise. `peer` gives the address of the
-   * connection itself, looked up only by a check that needs it.
+   * before, a cached answer), so that the common case costs no promise.
    */
-  check(req: Request, channel: string, action: Action, peer: () => string): Decision | Promise<Decision>;
+  check(req: Request, channel: string, action: Action): Decision | Promise<Decision>;
 }
 
-/** The Access the config asks for: JWT, forward auth, or undefined when everyone may do everything. */
-export function createAccess(config: Config, hooks: ForwardAuthHooks = {}): Access | undefined {
+/**
+ * The Access the config asks for: JWT, forward auth, or undefined when everyone may do everything. `peer` gives
+ * the address of a request's connection itself (forward auth sends it on in X-Forwarded-For).
+ */
+export function createAccess(
+  config: Config,
+  peer: (req: Request) => string,
+  hooks: ForwardAuthHooks = {},
+): Access | undefined {
   if (config.jwtKey !== undefined) {
     return jwtAccess({ key: config.jwtKey, audience: config.jwtAudience, issuer: config.jwtIssuer });
   }
-  if (config.authUrl !== undefined) return forwardAuth({ url: config.authUrl, timeout: config.authTimeout }, hooks);
+  if (config.authUrl !== undefined) {
+    return forwardAuth({ url: config.authUrl, timeout: config.authTimeout, peer }, hooks);
+  }
   return undefined;
 }
 

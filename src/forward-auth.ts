@@ -26,6 +26,8 @@ export interface ForwardAuthSettings {
   url: string;
   /** Seconds the application has to answer. */
   timeout: number;
+  /** The address of a request's connection itself, for X-Forwarded-For. */
+  peer: (req: Request) => string;
 }
 
 export interface ForwardAuthHooks {
@@ -52,20 +54,14 @@ export function forwardAuth(settings: ForwardAuthSettings, hooks: ForwardAuthHoo
     cache.set(key, answer);
   }
 
-  async function ask(
-    req: Request,
-    channel: string,
-    action: Action,
-    peer: () => string,
-    key: string,
-  ): Promise<Decision> {
+  async function ask(req: Request, channel: string, action: Action, key: string): Promise<Decision> {
     const headers = new Headers({
       // Header values are bytes: the name goes as its UTF-8 bytes, which Headers takes as a Latin-1 string.
       "X-Pinghub-Channel": Buffer.from(channel).toString("latin1"),
       "X-Pinghub-Action": action,
       "X-Original-URI": originalUri(req.url),
       "X-Original-Method": req.method,
-      "X-Forwarded-For": forwardedFor(req.headers.get("x-forwarded-for"), peer()),
+      "X-Forwarded-For": forwardedFor(req.headers.get("x-forwarded-for"), settings.peer(req)),
     });
     const cookie = req.headers.get("cookie");
     if (cookie !== null) headers.set("Cookie", cookie);
@@ -110,7 +106,7 @@ export function forwardAuth(settings: ForwardAuthSettings, hooks: ForwardAuthHoo
 
   return {
     kind: "forward",
-    check(req, channel, action, peer) {
+    check(req, channel, action) {
       // A name with a control character cannot go in a header (it could split it): no application can be asked.
       // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
       if (/[\u0000-\u001f\u007f]/.test(channel)) {
@@ -127,7 +123,7 @@ export function forwardAuth(settings: ForwardAuthSettings, hooks: ForwardAuthHoo
         }
         cache.delete(key);
       }
-      return ask(req, channel, action, peer, key);
+      return ask(req, channel, action, key);
     },
   };
 }

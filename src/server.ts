@@ -63,15 +63,18 @@ export async function startChannelServer(
   );
   const debug = hooks.debug;
   // Who may subscribe and publish: asked first at every door; undefined when everyone may (no flag given).
-  const access: Access | undefined = createAccess(config, hooks.forwardAuth);
+  const access: Access | undefined = createAccess(
+    config,
+    // The connection's own address, for X-Forwarded-For: looked up only by forward auth.
+    (req) => listening?.requestIP(req)?.address ?? "unix socket",
+    hooks.forwardAuth,
+  );
   const expiries = new ExpiryWheel();
   /** The refusal's answer, counted and logged (never with the token) like every other refusal. */
   const refuseAccess = (refusal: Refused, channel: string, req: Request): Response => {
     refused(refusal.reason, channel, req);
     return refusal.response;
   };
-  /** The connection's own address, for X-Forwarded-For; looked up only by forward auth. */
-  const peer = (req: Request, server: Server<Subscriber>) => () => server.requestIP(req)?.address ?? "unix socket";
   // Without access, a websocket's right to publish is --websocket-publish alone.
   const everyone: Allowed = { allowed: true, publish: true, expiresAtMs: undefined };
   const post = createPostPublisher(hub, config, refused);
@@ -95,7 +98,7 @@ export async function startChannelServer(
           return forbiddenOrigin(config.origin);
         }
         return whenAllowed(
-          access.check(req, channel, "publish", peer(req, server)),
+          access.check(req, channel, "publish"),
           () => post.publish(req, channel) ?? app.fetch(req, { channel }),
           (refusal) => refuseAccess(refusal, channel, req),
         );
@@ -110,7 +113,7 @@ export async function startChannelServer(
       }
       if (access === undefined) return subscribeWebsocket(req, server, channel, everyone);
       return whenAllowed(
-        access.check(req, channel, "subscribe", peer(req, server)),
+        access.check(req, channel, "subscribe"),
         (rights) => subscribeWebsocket(req, server, channel, rights),
         (refusal) => refuseAccess(refusal, channel, req),
       );

@@ -121,9 +121,8 @@ export function createSseSubscribers(
         return forbiddenOrigin(config.origin);
       }
       if (access === undefined) return admit(req, server, channel, undefined);
-      const peer = () => server.requestIP(req)?.address ?? "unix socket";
       return whenAllowed(
-        access.check(req, channel, "subscribe", peer),
+        access.check(req, channel, "subscribe"),
         (rights) => admit(req, server, channel, rights.expiresAtMs),
         (refusal) => {
           // An answer, not a stream: EventSource gives up on it, which is meant (a token is missing or bad).

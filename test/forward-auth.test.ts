@@ -27,17 +27,16 @@ afterAll(() => service.stop(true));
 const results: AuthResult[] = [];
 let hits = 0;
 const access = forwardAuth(
-  { url: `http://127.0.0.1:${service.port}/auth`, timeout: 0.5 },
+  { url: `http://127.0.0.1:${service.port}/auth`, timeout: 0.5, peer: () => "10.0.0.9" },
   { answered: (result) => results.push(result), cacheHit: () => hits++ },
 );
-const peer = () => "10.0.0.9";
 
 function request(uri: string, headers: Record<string, string> = {}, method = "GET"): Request {
   return new Request(`http://pinghub${uri}`, { headers, method });
 }
 
 async function check(a: Access, req: Request, channel: string, action: Action): Promise<Decision> {
-  return await a.check(req, channel, action, peer);
+  return await a.check(req, channel, action);
 }
 
 describe("forward auth", () => {
@@ -113,7 +112,12 @@ describe("forward auth", () => {
     const gone = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
     const url = `http://127.0.0.1:${gone.port}/auth`;
     await gone.stop(true);
-    const down = await check(forwardAuth({ url, timeout: 2 }), request("/a"), "/a", "subscribe");
+    const down = await check(
+      forwardAuth({ url, timeout: 2, peer: () => "10.0.0.9" }),
+      request("/a"),
+      "/a",
+      "subscribe",
+    );
     if (down.allowed) throw new Error("allowed");
     expect([down.response.status, await down.response.text()]).toEqual([
       503,
@@ -128,7 +132,7 @@ describe("forward auth", () => {
     const req = () => request("/cached", { cookie: "session=s2" });
     expect((await check(access, req(), "/cached", "publish")).allowed).toBe(true);
     // Answered from the cache at once: no promise, no request.
-    const again = access.check(req(), "/cached", "publish", peer);
+    const again = access.check(req(), "/cached", "publish");
     expect(again).not.toBeInstanceOf(Promise);
     expect((again as Decision).allowed).toBe(true);
     expect([asked.length, hits]).toEqual([1, 1]);
