@@ -12,6 +12,8 @@ interface Flag {
   valueHint: string;
   description: string;
   default?: string;
+  /** The environment variable, where it is not PINGHUB_<NAME>. */
+  env?: string;
 }
 
 /** The flags by name; each is also read from PINGHUB_<NAME> (upper case, dashes as underscores). */
@@ -113,6 +115,9 @@ const FLAGS: Record<string, Flag> = {
   },
   "jwt-key": {
     key: "jwtKey",
+    // The variable names a file, as the _FILE variables of container images do: the key itself never goes in
+    // the environment.
+    env: "PINGHUB_JWT_KEY_FILE",
     valueHint: "file",
     description:
       "every subscribe and publish needs a JSON Web Token granting it (claim pinghub), checked with this " +
@@ -149,7 +154,7 @@ const FLAGS: Record<string, Flag> = {
   },
 };
 
-export const envName = (flag: string) => `PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}`;
+export const envName = (flag: string) => FLAGS[flag]?.env ?? `PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}`;
 
 const args: ArgsDef = {
   ...Object.fromEntries(Object.keys(FLAGS).map((name) => [name, { type: "string" }])),

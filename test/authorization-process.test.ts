@@ -240,3 +240,15 @@ describe("the command-line client with --token", () => {
     }
   });
 });
+
+test("PINGHUB_JWT_KEY_FILE names the key file; a bad one is named as the variable", async () => {
+  const pinghub = await spawnServing([], { PINGHUB_JWT_KEY_FILE: secretFile });
+  try {
+    expect((await post(`${pinghub.url}/e/x`, "m")).status).toBe(401);
+  } finally {
+    await stop(pinghub);
+  }
+  const bad = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0"], { PINGHUB_JWT_KEY_FILE: join(dir, "nothing") });
+  expect(await bad.exited).toBe(2);
+  expect(bad.stderr()).toMatch(/^pinghub: bad PINGHUB_JWT_KEY_FILE ".*nothing": cannot read it: ENOENT\n$/);
+});
