@@ -55,7 +55,10 @@ export interface Results {
  * and fan-out, and against --auth-url with a cached answer (`forward`) for POST, in pairs.
  */
 export interface AuthResults {
+  /** Each connect with a token of its own. */
   connect?: Alternated<ConnectRun, JwtKind>;
+  /** Every connect with the same token: checked once, then remembered. */
+  connectShared?: Alternated<ConnectRun, JwtKind>;
   post?: Alternated<PostRun, JwtKind>;
   forwardPost?: Alternated<PostRun, ForwardKind>;
   fanout?: Alternated<FanoutRun, JwtKind>;
@@ -407,6 +410,19 @@ export function authTargets(results: Results): PairedTarget[] {
         auth.connect.jwt,
         (r) => r.serverCpuMicrosPerConnect,
         1.3,
+        than,
+      ),
+    );
+  }
+  if (auth.connectShared) {
+    list.push(
+      pairedRatioTarget(
+        `${results.plan.idle.connections} websocket connects, one token for all: server CPU per connect`,
+        "µs",
+        auth.connectShared.pinghub,
+        auth.connectShared.jwt,
+        (r) => r.serverCpuMicrosPerConnect,
+        undefined,
         than,
       ),
     );
@@ -1017,6 +1033,11 @@ function renderAuth(out: Out, auth: AuthResults, plan: Plan): void {
     "",
   );
   const labels: [string, string, string] = ["no authorization", "JWT", "JWT / none"];
+  const connectRows: Array<[string, (r: ConnectRun) => number, (v: number) => string]> = [
+    ["server CPU per connect", (r) => r.serverCpuMicrosPerConnect, micros],
+    ["connect time, all of them", (r) => r.connectMs, ms],
+    ["other processes' CPU share", (r) => r.otherShare, pct],
+  ];
   if (auth.connect) {
     out(
       `### ${plan.idle.connections} websocket connects, each on its own channel with a token of its own`,
@@ -1025,11 +1046,17 @@ function renderAuth(out: Out, auth: AuthResults, plan: Plan): void {
         "repeats). Server CPU from the first connect to the last handshake answered.",
       "",
     );
-    pairedTable(out, labels, auth.connect.pinghub, auth.connect.jwt, [
-      ["server CPU per connect", (r) => r.serverCpuMicrosPerConnect, micros],
-      ["connect time, all of them", (r) => r.connectMs, ms],
-      ["other processes' CPU share", (r) => r.otherShare, pct],
-    ]);
+    pairedTable(out, labels, auth.connect.pinghub, auth.connect.jwt, connectRows);
+    out("");
+  }
+  if (auth.connectShared) {
+    out(
+      `### ${plan.idle.connections} websocket connects, each on its own channel, all with one token`,
+      "",
+      "The same clients coming back: the token's signature is checked at the first connect, then remembered.",
+      "",
+    );
+    pairedTable(out, labels, auth.connectShared.pinghub, auth.connectShared.jwt, connectRows);
     out("");
   }
   const postRows: Array<[string, (r: PostRun) => number, (v: number) => string]> = [

@@ -42,7 +42,7 @@ import {
   sseTargets,
   targets,
 } from "./report.ts";
-import { connectRun } from "./scenarios/connect.ts";
+import { connectRun, type TokenUse } from "./scenarios/connect.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { idleRun } from "./scenarios/idle.ts";
@@ -279,20 +279,25 @@ async function runHistory(pinning: Pinning): Promise<void> {
 async function runAuth(pinning: Pinning): Promise<void> {
   const auth: NonNullable<Results["auth"]> = {};
   results.auth = auth;
-  auth.connect = await alternate(
-    plan.auth.pairs,
-    async (kind, pair) => {
-      const run = await connectRun(kind, plan.idle, pinning);
-      note(
-        `auth connect ${kind.padEnd(7)} pair ${pair + 1}: ${fix(run.serverCpuMicrosPerConnect, 1)} µs server CPU/connect, ` +
-          `${run.connections} in ${fix(run.connectMs, 0)} ms; other ${pct(run.otherShare)}`,
-      );
-      return run;
-    },
-    (run) => run.otherShare,
-    plan.patience,
-    JWT_KINDS,
-  );
+  const connects = (use: TokenUse) =>
+    alternate(
+      plan.auth.pairs,
+      async (kind, pair) => {
+        const run = await connectRun(kind, plan.idle, pinning, use);
+        note(
+          `auth connect (${use} token) ${kind.padEnd(7)} pair ${pair + 1}: ` +
+            `${fix(run.serverCpuMicrosPerConnect, 1)} µs server CPU/connect, ${run.connections} in ` +
+            `${fix(run.connectMs, 0)} ms; other ${pct(run.otherShare)}`,
+        );
+        return run;
+      },
+      (run) => run.otherShare,
+      plan.patience,
+      JWT_KINDS,
+    );
+  auth.connect = await connects("own");
+  writeOutputs();
+  auth.connectShared = await connects("shared");
   writeOutputs();
   const postShare = (run: PostRun) => run.cpu.other / run.cpu.seconds;
   auth.post = await alternate(

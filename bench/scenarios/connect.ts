@@ -1,6 +1,7 @@
 // The auth scenario's connects: many websockets, each on a channel of its own and, on a "jwt" server, each with
-// a token of its own (as many users would bring), connected as fast as the server takes them. What a connect
-// costs the server in CPU, with a signature checked per connect and without.
+// a token of its own (as many users would bring: a signature checked per connect), or all with one token (the
+// same clients coming back: checked once, then remembered), connected as fast as the server takes them. What a
+// connect costs the server in CPU, with authorization and without.
 
 import { benchToken } from "../auth-setup.ts";
 import { closeAll, connectAll, warmUp } from "../load/ws-client.ts";
@@ -18,11 +19,24 @@ export interface ConnectRun {
   otherShare: number;
 }
 
-export async function connectRun(kind: ServerKind, plan: Plan["idle"], pinning: Pinning): Promise<ConnectRun> {
+/** Whether each connect brings a token of its own, or all bring the same one. */
+export type TokenUse = "own" | "shared";
+
+export async function connectRun(
+  kind: ServerKind,
+  plan: Plan["idle"],
+  pinning: Pinning,
+  use: TokenUse,
+): Promise<ConnectRun> {
   const count = plan.connections;
   // Signed before the server starts, so that the load generator's signing is no part of the measured time.
+  const shared = await benchToken(["/bench/connect/*"]);
   const tokens =
-    kind === "jwt" ? await Promise.all(Array.from({ length: count }, (_, i) => benchToken([channel(i)]))) : [];
+    kind !== "jwt"
+      ? []
+      : use === "own"
+        ? await Promise.all(Array.from({ length: count }, (_, i) => benchToken([channel(i)])))
+        : Array.from({ length: count }, () => shared);
   const server = await startServer(kind, pinning);
   let conns: Awaited<ReturnType<typeof connectAll>> = [];
   try {
