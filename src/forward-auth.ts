@@ -35,6 +35,8 @@ export interface ForwardAuthHooks {
   answered?(result: AuthResult, seconds: number): void;
   /** A check answered from the cache, without a call. */
   cacheHit?(): void;
+  /** The application did not answer yes or no: why, in one line for the operator (never a client's headers). */
+  trouble?(line: string): void;
 }
 
 interface CachedAnswer {
@@ -79,9 +81,11 @@ export function forwardAuth(settings: ForwardAuthSettings, hooks: ForwardAuthHoo
     } catch (error) {
       if ((error as Error).name === "TimeoutError") {
         done("timeout");
+        hooks.trouble?.(`no answer within ${settings.timeout} s`);
         return unavailable(`the auth service did not answer within ${settings.timeout} s`);
       }
       done("unreachable");
+      hooks.trouble?.(`cannot reach it: ${(error as Error).message}`);
       return unavailable("the auth service cannot be reached");
     }
     const status = answer.status;
@@ -101,6 +105,7 @@ export function forwardAuth(settings: ForwardAuthSettings, hooks: ForwardAuthHoo
       return { allowed: false, reason: result, response: plainText(`${oneLine(body, result)}\n`, status, extra) };
     }
     done("error");
+    hooks.trouble?.(`it answered ${status} (expected 2xx, 401 or 403)`);
     return unavailable(`the auth service answered ${status}`);
   }
 

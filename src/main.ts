@@ -14,6 +14,8 @@ import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { redisBroker } from "./redis-broker.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
 
+/** Shortest time between two warnings that --auth-url did not answer yes or no. */
+const AUTH_WARNING_INTERVAL_MS = 10_000;
 /** How long a cluster node waits for Redis at start-up before it serves without it. */
 const STARTUP_WAIT_MS = 3000;
 
@@ -97,7 +99,7 @@ async function run(config: Config): Promise<number> {
       debug: config.logLevel === "debug" ? (line) => logger.debug(line) : undefined,
       httpMiddleware: metrics.httpMiddleware,
       error: (error) => logger.warn(`request failed: ${error.message}`),
-      forwardAuth: metrics.forwardAuth,
+      forwardAuth: { ...metrics.forwardAuth, trouble: authTrouble(config, logger) },
     });
   } catch (error) {
     await metrics.stop();
@@ -138,6 +140,33 @@ async function run(config: Config): Promise<number> {
   return 0;
 }
 
+/**
+ * A warning when --auth-url does not answer yes or no, at most one per AUTH_WARNING_INTERVAL_MS: an application
+ * that is down would otherwise write a line per client.
+ */
+function authTrouble(config: Config, logger: Log["logger"]): (line: string) => void {
+  let last = 0;
+  let quiet = 0;
+  const where = config.authUrl === undefined ? "" : safeUrl(config.authUrl);
+  return (line) => {
+    const now = Date.now();
+    if (now - last < AUTH_WARNING_INTERVAL_MS) {
+      quiet++;
+      return;
+    }
+    const also = quiet === 0 ? "" : ` (and ${quiet} more since the last warning)`;
+    logger.warn(`forward auth: ${where}: ${line}; refusing with 503${also}`);
+    last = now;
+    quiet = 0;
+  };
+}
+
+/** A URL without user, password or query: the log is no place for credentials an operator put in it. */
+function safeUrl(given: string): string {
+  const url = new URL(given);
+  return `${url.origin}${url.pathname}`;
+}
+
 /** The start-up line that says who may subscribe and publish, or undefined when everyone may. */
 function describeAccess(config: Config): string | undefined {
   if (config.jwtKey !== undefined) {
@@ -149,9 +178,7 @@ function describeAccess(config: Config): string | undefined {
     return `authorizing by JWT: tokens checked with ${config.jwtKey.description}${also}`;
   }
   if (config.authUrl !== undefined) {
-    // Without user, password or query: the log is no place for credentials an operator put in the URL.
-    const url = new URL(config.authUrl);
-    return `authorizing by asking ${url.origin}${url.pathname} (timeout ${config.authTimeout} s)`;
+    return `authorizing by asking ${safeUrl(config.authUrl)} (timeout ${config.authTimeout} s)`;
   }
   return undefined;
 }

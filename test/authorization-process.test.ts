@@ -252,3 +252,26 @@ test("PINGHUB_JWT_KEY_FILE names the key file; a bad one is named as the variabl
   expect(await bad.exited).toBe(2);
   expect(bad.stderr()).toMatch(/^pinghub: bad PINGHUB_JWT_KEY_FILE ".*nothing": cannot read it: ENOENT\n$/);
 });
+
+test("--auth-url down: 503 to clients, and one warning for the operator, not one per client", async () => {
+  const gone = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const port = gone.port;
+  const url = `http://user:secret-pw@127.0.0.1:${port}/check?key=secret-q`;
+  await gone.stop(true);
+  const pinghub = await spawnServing(["--auth-url", url]);
+  try {
+    for (let i = 0; i < 3; i++) expect((await post(`${pinghub.url}/w/x`, "m")).status).toBe(503);
+    await pinghub.waitForStderr(/forward auth: /);
+  } finally {
+    await stop(pinghub);
+  }
+  const warnings = pinghub
+    .stderr()
+    .split("\n")
+    .filter((line) => line.includes(" warn "));
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatch(
+    new RegExp(`warn forward auth: http://127\\.0\\.0\\.1:${port}/check: cannot reach it: .*; refusing with 503$`),
+  );
+  expect(pinghub.stderr()).not.toContain("secret");
+});
