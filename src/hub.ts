@@ -23,11 +23,13 @@ export interface Subscriber {
   slow: boolean;
   /** The client's address, for debug lines; empty unless --log-level is debug. */
   client: string;
-  /** Why a message from it is refused (decided at its upgrade: access.ts), or undefined when it may publish. */
-  publishRefused: PublishRefusal | undefined;
+  // Set only with --websocket-publish no, --jwt-key or --auth-url: without them a websocket's data keeps its
+  // three fields, and its memory, as before.
+  /** Why a message from it is refused (decided at its upgrade: access.ts); absent when it may publish. */
+  publishRefused?: PublishRefusal;
   /** When its token expires, in ms since the epoch; then its place in the expiry wheel, once open. */
-  expiresAtMs: number | undefined;
-  expiry: ExpiryEntry | undefined;
+  expiresAtMs?: number;
+  expiry?: ExpiryEntry;
 }
 
 /** A websocket's message refused: counted under `reason`, the websocket closed with 1008 and `text`. */

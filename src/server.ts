@@ -161,7 +161,10 @@ export async function startChannelServer(
       : rights.publish
         ? undefined
         : NOT_ALLOWED_TO_PUBLISH;
-    const data = { channel, slow: false, client, publishRefused, expiresAtMs: rights.expiresAtMs, expiry: undefined };
+    const data: Subscriber =
+      publishRefused === undefined && rights.expiresAtMs === undefined
+        ? { channel, slow: false, client }
+        : { channel, slow: false, client, publishRefused, expiresAtMs: rights.expiresAtMs, expiry: undefined };
     const upgraded = server.upgrade(req, { data });
     hub.prepared(channel);
     if (upgraded) return undefined;
