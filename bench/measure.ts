@@ -1,45 +1,10 @@
-// What the benchmark reads about a server process from /proc, and what it says about the machine. /proc is
-// read rather than asked of the server so that the floor and pinghub are measured the same way, from outside,
-// with nothing added to either.
+// What the benchmark measures of a server process (read from /proc by test/support/process-stats.ts) and of
+// the machine. /proc is read rather than asked of the server so that the floor and pinghub are measured the
+// same way, from outside, with nothing added to either.
 
 import { readFileSync } from "node:fs";
 import { availableParallelism, release, totalmem } from "node:os";
-
-/** Clock ticks per second of utime and stime in /proc/PID/stat: USER_HZ, 100 on every Linux build there is. */
-const CLOCK_TICKS = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
-
-/** CPU seconds a process has used so far, user and system, all its threads (GC and I/O threads too). */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-  // The command name in parentheses may hold spaces; the fields are counted from after its closing one.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime and stime are fields 14 and 15 of the line, 12 and 13 here (state is field 3, index 0).
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-
-/** Resident memory of a process now (VmRSS) and at its peak (VmHWM), in bytes. */
-export function memory(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "latin1");
-  return { rss: statusKiB(status, "VmRSS") * 1024, peak: statusKiB(status, "VmHWM") * 1024 };
-}
-
-function statusKiB(status: string, field: string): number {
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-  if (!match?.[1]) throw new Error(`no ${field} in /proc status`);
-  return Number(match[1]);
-}
-
-/**
- * CPU seconds that processes on the whole machine, every core, have used so far. Less the server's and the
- * load generator's, it is other work on the machine, which the report shows because it disturbs the figures.
- * Interrupt time is left out on both sides: the kernel counts it to a process or not depending on its build.
- */
-export function machineProcessSeconds(): number {
-  const line = readFileSync("/proc/stat", "latin1").split("\n", 1)[0] ?? "";
-  // "cpu  user nice system idle ...", in clock ticks.
-  const [, user, nice, system] = line.trim().split(/\s+/).map(Number);
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0)) / CLOCK_TICKS;
-}
+import { cpuSeconds, machineProcessSeconds } from "../test/support/process-stats.ts";
 
 /** This process's CPU seconds so far: the load generator's own load, to tell when it is the bottleneck. */
 export function ownCpuSeconds(): number {

@@ -22,7 +22,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { missingRedisServer } from "../test/support/redis-server.ts";
 import { type Alternated, alternate } from "./compare.ts";
+import { fixed as fix, pct } from "./format.ts";
 import { TRANSPORTS } from "./load/fanout.ts";
 import { type PostTool, postToolAvailable } from "./load/post.ts";
 import { MAX_HTTP_REQUESTS } from "./load/sse-client.ts";
@@ -30,18 +32,8 @@ import { describeMachine } from "./measure.ts";
 import { type Pinning, pinLoadGenerator, REDIS_PLACES, type RedisPlace } from "./pinning.ts";
 import { FULL, type Plan, SMOKE } from "./plan.ts";
 import { renderGrowthSvg } from "./plot.ts";
-import {
-  authTargets,
-  clusterTargets,
-  historyTargets,
-  judged,
-  type PairedTarget,
-  type Results,
-  renderReport,
-  SMOKE_NOTE,
-  sseTargets,
-  targets,
-} from "./report.ts";
+import { renderReport } from "./report.ts";
+import type { Results } from "./results.ts";
 import { connectRun, type TokenUse } from "./scenarios/connect.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
@@ -54,9 +46,17 @@ import {
   HISTORY_MESSAGES,
   JWT_KINDS,
   killAllServers,
-  missingRedis,
   type ServerKind,
 } from "./servers.ts";
+import {
+  judged,
+  PAIRED_SCENARIOS,
+  type PairedScenario,
+  type PairedTarget,
+  pairedTargets,
+  SMOKE_NOTE,
+  targets,
+} from "./targets.ts";
 
 const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster", "auth"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -119,7 +119,7 @@ if (postTool !== "wrk" && postTool !== "bun") fail(`--post-tool must be wrk or b
 const redisPlace = flags["redis-core"] as RedisPlace;
 if (!REDIS_PLACES.includes(redisPlace)) fail(`--redis-core must be ${REDIS_PLACES.join(" or ")}, not ${redisPlace}`);
 // Known before anything is measured: CI must not find out at the end that the cluster scenario could not run.
-const redisMissing = only.includes("cluster") ? missingRedis() : undefined;
+const redisMissing = only.includes("cluster") ? missingRedisServer() : undefined;
 if (redisMissing !== undefined) {
   if (process.env.CI === "true") fail(`${redisMissing}; CI must run the cluster scenario`);
   process.stderr.write(`\n*** bench: SKIPPING the cluster scenario: ${redisMissing} ***\n\n`);
@@ -218,14 +218,13 @@ writeOutputs();
 
 if (judged(results)) {
   for (const t of targets(results)) {
-    const absolute = t.unit === "" ? String(t.pinghub) : `${fix(t.pinghub, 2)} ${t.unit}`;
+    const absolute = t.unit === "" ? String(t.measured) : `${fix(t.measured, 2)} ${t.unit}`;
     const figure = t.ratio === undefined ? absolute : `${fix(t.ratio, 2)} × floor`;
     note(`target  ${t.met ? "met   " : "MISSED"} ${t.name}: ${figure} (${t.goal})`);
   }
-  notePaired("cluster", clusterTargets(results), "single node");
-  notePaired("sse", sseTargets(results), "websocket");
-  notePaired("history", historyTargets(results), "no history");
-  notePaired("auth", authTargets(results), "no authorization");
+  for (const scenario of Object.keys(PAIRED_SCENARIOS) as PairedScenario[]) {
+    notePaired(scenario, pairedTargets(results, scenario), PAIRED_SCENARIOS[scenario].than);
+  }
 } else {
   note(SMOKE_NOTE);
 }
@@ -273,8 +272,8 @@ async function runHistory(pinning: Pinning): Promise<void> {
 }
 
 /**
- * Scenario 8, authorization: pinghub without it against --jwt-key (connects with a token each, POST, fan-out),
- * and against --auth-url with cached answers (POST); in pairs, alternating.
+ * Scenario 8, authorization: pinghub without it against --jwt-key (connects with a token each and with one
+ * token for all, fan-out, POST), and against --auth-url with cached answers (POST); in pairs, alternating.
  */
 async function runAuth(pinning: Pinning): Promise<void> {
   const auth: NonNullable<Results["auth"]> = {};
@@ -299,29 +298,14 @@ async function runAuth(pinning: Pinning): Promise<void> {
   writeOutputs();
   auth.connectShared = await connects("shared");
   writeOutputs();
-  const postShare = (run: PostRun) => run.cpu.other / run.cpu.seconds;
-  auth.post = await alternate(
-    plan.auth.postPairs,
-    async (kind, pair) => notePost("auth post", kind, pair, await postRun(kind, plan.post, postTool, pinning)),
-    postShare,
-    plan.patience,
-    JWT_KINDS,
-  );
+  await pairedFanoutAndPost("auth", plan.auth, JWT_KINDS, pinning, auth);
   writeOutputs();
   auth.forwardPost = await alternate(
     plan.auth.postPairs,
     async (kind, pair) => notePost("auth post", kind, pair, await postRun(kind, plan.post, postTool, pinning)),
-    postShare,
+    (run) => run.cpu.other / run.cpu.seconds,
     plan.patience,
     FORWARD_KINDS,
-  );
-  writeOutputs();
-  auth.fanout = await alternate(
-    plan.auth.pairs,
-    async (kind, pair) => noteFanout("auth fanout", kind, pair, await fanoutRun(kind, plan.fanout, pinning)),
-    fanoutOtherShare,
-    plan.patience,
-    JWT_KINDS,
   );
 }
 
@@ -399,15 +383,6 @@ function writeOutputs(): void {
 
 function note(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
-}
-
-function pct(share: number): string {
-  return Number.isFinite(share) ? `${Math.round(share * 100)} %` : "–";
-}
-
-/** A figure with `digits` decimals, or "–" when there is none to give (0 / 0 in a phase too short to measure). */
-function fix(v: number, digits: number): string {
-  return Number.isFinite(v) ? v.toFixed(digits) : "–";
 }
 
 function fail(line: string): never {

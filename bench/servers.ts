@@ -4,6 +4,8 @@
 // that no run inherits another's heap, JIT state, Redis state or sockets in TIME_WAIT.
 
 import type { Subprocess } from "bun";
+import { freePort, listening } from "../test/support/ports.ts";
+import { startRedisServer } from "../test/support/redis-server.ts";
 import { forwardAuthUrl, jwtKeyFile, WIDE_TOKEN_QUERY } from "./auth-setup.ts";
 import { type Pinning, redisCommand, serverCommand } from "./pinning.ts";
 
@@ -22,12 +24,8 @@ export const JWT_KINDS = ["pinghub", "jwt"] as const;
 export type JwtKind = (typeof JWT_KINDS)[number];
 export const FORWARD_KINDS = ["pinghub", "forward"] as const;
 export type ForwardKind = (typeof FORWARD_KINDS)[number];
-
 /** Messages a "history" node keeps per channel: `--history 100`. */
 export const HISTORY_MESSAGES = 100;
-
-/** Debian's redis-server, found on the PATH. */
-export const REDIS_SERVER = "redis-server";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -50,20 +48,13 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Why the cluster scenarios cannot run here, naming the Debian package; undefined when redis-server is there. */
-export function missingRedis(): string | undefined {
-  return Bun.which(REDIS_SERVER) === null
-    ? `${REDIS_SERVER} not found on the PATH: install the Debian package redis-server`
-    : undefined;
-}
-
 /** Every server still running, so that an interrupted benchmark leaves none behind. */
 const running = new Set<Subprocess>();
 
 export async function startServer(kind: ServerKind, pinning: Pinning): Promise<RunningServer> {
   // A cluster node's Redis first: the node waits for it at start-up, and would serve 503s without it.
   const redis = kind === "cluster" ? await startRedis(pinning) : undefined;
-  const port = await freePort();
+  const port = freePort();
   const command =
     kind === "floor"
       ? [process.execPath, "bench/floor.ts", String(port)]
@@ -74,7 +65,7 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
           `127.0.0.1:${port}`,
           // As users run it: metrics served, on a port of its own that nobody scrapes during the runs.
           "--mport",
-          String(await freePort()),
+          String(freePort()),
           "--log-level",
           "warn",
           ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
@@ -103,31 +94,10 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
   };
 }
 
-/**
- * A redis-server for one cluster node, on a free loopback port, as the cluster tests start it: persistence
- * off (no RDB snapshots, no append-only file), in the foreground, warnings only. Never a system service.
- */
+/** A redis-server for one cluster node, as the cluster tests start it, on the core the pinning gives it. */
 async function startRedis(pinning: Pinning): Promise<{ proc: Subprocess; port: number; stop(): Promise<void> }> {
-  const path = Bun.which(REDIS_SERVER);
-  if (path === null) throw new Error(missingRedis());
-  const port = await freePort();
-  const command = [
-    path,
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--daemonize",
-    "no",
-    "--loglevel",
-    "warning",
-  ];
-  // Redis logs to stdout, which is not shown: at "warning", a line or two at start-up about the machine.
-  const proc = await spawnListening(redisCommand(pinning, command), port);
+  const { proc, port } = await startRedisServer({ wrap: (command) => redisCommand(pinning, command) });
+  running.add(proc);
   return { proc, port, stop: () => stopProcess(proc) };
 }
 
@@ -142,7 +112,7 @@ async function spawnListening(command: string[], port: number): Promise<Subproce
   });
   running.add(proc);
   try {
-    await waitForListener(port, proc);
+    await listening(proc, port, "server", START_TIMEOUT_MS);
   } catch (error) {
     proc.kill("SIGKILL");
     running.delete(proc);
@@ -164,28 +134,4 @@ async function stopProcess(proc: Subprocess): Promise<void> {
 export function killAllServers(): void {
   for (const proc of running) proc.kill("SIGKILL");
   running.clear();
-}
-
-/** A port nobody listens on now: the system picks it, and we let it go for the server to take. */
-async function freePort(): Promise<number> {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
-
-/** Connects until the process accepts: the one sign of readiness that every server (and Redis) gives. */
-async function waitForListener(port: number, proc: Subprocess): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`server exited with status ${proc.exitCode} before listening`);
-    try {
-      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      socket.end();
-      return;
-    } catch {
-      await Bun.sleep(20);
-    }
-  }
-  throw new Error(`server not listening on 127.0.0.1:${port} after ${START_TIMEOUT_MS} ms`);
 }

@@ -25,7 +25,8 @@ export class LatencyHistogram {
   /** The latency below which `fraction` of the recorded ones fall, in milliseconds; NaN when empty. */
   quantileMs(fraction: number): number {
     if (this.count === 0) return Number.NaN;
-    const rank = Math.ceil(fraction * this.count);
+    // The rank-th smallest, counting from 1: fraction 0 is the smallest recorded, not bucket 0.
+    const rank = Math.max(1, Math.ceil(fraction * this.count));
     let seen = 0;
     for (let b = 0; b < BUCKETS; b++) {
       seen += this.counts[b] ?? 0;

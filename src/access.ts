@@ -7,8 +7,10 @@
 // socket, and its token's expiry is one entry in a shared wheel (expiry.ts).
 
 import type { Config } from "./config.ts";
+import type { ExpiryWheel } from "./expiry.ts";
 import { type ForwardAuthHooks, forwardAuth } from "./forward-auth.ts";
 import { jwtAccess } from "./jwt-access.ts";
+import type { Refuse } from "./refusal.ts";
 
 /** What a request asks to do on a channel. */
 export type Action = "subscribe" | "publish";
@@ -43,6 +45,19 @@ export interface Access {
    */
   check(req: Request, channel: string, action: Action): Decision | Promise<Decision>;
 }
+
+/** What every door is given: how it reports a refusal, the debug log, who may, where expiring connections wait. */
+export interface DoorContext {
+  refused: Refuse;
+  /** At --log-level debug: one line per subscriber opened and closed. */
+  debug: ((line: string) => void) | undefined;
+  /** Who may subscribe and publish; undefined: everyone. */
+  access: Access | undefined;
+  expiries: ExpiryWheel;
+}
+
+/** Allowed everything, for ever: a subscriber's rights where no flag asks for authorization. */
+export const EVERYONE: Allowed = { allowed: true, publish: true, expiresAtMs: undefined };
 
 /**
  * The Access the config asks for: JWT, forward auth, or undefined when everyone may do everything. `peer` gives

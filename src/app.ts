@@ -9,6 +9,7 @@ import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { CHANNEL_PAGE_HEADERS, CLIENT_LIBRARY_PATH, channelPage, clientLibraryResponse } from "./page.ts";
 import { plainText } from "./plain-text.ts";
 import type { PostPublisher } from "./post.ts";
+import type { Refuse } from "./refusal.ts";
 
 export interface ChannelBindings {
   channel: string;
@@ -23,7 +24,7 @@ export interface AppHooks {
   error?: (error: Error) => void;
 }
 
-export function createApp(config: Config, post: PostPublisher, hooks: AppHooks = {}) {
+export function createApp(config: Config, post: PostPublisher, refused: Refuse, hooks: AppHooks = {}) {
   const app = new Hono<{ Bindings: ChannelBindings }>();
   if (hooks.middleware) app.use(hooks.middleware);
   app.onError((error, c) => {
@@ -57,7 +58,11 @@ export function createApp(config: Config, post: PostPublisher, hooks: AppHooks =
     if (origin === undefined || c.req.header("access-control-request-method") === undefined) {
       return notAllowed();
     }
-    if (!originAllowed(config.origin, origin)) return forbiddenOrigin(config.origin);
+    if (!originAllowed(config.origin, origin)) {
+      // Counted and logged as the GET or POST it stands for would be: the browser sends nothing after it.
+      refused("bad_origin", c.env.channel, c.req.raw);
+      return forbiddenOrigin(config.origin);
+    }
     return c.body(null, 204, {
       "Access-Control-Allow-Origin": origin,
       "Access-Control-Allow-Methods": "GET, POST",

@@ -14,6 +14,12 @@ const stdio: Output = {
   err: (text) => void process.stderr.write(text),
 };
 
+/** The close code of a websocket that ended without a close frame: refused, unreachable or cut. */
+const CLOSE_ABNORMAL = 1006;
+
+/** The longest wait for the second asking of a refused upgrade. */
+const PROBE_TIMEOUT_MS = 5_000;
+
 /** A channel URL as given (http, https, ws or wss), in the scheme each side needs. */
 export function channelUrls(given: string): { http: string; ws: string } | undefined {
   let url: URL;
@@ -37,6 +43,48 @@ export function messageLine(message: string): string {
 }
 
 /**
+ * Why a websocket to `http` closed before it opened, with no close frame (code 1006): what the server answered
+ * the upgrade (`503 unavailable: ...`), or why it could not be reached (`connection refused`). Bun's WebSocket
+ * client does not expose a refused upgrade's response, so the upgrade is asked again by fetch, which does.
+ */
+export async function whyNotOpened(http: string): Promise<string> {
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
+  let response: Response;
+  try {
+    response = await fetch(http, {
+      headers: { Upgrade: "websocket", Connection: "Upgrade", "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13" },
+      redirect: "manual",
+      // An upgrade accepted this time gets 101, which Bun's fetch never resolves: the wait is cut short.
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+    });
+  } catch (error) {
+    if ((error as Error).name === "TimeoutError") return `no answer (asked again, none within ${PROBE_TIMEOUT_MS} ms)`;
+    return connectionError(error);
+  }
+  return answerLine(response);
+}
+
+/** A refusal as one line: the status and pinghub's one-line reason, or the status text of another's page. */
+async function answerLine(response: Response): Promise<string> {
+  const text = await response.text().catch(() => "");
+  const plain = response.headers.get("content-type")?.startsWith("text/plain") ?? false;
+  const reason = plain ? (text.trim().split("\n")[0] ?? "") : response.statusText;
+  return `${response.status} ${reason}`.trimEnd();
+}
+
+/** A failure to connect in words: "connection refused" rather than Bun's "ECONNREFUSED: Unable to connect...". */
+function connectionError(error: unknown): string {
+  const { code, message } = error as { code?: string; message: string };
+  const known: Record<string, string> = {
+    ECONNREFUSED: "connection refused",
+    ConnectionRefused: "connection refused",
+    ENOTFOUND: "host not found",
+    ECONNRESET: "connection reset",
+  };
+  return (code === undefined ? undefined : known[code]) ?? message;
+}
+
+/**
  * Subscribes and prints each message until the channel closes (exit 1) or, with `reconnect`, for ever. A token
  * (--token, for --jwt-key) goes in the URL's query, as pinghub.js sends it; it is never printed.
  */
@@ -46,15 +94,25 @@ export function watch(given: string, reconnect: boolean, io: Output = stdio, tok
     io.err(`pinghub watch: "${given}" is not an http, https, ws or wss URL\n`);
     return Promise.resolve(2);
   }
+  /** Why an attempt that never opened failed: the close's own code and reason when the server sent one. */
+  const refusal = (code: number, reason: string): Promise<string> =>
+    code === CLOSE_ABNORMAL
+      ? whyNotOpened(token === undefined ? urls.http : withToken(urls.http, token))
+      : Promise.resolve(`close ${code} ${reason || "(no reason)"}`);
   if (reconnect) {
     // pinghub.js itself: the browser library's keepalive and backoff, and its reconnecting for ever.
     connect(urls.ws, {
       token,
       onMessage: (text: string) => io.out(messageLine(text)),
-      onState: (state: { status: string; code?: number; reason?: string; delayMs?: number }) => {
+      onState: (state: { status: string; code?: number; reason?: string; wasLive?: boolean; delayMs?: number }) => {
         if (state.status === "live") io.err(`watching ${urls.ws}\n`);
-        if (state.status === "reconnecting") {
-          io.err(`closed: ${state.code} ${state.reason || "(no reason)"}; reconnecting in ${state.delayMs} ms\n`);
+        if (state.status !== "reconnecting") return;
+        const again = `; reconnecting in ${state.delayMs} ms\n`;
+        if (state.wasLive) io.err(`closed: ${state.code} ${state.reason || "(no reason)"}${again}`);
+        else {
+          void refusal(state.code ?? CLOSE_ABNORMAL, state.reason ?? "").then((why) =>
+            io.err(`cannot subscribe to ${urls.ws}: ${why}${again}`),
+          );
         }
       },
     });
@@ -72,12 +130,9 @@ export function watch(given: string, reconnect: boolean, io: Output = stdio, tok
       const text = String(event.data);
       if (text !== "") io.out(messageLine(text));
     };
-    ws.onclose = (event) => {
-      io.err(
-        opened
-          ? `closed: ${event.code} ${event.reason || "(no reason)"}\n`
-          : `pinghub watch: cannot subscribe to ${urls.ws} (close ${event.code})\n`,
-      );
+    ws.onclose = async (event) => {
+      if (opened) io.err(`closed: ${event.code} ${event.reason || "(no reason)"}\n`);
+      else io.err(`pinghub watch: cannot subscribe to ${urls.ws}: ${await refusal(event.code, event.reason)}\n`);
       resolve(1);
     };
   });
@@ -104,7 +159,7 @@ export async function publish(
     const headers: Record<string, string> = token === undefined ? {} : { Authorization: `Bearer ${token}` };
     response = await fetch(urls.http, { method: "POST", body, headers });
   } catch (error) {
-    io.err(`pinghub publish: cannot reach ${urls.http}: ${(error as Error).message}\n`);
+    io.err(`pinghub publish: cannot reach ${urls.http}: ${connectionError(error)}\n`);
     return 1;
   }
   const text = (await response.text()).trim();

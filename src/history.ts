@@ -6,12 +6,20 @@
 // messages from 1. So an id from before a restart, or from a history since forgotten, names an incarnation that
 // no longer exists and is recognised as unknown, never taken for a place in today's history.
 
-import type { Config } from "./config.ts";
+/** The history flags as the command line gives them (Config has them under these names). */
+export interface HistoryFlags {
+  /** --history: messages kept per channel, 0 for none. */
+  history: number;
+  /** --history-ttl, in seconds. */
+  historyTtl: number;
+  /** --history-memory, in bytes. */
+  historyMemory: number;
+}
 
 /** The history the flags ask for, or undefined for none (--history 0). */
-export function historySettings(config: Config): HistorySettings | undefined {
-  if (config.history === 0) return undefined;
-  return { size: config.history, ttlMs: config.historyTtl * 1000, maxBytes: config.historyMemory };
+export function historySettings(flags: HistoryFlags): HistorySettings | undefined {
+  if (flags.history === 0) return undefined;
+  return { size: flags.history, ttlMs: flags.historyTtl * 1000, maxBytes: flags.historyMemory };
 }
 
 /** A kept message and its id. */

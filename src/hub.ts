@@ -1,58 +1,16 @@
-// The hub: the one place that knows channels. A channel is a Bun pub/sub topic with at least one subscriber;
-// it exists from its first subscriber to its last. Bun's uWebSockets core does the fan-out natively, so
-// publishing is one call whatever the number of subscribers: no JavaScript runs per subscriber.
+// The hub: the one place that knows channels. A channel exists from its first subscriber on this node to its
+// last; its subscribers are held in one group per transport (subscribers.ts): websockets on Bun's pub/sub
+// topics, whose native fan-out runs no JavaScript per subscriber, and Server-Sent Events streams. A transport's
+// own file gives the hub its group's way of reaching subscribers; every subscriber comes in through `admit`
+// (admission.ts), whatever its door.
 //
 // A message goes from the hub that accepted it through the broker (broker.ts) to the hubs that deliver it: on a
-// single node the broker hands it straight back, in cluster mode it goes through Redis. The hub tells the broker
-// when a channel gets its first subscriber on this node and when it has lost its last.
-//
-// A channel's subscribers are websockets, Server-Sent Events streams (sse.ts), or both. `server.publish` reaches
-// the websockets natively; the streams, which Bun's pub/sub does not know, are written to from here, with the
-// event's bytes built once per message. A channel with no stream pays nothing for them.
+// single node the broker hands it straight back, in cluster mode it goes through Redis. The broker hears of a
+// channel's first subscriber on this node through admission, and of its last after a delay.
 
-import type { Server, ServerWebSocket } from "bun";
+import { Admission, type Door } from "./admission.ts";
 import { type Broker, type BrokerFactory, localBroker } from "./broker.ts";
-import type { ExpiryEntry } from "./expiry.ts";
-import type { RefusalReason } from "./metrics.ts";
-import { eventBytes } from "./sse-event.ts";
-
-/** What pinghub keeps on each websocket. */
-export interface Subscriber {
-  channel: string;
-  /** Set when the subscriber was found over its backlog and is being cut off. */
-  slow: boolean;
-  /** The client's address, for debug lines; empty unless --log-level is debug. */
-  client: string;
-  // Set only with --websocket-publish no, --jwt-key or --auth-url: without them a websocket's data keeps its
-  // three fields, and its memory, as before.
-  /** Why a message from it is refused (decided at its upgrade: access.ts); absent when it may publish. */
-  publishRefused?: PublishRefusal;
-  /** When its token expires, in ms since the epoch; then its place in the expiry wheel, once open. */
-  expiresAtMs?: number;
-  expiry?: ExpiryEntry;
-}
-
-/** A websocket's message refused: counted under `reason`, the websocket closed with 1008 and `text`. */
-export interface PublishRefusal {
-  reason: RefusalReason;
-  text: string;
-}
-
-export type SubscriberSocket = ServerWebSocket<Subscriber>;
-
-/** A Server-Sent Events subscriber, as the hub sees it (sse.ts makes them). */
-export interface EventStream {
-  readonly channel: string;
-  /** Set once it was found past --max-backlog and cut off. */
-  readonly slow: boolean;
-  /**
-   * Queues one event's bytes (`id` is the message's id, if it has one). Returns false if the subscriber is now
-   * past --max-backlog: it has cut itself off and will leave.
-   */
-  send(bytes: Uint8Array, id: string | undefined): boolean;
-  /** Ends the stream, at shutdown: EventSource reconnects, elsewhere if need be. */
-  end(): void;
-}
+import { type GroupOwner, SubscriberGroup, type Transport } from "./subscribers.ts";
 
 /** The running totals the metrics report; plain numbers so that counting costs nothing on the hot path. */
 export interface HubCounters {
@@ -80,13 +38,11 @@ export function closeClass(code: number): CloseClass {
   return "other";
 }
 
-/**
- * After a channel's last subscriber leaves, how long the node stays subscribed to it in the broker: a page
- * reloaded or a client reconnecting joins again within this, without an UNSUBSCRIBE and SUBSCRIBE to Redis.
- */
-export const UNSUBSCRIBE_DELAY_MS = 500;
+/** The names the two transports give their groups (websocket.ts, sse.ts), for the counts the metrics read. */
+export const WEBSOCKETS = "websocket";
+export const EVENT_STREAMS = "sse";
 
-export class Hub {
+export class Hub implements GroupOwner {
   readonly counters: HubCounters = {
     postMessages: 0,
     websocketMessages: 0,
@@ -96,56 +52,93 @@ export class Hub {
     websocketsOpened: 0,
     websocketsClosed: { normal: 0, going_away: 0, no_close_frame: 0, refused: 0, other: 0 },
   };
-  /** Subscribers per channel: Bun's own `subscriberCount` walks its topic tree, too slow to ask per message. */
-  private readonly channels = new Map<string, Set<SubscriberSocket>>();
-  /** Server-Sent Events subscribers per channel. */
-  private readonly streams = new Map<string, Set<EventStream>>();
-  private streamCount = 0;
-  /** Upgrades under way per channel, waiting for the broker to subscribe: the channel must not be dropped. */
-  private readonly joining = new Map<string, number>();
-  /** Channels left empty, and when the broker is to be told, unless a subscriber joins first. */
-  private readonly emptied = new Map<string, ReturnType<typeof setTimeout>>();
   readonly broker: Broker;
-  private websocketCount = 0;
-  private server: Server<Subscriber> | undefined;
-  /** Set by closeAll: a websocket whose upgrade was under way at shutdown is closed as it opens. */
-  private closing: { code: number; reason: string } | undefined;
+  /** Set by closeAll: a subscriber whose door was opening at shutdown is ended as it joins. */
+  private shutdown: { code: number; reason: string } | undefined;
+  private readonly groups: SubscriberGroup<unknown>[] = [];
+  private readonly admission: Admission;
 
   constructor(
-    private readonly maxBacklog: number,
+    /** Bytes a subscriber may fall behind before it is cut off (--max-backlog). */
+    readonly maxBacklog: number,
     /** Told once about each subscriber cut off for its backlog, with its channel. */
     private readonly onSlowSubscriber: (channel: string) => void = () => {},
     createBroker: BrokerFactory = localBroker(),
   ) {
     this.broker = createBroker((channel, message, id) => this.deliver(channel, message, id));
+    this.admission = new Admission(this.broker, (channel) => this.hasSubscribers(channel));
   }
 
-  /** The server whose topics carry the channels; set once it is listening. */
-  attach(server: Server<Subscriber>): void {
-    this.server = server;
+  /** Adds a transport's group of subscribers; its file does this once, as the server starts. */
+  group<S>(name: string, transport: Transport<S>): SubscriberGroup<S> {
+    const group = new SubscriberGroup(name, transport, this);
+    this.groups.push(group as SubscriberGroup<unknown>);
+    return group;
   }
 
+  /**
+   * Admits a new subscriber of `channel` through a door (see admission.ts): the door's answer, synchronously on
+   * a single node, or a promise of it in cluster mode while the broker subscribes to the channel.
+   */
+  admit<T>(channel: string, door: Door<T>): T | Promise<T> {
+    return this.admission.admit(channel, door);
+  }
+
+  /** From the groups: set once the hub is shutting down. */
+  get closing(): { code: number; reason: string } | undefined {
+    return this.shutdown;
+  }
+
+  /** A transport cut off a subscriber for its backlog. */
+  slowSubscriber(channel: string): void {
+    this.onSlowSubscriber(channel);
+  }
+
+  /** From the groups: a subscriber left. */
+  left(channel: string, slow: boolean, emptied: boolean): void {
+    if (slow) this.counters.slowSubscribers++;
+    if (emptied) this.admission.left(channel);
+  }
+
+  /** Channels with a subscriber on this node; asked at a scrape, not per message. */
   get channelCount(): number {
-    let count = this.channels.size;
-    for (const channel of this.streams.keys()) if (!this.channels.has(channel)) count++;
+    let count = 0;
+    this.groups.forEach((group, i) => {
+      if (i === 0) count += group.channelCount;
+      else for (const channel of group.channelNames()) if (!this.inEarlierGroup(channel, i)) count++;
+    });
+    return count;
+  }
+
+  private inEarlierGroup(channel: string, index: number): boolean {
+    for (let i = 0; i < index; i++) if (this.groups[i]?.has(channel)) return true;
+    return false;
+  }
+
+  /** Subscribers of one transport, by its group's name. */
+  subscribers(transport: string): number {
+    let count = 0;
+    for (const group of this.groups) if (group.name === transport) count += group.size;
     return count;
   }
 
   get websockets(): number {
-    return this.websocketCount;
+    return this.subscribers(WEBSOCKETS);
   }
 
   /** Server-Sent Events subscribers. */
   get eventStreams(): number {
-    return this.streamCount;
+    return this.subscribers(EVENT_STREAMS);
   }
 
   subscriberCount(channel: string): number {
-    return (this.channels.get(channel)?.size ?? 0) + (this.streams.get(channel)?.size ?? 0);
+    let count = 0;
+    for (const group of this.groups) count += group.count(channel);
+    return count;
   }
 
   private hasSubscribers(channel: string): boolean {
-    return this.channels.has(channel) || this.streams.has(channel);
+    return this.groups.some((group) => group.has(channel));
   }
 
   /**
@@ -161,121 +154,16 @@ export class Hub {
     return this.broker.problem ?? "redis did not take the message; try again";
   }
 
-  /**
-   * Called before a websocket upgrade: undefined if the channel can be joined at once, or a promise that
-   * settles once the broker carries the channel's messages to this node (rejecting with BrokerUnavailable). On a
-   * single node, always undefined. Each call must be followed by `joined` once the upgrade is done or failed.
-   */
-  prepare(channel: string): Promise<void> | undefined {
-    // A single node has nothing to prepare: its channels cost nothing until a message comes.
-    if (this.broker.cluster === undefined) return undefined;
-    const emptied = this.emptied.get(channel);
-    if (emptied !== undefined) {
-      clearTimeout(emptied);
-      this.emptied.delete(channel);
-    }
-    this.joining.set(channel, (this.joining.get(channel) ?? 0) + 1);
-    if (this.hasSubscribers(channel)) return undefined;
-    return this.broker.subscribe(channel);
-  }
-
-  /** The upgrade that `prepare` was called for is over: the websocket is open (join ran) or it failed. */
-  prepared(channel: string): void {
-    if (this.broker.cluster === undefined) return;
-    const count = (this.joining.get(channel) ?? 1) - 1;
-    if (count > 0) this.joining.set(channel, count);
-    else this.joining.delete(channel);
-    this.leftEmpty(channel);
-  }
-
-  join(ws: SubscriberSocket): void {
-    if (this.closing !== undefined) {
-      ws.close(this.closing.code, this.closing.reason);
-      return;
-    }
-    const channel = ws.data.channel;
-    let subscribers = this.channels.get(channel);
-    if (subscribers === undefined) {
-      subscribers = new Set();
-      this.channels.set(channel, subscribers);
-    }
-    subscribers.add(ws);
-    this.websocketCount++;
-    this.counters.websocketsOpened++;
-    ws.subscribe(channel);
-  }
-
-  leave(ws: SubscriberSocket, code: number): void {
-    const channel = ws.data.channel;
-    const subscribers = this.channels.get(channel);
-    if (subscribers?.delete(ws) !== true) return;
-    this.websocketCount--;
-    this.counters.websocketsClosed[closeClass(code)]++;
-    if (subscribers.size === 0) {
-      this.channels.delete(channel);
-      this.leftEmpty(channel);
-    }
-    if (ws.data.slow) this.counters.slowSubscribers++;
-  }
-
-  /** Adds a Server-Sent Events subscriber; false, and the stream ended, when the hub is shutting down. */
-  joinStream(stream: EventStream): boolean {
-    if (this.closing !== undefined) {
-      stream.end();
-      return false;
-    }
-    let streams = this.streams.get(stream.channel);
-    if (streams === undefined) {
-      streams = new Set();
-      this.streams.set(stream.channel, streams);
-    }
-    streams.add(stream);
-    this.streamCount++;
-    return true;
-  }
-
-  leaveStream(stream: EventStream): void {
-    const channel = stream.channel;
-    const streams = this.streams.get(channel);
-    if (streams?.delete(stream) !== true) return;
-    this.streamCount--;
-    if (streams.size === 0) {
-      this.streams.delete(channel);
-      this.leftEmpty(channel);
-    }
-    if (stream.slow) this.counters.slowSubscribers++;
-  }
-
-  /** Stops the broker's work for the node, at shutdown, after every websocket was closed. */
+  /** Stops the broker's work for the node, at shutdown, after every subscriber was ended. */
   async close(): Promise<void> {
-    for (const timer of this.emptied.values()) clearTimeout(timer);
-    this.emptied.clear();
+    this.admission.close();
     await this.broker.close();
   }
 
-  /** A channel with no subscriber and no upgrade under way is unsubscribed from the broker, after a delay. */
-  private leftEmpty(channel: string): void {
-    // Only cluster mode has anything to undo; the single node's hub forgets the channel with its last subscriber.
-    if (this.broker.cluster === undefined) return;
-    if (this.hasSubscribers(channel) || this.joining.has(channel) || this.emptied.has(channel)) return;
-    this.emptied.set(
-      channel,
-      setTimeout(() => {
-        this.emptied.delete(channel);
-        if (!this.hasSubscribers(channel) && !this.joining.has(channel)) this.broker.unsubscribe(channel);
-      }, UNSUBSCRIBE_DELAY_MS),
-    );
-  }
-
-  /** Closes every websocket and ends every stream, and any that opens from now on, as at shutdown. */
+  /** Ends every subscriber of every transport, and any that joins from now on, as at shutdown. */
   closeAll(code: number, reason: string): void {
-    this.closing = { code, reason };
-    for (const subscribers of this.channels.values()) {
-      for (const ws of subscribers) ws.close(code, reason);
-    }
-    for (const streams of [...this.streams.values()]) {
-      for (const stream of [...streams]) stream.end();
-    }
+    this.shutdown = { code, reason };
+    for (const group of this.groups) group.endAll(code, reason);
   }
 
   /**
@@ -311,40 +199,11 @@ export class Hub {
    */
   private deliver(channel: string, message: string, id: string | undefined): number {
     let delivered = 0;
-    const subscribers = this.channels.get(channel);
-    if (subscribers !== undefined && this.server !== undefined) {
-      const result = this.server.publish(channel, message);
-      delivered = subscribers.size;
-      // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
-      // subscribers one by one, to cut off those past --max-backlog (websocket.ts leaves this to the hub).
-      if (result <= 0) this.findSlow(subscribers);
-    }
-    // One look at an empty map when nobody on the node subscribes by SSE.
-    if (this.streamCount !== 0) {
-      const streams = this.streams.get(channel);
-      if (streams !== undefined) delivered += this.sendEvent(streams, message, id);
-    }
+    const groups = this.groups;
+    // An indexed loop: no iterator object on the per-message path.
+    for (let i = 0; i < groups.length; i++)
+      delivered += (groups[i] as SubscriberGroup<unknown>).deliver(channel, message, id);
     this.counters.sentMessages += delivered;
     return delivered;
-  }
-
-  /** Writes one event to every stream of a channel: its bytes are built once, here. */
-  private sendEvent(streams: Set<EventStream>, message: string, id: string | undefined): number {
-    const bytes = eventBytes(message, id);
-    const count = streams.size;
-    for (const stream of streams) {
-      if (!stream.send(bytes, id)) this.onSlowSubscriber(stream.channel);
-    }
-    return count;
-  }
-
-  private findSlow(subscribers: Set<SubscriberSocket>): void {
-    for (const ws of subscribers) {
-      if (ws.data.slow || ws.getBufferedAmount() <= this.maxBacklog) continue;
-      ws.data.slow = true;
-      this.onSlowSubscriber(ws.data.channel);
-      // Dropped at once: a close frame would only queue behind the backlog it cannot read.
-      ws.terminate();
-    }
   }
 }

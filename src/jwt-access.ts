@@ -39,16 +39,19 @@ export interface JwtSettings {
   issuer: string | undefined;
 }
 
-/** Reads --jwt-key's file; a ConfigError (exit 2) for a file that cannot be read or used. */
-export function loadJwtKey(path: string): JwtKey {
+/**
+ * Reads --jwt-key's file; a ConfigError (exit 2) for a file that cannot be read or used, naming the value as it
+ * was given (`--jwt-key` or `PINGHUB_JWT_KEY_FILE`).
+ */
+export function loadJwtKey(path: string, name = "--jwt-key"): JwtKey {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (error) {
-    throw new ConfigError(`bad --jwt-key "${path}": cannot read it: ${(error as NodeJS.ErrnoException).code}`);
+    throw new ConfigError(`bad ${name} "${path}": cannot read it: ${(error as NodeJS.ErrnoException).code}`);
   }
   const text = new TextDecoder().decode(bytes);
-  if (text.includes("-----BEGIN")) return publicKey(path, text);
+  if (text.includes("-----BEGIN")) return publicKey(path, name, text);
   // A secret's trailing line feed is the editor's, not the secret's.
   let end = bytes.length;
   if (bytes[end - 1] === 0x0a) end--;
@@ -56,19 +59,19 @@ export function loadJwtKey(path: string): JwtKey {
   const secret = bytes.slice(0, end);
   if (secret.length < MIN_HMAC_SECRET_BYTES) {
     throw new ConfigError(
-      `bad --jwt-key "${path}": an HMAC secret must be at least ${MIN_HMAC_SECRET_BYTES} bytes, this one has ${secret.length}`,
+      `bad ${name} "${path}": an HMAC secret must be at least ${MIN_HMAC_SECRET_BYTES} bytes, this one has ${secret.length}`,
     );
   }
   return { key: secret, algorithms: ["HS256", "HS384", "HS512"], description: "an HMAC secret" };
 }
 
-function publicKey(path: string, pem: string): JwtKey {
+function publicKey(path: string, name: string, pem: string): JwtKey {
   let key: KeyObject;
   try {
     // A private key is taken for the public key it holds: what matters is that it is PEM, and parses.
     key = createPublicKey(pem);
   } catch {
-    throw new ConfigError(`bad --jwt-key "${path}": it looks like PEM but is not a public key that parses`);
+    throw new ConfigError(`bad ${name} "${path}": it looks like PEM but is not a public key that parses`);
   }
   const type = key.asymmetricKeyType;
   const curve = key.asymmetricKeyDetails?.namedCurve;
@@ -84,7 +87,7 @@ function publicKey(path: string, pem: string): JwtKey {
             : [];
   if (algorithms.length === 0) {
     throw new ConfigError(
-      `bad --jwt-key "${path}": a ${type}${curve === undefined ? "" : ` ${curve}`} key signs no JWT algorithm; ` +
+      `bad ${name} "${path}": a ${type}${curve === undefined ? "" : ` ${curve}`} key signs no JWT algorithm; ` +
         "use RSA, EC P-256/P-384/P-521 or Ed25519",
     );
   }

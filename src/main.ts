@@ -14,10 +14,10 @@ import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { redisBroker } from "./redis-broker.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
 
-/** Shortest time between two warnings that --auth-url did not answer yes or no. */
-const AUTH_WARNING_INTERVAL_MS = 10_000;
 /** How long a cluster node waits for Redis at start-up before it serves without it. */
 const STARTUP_WAIT_MS = 3000;
+/** Shortest time between two warnings that --auth-url did not answer yes or no. */
+const AUTH_WARNING_INTERVAL_MS = 10_000;
 
 async function main(): Promise<number> {
   const cli = await parseCommandLine(process.argv.slice(2), process.env);
@@ -73,7 +73,7 @@ async function run(config: Config): Promise<number> {
             logger.info(
               first
                 ? `cluster: connected to redis at ${redis.display}`
-                : `cluster: redis at ${redis.display} is back; re-subscribed ${channels} channels`,
+                : `cluster: redis at ${redis.display} is back; re-subscribed ${counted(channels, "channel")}`,
             ),
         });
   const hub = new Hub(
@@ -84,9 +84,10 @@ async function run(config: Config): Promise<number> {
   );
   let metrics: Metrics;
   try {
-    metrics = createMetrics(hub, health, config.metricsPort, config.authUrl !== undefined);
+    metrics = createMetrics(hub, health, config.metrics, config.authUrl !== undefined);
   } catch (error) {
-    return fatal(`pinghub: cannot serve metrics on 127.0.0.1:${config.metricsPort}: ${(error as Error).message}`);
+    const where = config.metrics === undefined ? "" : ` on ${formatListen(config.metrics)}`;
+    return fatal(`pinghub: cannot serve metrics${where}: ${(error as Error).message}`);
   }
   // Cluster mode: a node that listens before it reaches Redis could only refuse its first clients. It waits a
   // moment for Redis, then serves anyway (answering 503 until Redis is there), so nothing has to start first.
@@ -131,13 +132,20 @@ async function run(config: Config): Promise<number> {
   const signal = await stopSignal;
 
   health.serving = false;
-  logger.info(`stopping on ${signal}: closing ${hub.websockets} websockets`);
+  logger.info(
+    `stopping on ${signal}: closing ${counted(hub.websockets, "websocket")} and ${counted(hub.eventStreams, "SSE stream")}`,
+  );
   stopWatching();
   await channels.stop();
   await metrics.stop();
   logger.info("pinghub stopped");
   log.close();
   return 0;
+}
+
+/** `1 channel`, `2 channels`. */
+function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /**

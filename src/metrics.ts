@@ -1,5 +1,6 @@
-// Metrics for Prometheus, served by a second Bun.serve on 127.0.0.1:--mport, apart from the channels so that a
-// scrape never competes with clients and the port is never exposed by a proxy that forwards everything.
+// Metrics for Prometheus, served by a second Bun.serve on --mport (127.0.0.1:8082 unless told), apart from the
+// channels so that a scrape never competes with clients and the port is never exposed by a proxy that forwards
+// everything.
 //
 // The hub keeps its totals as plain numbers; they are read into prom-client only when scraped, so counting
 // costs nothing per message. No label ever carries a channel name: ten thousand channels add no series.
@@ -10,36 +11,19 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import pkg from "../package.json" with { type: "json" };
 import { AUTH_RESULTS, type ForwardAuthHooks } from "./forward-auth.ts";
 import { CLOSE_CLASSES, type Hub } from "./hub.ts";
-
-/** Why a request or a websocket was refused; a small fixed set, so a label may carry it. */
-export const REFUSAL_REASONS = [
-  "bad_path",
-  "bad_origin",
-  "too_large",
-  "not_utf8",
-  "binary",
-  "bad_upgrade",
-  "redis_down",
-  // Authorization (access.ts): no token or a bad one, a token or an application saying no, an expired token
-  // (refused, or ending what it opened), the auth service not answering, a websocket publishing where it may not.
-  "unauthorized",
-  "forbidden",
-  "token_expired",
-  "auth_unavailable",
-  "websocket_publish_off",
-] as const;
-export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+import { REFUSAL_REASONS, type RefusalReason } from "./refusal.ts";
+import { formatListen, type TcpListen } from "./setting-values.ts";
 
 export interface Metrics {
   registry: Registry;
   /** Counts HTTP requests handled by the Hono app, by method, status and route pattern. */
   httpMiddleware: MiddlewareHandler;
   refused(reason: RefusalReason): void;
-  /** The forward-auth calls and cache hits (--auth-url); counted only where createMetrics was told of it. */
+  /** The --auth-url calls and cache hits, counted where createMetrics was told of forward auth. */
   forwardAuth: ForwardAuthHooks;
   /** Stops the metrics server, if there is one. */
   stop(): Promise<void>;
-  /** `http://127.0.0.1:PORT`, or undefined when --mport is 0. */
+  /** `http://HOST:PORT` with the port bound (--mport 0 picks one), or undefined when --mport is off. */
   url: string | undefined;
 }
 
@@ -48,7 +32,14 @@ export interface Health {
   serving: boolean;
 }
 
-export function createMetrics(hub: Hub, health: Health, port: number, forwardAuth = false): Metrics {
+/** With `address` undefined (--mport off) nothing is served; the registry is still built. */
+export function createMetrics(
+  hub: Hub,
+  health: Health,
+  address: TcpListen | undefined,
+  /** With --auth-url: its calls' series exist. */
+  forwardAuth = false,
+): Metrics {
   // Registered in the order a scrape lists them: pinghub's own series first, then HTTP and the runtime's.
   const registry = new Registry();
   new Gauge({
@@ -143,11 +134,11 @@ export function createMetrics(hub: Hub, health: Health, port: number, forwardAut
   const { registerMetrics } = prometheus({ registry });
 
   const server =
-    port === 0
+    address === undefined
       ? undefined
       : Bun.serve({
-          hostname: "127.0.0.1",
-          port,
+          hostname: address.hostname,
+          port: address.port,
           async fetch(req) {
             const path = new URL(req.url).pathname;
             if (path === "/metrics") {
@@ -168,7 +159,10 @@ export function createMetrics(hub: Hub, health: Health, port: number, forwardAut
     httpMiddleware: registerMetrics,
     refused: (reason) => refusals.inc({ reason }),
     forwardAuth: authHooks,
-    url: server === undefined ? undefined : `http://127.0.0.1:${server.port}`,
+    url:
+      address === undefined || server === undefined
+        ? undefined
+        : `http://${formatListen({ ...address, port: server.port ?? address.port })}`,
     async stop() {
       await server?.stop(true);
     },

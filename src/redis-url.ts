@@ -22,11 +22,11 @@ export const REDIS_DEFAULT_PORT = 6379;
 const MAX_DB = 1_000_000;
 
 /** `redis://[[user]:password@]host[:port][/db]`, `rediss://…` (TLS), or an absolute UNIX socket path. */
-export function parseRedisUrl(value: string): RedisTarget {
+export function parseRedisUrl(value: string, name = "--redis"): RedisTarget {
   if (value.startsWith("/")) return { kind: "unix", path: value, display: value };
   // The value itself is never echoed: it may hold a password. The scheme alone is safe to name.
   const bad = (why: string) =>
-    new ConfigError(`bad --redis: ${why}; expected redis://[[user]:password@]host[:port][/db], rediss://… or /path`);
+    new ConfigError(`bad ${name}: ${why}; expected redis://[[user]:password@]host[:port][/db], rediss://… or /path`);
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
   if (scheme === undefined) throw bad("not a URL");
   if (scheme !== "redis" && scheme !== "rediss") throw bad(`unknown scheme "${scheme.slice(0, 20)}"`);

@@ -1,9 +1,27 @@
 // How a refusal is reported: counted by reason for the metrics always, and at --log-level debug written as one
-// line with the channel and the client, so that an operator chasing refusals has more than counters. Never
+// line with the channel and the client (and the Origin refused, for bad_origin), so that an operator chasing refusals has more than counters. Never
 // the message itself.
 
 import type { Server } from "bun";
-import type { RefusalReason } from "./metrics.ts";
+
+/** Why a request or a websocket was refused; a small fixed set, so a metric label may carry it. */
+export const REFUSAL_REASONS = [
+  "bad_path",
+  "bad_origin",
+  "too_large",
+  "not_utf8",
+  "binary",
+  "bad_upgrade",
+  "redis_down",
+  // Authorization (access.ts): no token or a bad one, a token or the application saying no, an expired token
+  // (refused, or ending what it opened), --auth-url not answering yes or no, a websocket publishing where it may not.
+  "unauthorized",
+  "forbidden",
+  "token_expired",
+  "auth_unavailable",
+  "websocket_publish_off",
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /**
  * Reports one refusal: its reason, the channel (undefined when the path was not one), and the client, as the
@@ -33,6 +51,11 @@ export function createRefuse(
     count(reason);
     const from =
       client === undefined ? "unknown" : typeof client === "string" ? client : clientAddress(client, server());
-    debug(`refused ${reason}: channel ${channel === undefined ? "(none)" : JSON.stringify(channel)} from ${from}`);
+    // The Origin is the client's own word, so quoted as JSON: it cannot forge a line of the log.
+    const origin = reason === "bad_origin" && typeof client === "object" ? client.headers.get("origin") : null;
+    const named = origin === null ? "" : `, origin ${JSON.stringify(origin)}`;
+    debug(
+      `refused ${reason}: channel ${channel === undefined ? "(none)" : JSON.stringify(channel)} from ${from}${named}`,
+    );
   };
 }

@@ -9,13 +9,13 @@
 // Origin, a bad path) gets an error status.
 
 import type { Server } from "bun";
-import { type Access, whenAllowed } from "./access.ts";
+import { type DoorContext, whenAllowed } from "./access.ts";
 import type { Config } from "./config.ts";
-import type { ExpiryEntry, ExpiryWheel } from "./expiry.ts";
+import type { ExpiryEntry } from "./expiry.ts";
 import { parseId, type Resume } from "./history.ts";
-import type { EventStream, Hub } from "./hub.ts";
+import { EVENT_STREAMS, type Hub } from "./hub.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
-import type { Refuse } from "./refusal.ts";
+import { clientAddress } from "./refusal.ts";
 import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
 
 /** A comment at least this often keeps proxies (nginx's proxy_read_timeout is 60 s) from closing a quiet stream. */
@@ -37,15 +37,18 @@ export function wantsEventStream(req: Request): boolean {
   return req.headers.get("accept")?.includes("text/event-stream") === true;
 }
 
-export function createSseSubscribers(
-  hub: Hub,
-  config: Config,
-  refused: Refuse,
-  /** Who may subscribe; undefined: everyone. */
-  access?: Access,
-  /** Where streams whose token expires wait to be ended. */
-  expiries?: ExpiryWheel,
-): SseSubscribers {
+export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext): SseSubscribers {
+  const { refused, debug, access, expiries } = door;
+  const group = hub.group<SseStream>(EVENT_STREAMS, {
+    fanOut(channel, streams, message, id) {
+      // The event's bytes are built once, here, for every stream of the channel.
+      const bytes = eventBytes(message, id);
+      for (const stream of streams) if (!stream.send(bytes, id)) hub.slowSubscriber(channel);
+      return streams.size;
+    },
+    end: (stream) => stream.end("server shutting down"),
+    slow: (stream) => stream.slow,
+  });
   const open = new Set<SseStream>();
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   const keepalive = commentBytes("keepalive");
@@ -79,28 +82,37 @@ export function createSseSubscribers(
     return new Response(body, { headers: headers(req) });
   }
 
-  function start(req: Request, channel: string, lastId: string | undefined, expiresAtMs: number | undefined): Response {
+  function start(
+    req: Request,
+    client: string,
+    channel: string,
+    lastId: string | undefined,
+    expiresAtMs: number | undefined,
+  ): Response {
     let expiry: ExpiryEntry | undefined;
-    const stream = new SseStream(channel, hub, config.maxBacklog, () => {
-      if (expiry !== undefined) expiries?.remove(expiry);
+    const stream = new SseStream(channel, config.maxBacklog, (why) => {
+      if (expiry !== undefined) expiries.remove(expiry);
+      if (!group.leave(channel, stream)) return;
       open.delete(stream);
       if (open.size === 0 && heartbeat !== undefined) {
         clearInterval(heartbeat);
         heartbeat = undefined;
       }
+      debug?.(`SSE stream closed: channel ${JSON.stringify(channel)} from ${client}, ${why}`);
     });
     // Joined before the history is read, so that nothing published meanwhile falls between the two; until the
     // history is written, live events wait in the stream.
     if (lastId !== undefined) stream.holdLive();
-    if (!hub.joinStream(stream)) return new Response(stream.body, { headers: headers(req) });
+    if (!group.join(channel, stream)) return new Response(stream.body, { headers: headers(req) });
+    debug?.(`SSE stream opened: channel ${JSON.stringify(channel)} from ${client}`);
     // A token's exp ends the stream, and EventSource comes back with a fresh token (pinghub.js asks for one).
-    expiry =
-      expiresAtMs === undefined
-        ? undefined
-        : expiries?.add(expiresAtMs, () => {
-            refused("token_expired", channel, req);
-            stream.endWith("token expired");
-          });
+    if (expiresAtMs !== undefined) {
+      expiry = expiries.add(expiresAtMs, () => {
+        expiry = undefined;
+        refused("token_expired", channel, req);
+        stream.endWith("token expired", "its token expired");
+      });
+    }
     open.add(stream);
     heartbeat ??= setInterval(beat, HEARTBEAT_MS);
     req.signal.addEventListener("abort", () => stream.gone(), { once: true });
@@ -108,7 +120,7 @@ export function createSseSubscribers(
       Promise.resolve(hub.broker.since(channel, lastId)).then(
         (result) => stream.resume(result, lastId),
         // Redis went away while asked: end the stream, and EventSource asks again with the same id.
-        (error: Error) => stream.endWith(`unavailable: ${error.message}`),
+        (error: Error) => stream.endWith(`unavailable: ${error.message}`, "the history was unavailable"),
       );
     }
     return new Response(stream.body, { headers: headers(req) });
@@ -125,7 +137,7 @@ export function createSseSubscribers(
         access.check(req, channel, "subscribe"),
         (rights) => admit(req, server, channel, rights.expiresAtMs),
         (refusal) => {
-          // An answer, not a stream: EventSource gives up on it, which is meant (a token is missing or bad).
+          // An answer, not a stream: EventSource gives up on it, which is meant (a token missing or bad).
           refused(refusal.reason, channel, req);
           return refusal.response;
         },
@@ -137,35 +149,16 @@ export function createSseSubscribers(
     },
   };
 
-  /** A subscriber allowed in: joined to the hub, once the channel is ready for it. */
-  function admit(
-    req: Request,
-    server: Server<unknown>,
-    channel: string,
-    expiresAtMs: number | undefined,
-  ): Response | Promise<Response> {
+  /** A subscriber allowed in, until `expiresAtMs` if its token says: admitted through the hub, then streamed. */
+  function admit(req: Request, server: Server<unknown>, channel: string, expiresAtMs: number | undefined) {
     // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
     server.timeout(req, 0);
     const lastId = lastEventId(req);
-    const unavailable = hub.unavailable;
-    if (unavailable !== undefined) return comeBackLater(req, channel, unavailable);
-    const ready = hub.prepare(channel);
-    if (ready === undefined) {
-      const response = start(req, channel, lastId, expiresAtMs);
-      hub.prepared(channel);
-      return response;
-    }
-    return ready.then(
-      () => {
-        const response = start(req, channel, lastId, expiresAtMs);
-        hub.prepared(channel);
-        return response;
-      },
-      (error: Error) => {
-        hub.prepared(channel);
-        return comeBackLater(req, channel, error.message);
-      },
-    );
+    const client = debug === undefined ? "" : clientAddress(req, server);
+    return hub.admit(channel, {
+      open: () => start(req, client, channel, lastId, expiresAtMs),
+      unavailable: (reason) => comeBackLater(req, channel, reason),
+    });
   }
 }
 
@@ -178,7 +171,7 @@ function lastEventId(req: Request): string | undefined {
 }
 
 /** One SSE subscriber: a byte stream whose queue, past --max-backlog, cuts it off. */
-class SseStream implements EventStream {
+class SseStream {
   slow = false;
   readonly body: ReadableStream<Uint8Array>;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -190,9 +183,9 @@ class SseStream implements EventStream {
 
   constructor(
     readonly channel: string,
-    private readonly hub: Hub,
     maxBacklog: number,
-    private readonly onDone: () => void,
+    /** Told once, when the stream is over, with why (for the debug line). */
+    private readonly onDone: (why: string) => void,
   ) {
     this.body = new ReadableStream<Uint8Array>(
       {
@@ -213,6 +206,10 @@ class SseStream implements EventStream {
     this.held = [];
   }
 
+  /**
+   * Queues one event's bytes (`id` is the message's id, if it has one). Returns false if the subscriber is now
+   * past --max-backlog: it has cut itself off and left.
+   */
   send(bytes: Uint8Array, id: string | undefined): boolean {
     if (this.done) return true;
     if (this.held !== undefined) {
@@ -231,7 +228,7 @@ class SseStream implements EventStream {
     if ((this.controller.desiredSize ?? 0) >= 0) return true;
     this.slow = true;
     // Dropped at once: an orderly end would only queue behind the backlog it cannot read.
-    this.finish();
+    this.finish("cut off: over --max-backlog");
     // With no reason given, Bun resets the connection without printing an error of its own.
     this.controller.error();
     return false;
@@ -259,27 +256,26 @@ class SseStream implements EventStream {
   }
 
   /** Ends the stream in order (shutdown): what is queued goes out, then EventSource reconnects. */
-  end(): void {
+  end(why: string): void {
     if (this.done) return;
-    this.finish();
+    this.finish(why);
     this.controller.close();
   }
 
-  endWith(comment: string): void {
+  endWith(comment: string, why: string): void {
     if (this.done) return;
     this.controller.enqueue(commentBytes(comment));
-    this.end();
+    this.end(why);
   }
 
   /** The client went away. */
   gone(): void {
-    if (!this.done) this.finish();
+    if (!this.done) this.finish("the client went away");
   }
 
-  private finish(): void {
+  private finish(why: string): void {
     this.done = true;
     this.held = undefined;
-    this.hub.leaveStream(this);
-    this.onDone();
+    this.onDone(why);
   }
 }

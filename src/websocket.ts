@@ -1,13 +1,41 @@
-// The websocket side of a channel: Bun's native handler, not Hono's upgradeWebSocket, because Hono builds a
-// context object per event and a message bus cannot pay that per message.
+// Subscribing with a websocket: the upgrade (the door, through the hub's admission) and the socket's life, on
+// Bun's native handler, not Hono's upgradeWebSocket, because Hono builds a context object per event and a
+// message bus cannot pay that per message. A channel's websockets are a Bun pub/sub topic: `server.publish`
+// reaches them all natively, so no JavaScript runs per subscriber.
 
-import type { WebSocketHandler } from "bun";
+import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import { type Allowed, type DoorContext, EVERYONE, whenAllowed } from "./access.ts";
 import type { Config } from "./config.ts";
-import type { ExpiryWheel } from "./expiry.ts";
-import type { Hub, PublishRefusal, Subscriber } from "./hub.ts";
-import type { RefusalReason } from "./metrics.ts";
-import type { Refuse } from "./refusal.ts";
-import { CLOSE_TRY_AGAIN_LATER } from "./try-again.ts";
+import type { ExpiryEntry } from "./expiry.ts";
+import { closeClass, type Hub, WEBSOCKETS } from "./hub.ts";
+import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import { clientAddress, type RefusalReason } from "./refusal.ts";
+import type { SubscriberGroup } from "./subscribers.ts";
+import { CLOSE_TRY_AGAIN_LATER, tryAgainLater } from "./try-again.ts";
+
+/** What pinghub keeps on each websocket. */
+export interface Subscriber {
+  channel: string;
+  /** Set when the subscriber was found over its backlog and is being cut off. */
+  slow: boolean;
+  /** The client's address, for debug lines; empty unless --log-level is debug. */
+  client: string;
+  // Set only with --websocket-publish no, --jwt-key or --auth-url: without them a websocket's data keeps its
+  // three fields, and its memory, as before.
+  /** Why a message from it is refused (decided at its upgrade: access.ts); absent when it may publish. */
+  publishRefused?: PublishRefusal;
+  /** When its token expires, in ms since the epoch; then its place in the expiry wheel, once open. */
+  expiresAtMs?: number;
+  expiry?: ExpiryEntry;
+}
+
+/** A websocket's message refused: counted under `reason`, the websocket closed with 1008 and `text`. */
+export interface PublishRefusal {
+  reason: RefusalReason;
+  text: string;
+}
+
+export type SubscriberSocket = ServerWebSocket<Subscriber>;
 
 /** Close codes pinghub sends itself; Bun sends 1007 (not UTF-8) and 1009 (too large) on its own. */
 export const CLOSE_UNSUPPORTED_DATA = 1003;
@@ -19,7 +47,7 @@ export const PUBLISHING_OFF: PublishRefusal = {
   reason: "websocket_publish_off",
   text: "publishing by websocket is off",
 };
-/** The websocket's token or the application did not grant it publish on its channel. */
+/** The websocket's token, or the application, did not grant it publish on its channel. */
 export const NOT_ALLOWED_TO_PUBLISH: PublishRefusal = { reason: "forbidden", text: "not allowed to publish" };
 export const TOKEN_EXPIRED = "token expired";
 
@@ -29,22 +57,96 @@ const BUN_CLOSE_REASONS: Record<string, { refusal: RefusalReason; code: number }
   "Received too big message": { refusal: "too_large", code: 1009 },
 };
 
-export function websocketHandler(
-  hub: Hub,
-  config: Config,
-  refused: Refuse,
-  /** At --log-level debug: one line per websocket opened and closed. */
-  debug?: (line: string) => void,
-  /** Where websockets whose token expires wait to be closed. */
-  expiries?: ExpiryWheel,
-): WebSocketHandler<Subscriber> {
-  return {
+export interface Websockets {
+  /** Answers a websocket upgrade to `channel`: undefined once upgraded, or the refusal. */
+  subscribe(
+    req: Request,
+    server: Server<Subscriber>,
+    channel: string,
+  ): Response | undefined | Promise<Response | undefined>;
+  /** Bun's handler for the server's websockets. */
+  handler: WebSocketHandler<Subscriber>;
+  /** The server whose topics carry the channels; set once it is listening. */
+  attach(server: Server<Subscriber>): void;
+}
+
+export function createWebsockets(hub: Hub, config: Config, door: DoorContext): Websockets {
+  const { refused, debug, access, expiries } = door;
+  let listening: Server<Subscriber> | undefined;
+  const group: SubscriberGroup<SubscriberSocket> = hub.group(WEBSOCKETS, {
+    fanOut(channel, subscribers, message) {
+      // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
+      // subscribers one by one, to cut off those past --max-backlog (Bun's own limit is out of reach, below).
+      if (listening !== undefined && listening.publish(channel, message) <= 0) findSlow(subscribers);
+      return subscribers.size;
+    },
+    end: (ws, code, reason) => ws.close(code, reason),
+    slow: (ws) => ws.data.slow,
+  });
+
+  function findSlow(subscribers: ReadonlySet<SubscriberSocket>): void {
+    for (const ws of subscribers) {
+      if (ws.data.slow || ws.getBufferedAmount() <= hub.maxBacklog) continue;
+      ws.data.slow = true;
+      hub.slowSubscriber(ws.data.channel);
+      // Dropped at once: a close frame would only queue behind the backlog it cannot read.
+      ws.terminate();
+    }
+  }
+
+  function subscribe(req: Request, server: Server<Subscriber>, channel: string) {
+    if (!originAllowed(config.origin, req.headers.get("origin"))) {
+      refused("bad_origin", channel, req);
+      return forbiddenOrigin(config.origin);
+    }
+    if (access === undefined) return admit(req, server, channel, EVERYONE);
+    return whenAllowed(
+      access.check(req, channel, "subscribe"),
+      (rights) => admit(req, server, channel, rights),
+      (refusal) => {
+        refused(refusal.reason, channel, req);
+        return refusal.response;
+      },
+    );
+  }
+
+  /** A websocket allowed in, with its rights: admitted through the hub, then upgraded. */
+  function admit(req: Request, server: Server<Subscriber>, channel: string, rights: Allowed) {
+    // Decided once, here: whether its messages are published, and when its token ends it.
+    const publishRefused = !config.websocketPublish
+      ? PUBLISHING_OFF
+      : rights.publish
+        ? undefined
+        : NOT_ALLOWED_TO_PUBLISH;
+    const expiresAtMs = rights.expiresAtMs;
+    return hub.admit<Response | undefined>(channel, {
+      // Bun runs the websocket's open, and so its joining the group, inside upgrade.
+      open() {
+        const client = debug === undefined ? "" : clientAddress(req, server as Server<unknown>);
+        const data: Subscriber =
+          publishRefused === undefined && expiresAtMs === undefined
+            ? { channel, slow: false, client }
+            : { channel, slow: false, client, publishRefused, expiresAtMs, expiry: undefined };
+        if (server.upgrade(req, { data })) return undefined;
+        refused("bad_upgrade", channel, req);
+        return new Response("bad websocket upgrade: expected GET with Sec-WebSocket-Key and Version 13\n", {
+          status: 400,
+        });
+      },
+      unavailable(reason) {
+        refused("redis_down", channel, req);
+        return tryAgainLater(reason);
+      },
+    });
+  }
+
+  const handler: WebSocketHandler<Subscriber> = {
     // Bun closes with 1009 a message larger than this, before any of it reaches us.
     maxPayloadLength: config.maxMessageSize,
     // The hub, not Bun, cuts off a subscriber past --max-backlog: Bun's own cut-off comes when it flushes a burst
     // after publish returned, unseen by the hub, so it would go uncounted and unlogged. Bun reports -1 from
-    // publish while any subscriber is backed up, and the hub then checks them (hub.ts). Bun's limit stays out of
-    // reach so that it never drops a message silently.
+    // publish while any subscriber is backed up, and findSlow then checks them. Bun's limit stays out of reach
+    // so that it never drops a message silently.
     backpressureLimit: 2 ** 31 - 1,
     closeOnBackpressureLimit: false,
     // Bun pings a connection silent for most of this time (all but 4 to 16 s, in its steps of 4 s) and closes
@@ -55,17 +157,21 @@ export function websocketHandler(
     perMessageDeflate: false,
 
     open(ws) {
-      hub.join(ws);
+      const channel = ws.data.channel;
+      if (group.join(channel, ws)) {
+        hub.counters.websocketsOpened++;
+        ws.subscribe(channel);
+      }
       const expiresAtMs = ws.data.expiresAtMs;
-      if (expiresAtMs !== undefined && expiries !== undefined) {
+      if (expiresAtMs !== undefined) {
         // One entry in a shared wheel, not a timer per websocket, and nothing per message.
         ws.data.expiry = expiries.add(expiresAtMs, () => {
           ws.data.expiry = undefined;
-          refused("token_expired", ws.data.channel, ws.data.client);
+          refused("token_expired", channel, ws.data.client);
           ws.close(CLOSE_POLICY_VIOLATION, TOKEN_EXPIRED);
         });
       }
-      debug?.(`websocket opened: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}`);
+      debug?.(`websocket opened: channel ${JSON.stringify(channel)} from ${ws.data.client}`);
     },
 
     message(ws, message) {
@@ -99,10 +205,18 @@ export function websocketHandler(
     close(ws, reported, reason) {
       const bunClose = BUN_CLOSE_REASONS[reason];
       const code = bunClose?.code ?? reported;
-      hub.leave(ws, code);
-      if (ws.data.expiry !== undefined) expiries?.remove(ws.data.expiry);
+      if (group.leave(ws.data.channel, ws)) hub.counters.websocketsClosed[closeClass(code)]++;
+      if (ws.data.expiry !== undefined) expiries.remove(ws.data.expiry);
       if (bunClose !== undefined) refused(bunClose.refusal, ws.data.channel, ws.data.client);
       debug?.(`websocket closed: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}, code ${code}`);
+    },
+  };
+
+  return {
+    subscribe,
+    handler,
+    attach(server) {
+      listening = server;
     },
   };
 }

@@ -10,9 +10,10 @@ import { join } from "node:path";
 import { SignJWT } from "jose";
 import type { Browser } from "playwright-core";
 import { loadJwtKey } from "../src/jwt-access.ts";
-import { CHROMIUM, launchChromium, serveTestPage, waitUntil } from "./support/browser.ts";
+import { CHROMIUM, launchChromium, serveTestPage } from "./support/browser.ts";
 import { post } from "./support/clients.ts";
 import { startServer, type TestServer } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 setDefaultTimeout(30_000);
 
@@ -81,7 +82,7 @@ describe.skipIf(!haveChromium)("tokens from another site's page in Chromium", ()
         got: { events: string[]; websocket: string[]; websocketOpen: boolean; refusedStream: string; post: string };
       };
       const got = () => page.evaluate(() => (window as unknown as Got).got);
-      await waitUntil(() => server.hub.eventStreams === 1 && server.hub.websockets === 1, "both subscribed");
+      await until(() => server.hub.eventStreams === 1 && server.hub.websockets === 1, "both subscribed");
       const auth = { Authorization: `Bearer ${token}` };
       expect((await post(server.http("/b/stream"), "to the stream", auth)).status).toBe(200);
       expect((await post(server.http("/b/socket"), "to the socket", auth)).status).toBe(200);

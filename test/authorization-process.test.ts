@@ -8,8 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type JWTPayload, SignJWT } from "jose";
 import { post, subscribe } from "./support/clients.ts";
+import { freePort } from "./support/ports.ts";
 import { skipWithoutRedis, startRedis } from "./support/redis.ts";
-import { freePort, type PinghubProcess, ROOT, sample, spawnPinghub, spawnServing } from "./support/server.ts";
+import { type PinghubProcess, ROOT, sample, spawnPinghub, spawnServing } from "./support/server.ts";
 import { openEvents } from "./support/sse-client.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "pinghub-auth-process-"));

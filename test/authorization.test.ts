@@ -14,6 +14,7 @@ import { loadJwtKey } from "../src/jwt-access.ts";
 import { post, subscribe } from "./support/clients.ts";
 import { startServer, type TestServer } from "./support/server.ts";
 import { openEvents } from "./support/sse-client.ts";
+import { until } from "./support/until.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "pinghub-auth-"));
 const SECRET = "the-test-secret-that-is-long-enough-for-hs256";
@@ -47,12 +48,11 @@ async function sseAnswer(url: string, headers: Record<string, string> = {}) {
 }
 
 /** Waits until the hub counts `count` SSE subscribers: a stream is joined just after its headers go out. */
-async function streamsAre(server: TestServer, count: number) {
-  const deadline = Date.now() + 5_000;
-  while (server.hub.eventStreams !== count) {
-    if (Date.now() > deadline) throw new Error(`${server.hub.eventStreams} SSE subscribers, expected ${count}`);
-    await Bun.sleep(5);
-  }
+function streamsAre(server: TestServer, count: number) {
+  return until(
+    () => server.hub.eventStreams === count,
+    () => `${count} SSE subscribers (there are ${server.hub.eventStreams})`,
+  );
 }
 
 describe("--websocket-publish no", () => {

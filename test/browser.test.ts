@@ -20,10 +20,10 @@ import {
   selfSignedCertificate,
   serveTestPage,
   startPrefixProxy,
-  waitUntil,
 } from "./support/browser.ts";
 import { post, subscribe } from "./support/clients.ts";
 import { ROOT, startServer, type TestServer } from "./support/server.ts";
+import { until as waitUntil } from "./support/until.ts";
 
 // A browser test waits on real servers and Chromium; Bun's default of 5 s per test is too tight for that.
 setDefaultTimeout(30_000);

@@ -11,6 +11,7 @@ import { parseSeed } from "./support/fuzz.ts";
 import { MiB, mib } from "./support/process-stats.ts";
 import { OPCODE, RawWebSocket } from "./support/raw-websocket.ts";
 import { freePort, sample, spawnServing } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 const SEED = parseSeed(process.env.PINGHUB_SEED, "PINGHUB_SEED");
 
@@ -131,12 +132,14 @@ async function flood(): Promise<Flood> {
       );
       // The witness reads all the flooder sent before the next burst (it keeps up; the flooder does not),
       // until the flooder is gone.
-      const deadline = performance.now() + 10_000;
-      while (witness.messages.length < sent && !cut) {
-        cut = await gone();
-        if (performance.now() > deadline) throw new Error(`the witness got ${witness.messages.length} of ${sent}`);
-        if (!cut) await Bun.sleep(5);
-      }
+      await until(
+        async () => {
+          if (witness.messages.length >= sent) return true;
+          cut = await gone();
+          return cut;
+        },
+        () => `the witness has all ${sent}; it got ${witness.messages.length}`,
+      );
       if (!cut) cut = await gone();
     }
     const text = await scrape();

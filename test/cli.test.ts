@@ -3,38 +3,23 @@
 // `bun src/main.ts` processes where the process matters, parseCommandLine as a function where it does not.
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import pkg from "../package.json" with { type: "json" };
-import { envName, parseCommandLine } from "../src/cli.ts";
-import type { Config } from "../src/config.ts";
+import { parseCommandLine } from "../src/cli.ts";
+import { type Config, envName, FLAG_NAMES, SETTINGS, type Setting } from "../src/config.ts";
 import { subscribe } from "./support/clients.ts";
 import { type PinghubProcess, ROOT, spawnPinghub, spawnServing } from "./support/server.ts";
 
-/** Every flag with the default --help must show; undefined: the flag has none (off unless given). */
-const FLAG_DEFAULTS: Record<string, string | undefined> = {
-  addr: "127.0.0.1:8081",
-  mport: "8082",
-  origin: undefined,
-  log: undefined,
-  "log-level": "info",
-  "max-message-size": "65536",
-  "max-backlog": "1048576",
-  "idle-timeout": "30",
-  "socket-mode": "0660",
-  "shutdown-timeout": "10",
-  redis: undefined,
-  "redis-prefix": "pinghub:",
-  history: "0",
-  "history-ttl": "300",
-  "history-memory": "67108864",
-};
-
-const DEFAULT_CONFIG: Config = {
+/**
+ * Some of the defaults, as values: what the defaults in config.ts's table must parse to. The table itself gives
+ * --help's defaults, so a new setting needs no line here.
+ */
+const SOME_DEFAULTS: Partial<Config> = {
   listen: { kind: "tcp", hostname: "127.0.0.1", port: 8081 },
-  metricsPort: 8082,
+  metrics: { kind: "tcp", hostname: "127.0.0.1", port: 8082 },
   origin: undefined,
   logFile: undefined,
   logLevel: "info",
@@ -124,6 +109,34 @@ async function stopWithSignal(pinghub: PinghubProcess, signal: "SIGTERM" | "SIGI
 
 const portOf = (url: string) => Number(new URL(url).port);
 
+/** The URL in pinghub's start line after "metrics": `http://HOST:PORT`, or "off". */
+async function metricsUrl(pinghub: PinghubProcess): Promise<string> {
+  const [, url = ""] = await pinghub.waitForStderr(/started: .*, metrics (\S+)$/m);
+  return url;
+}
+
+/** The TCP ports a process listens on, read from its descriptors and the kernel's socket tables. */
+function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+      if (inode !== undefined) inodes.add(inode);
+    } catch {
+      // A descriptor closed while the directory was read.
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").trim().split("\n").slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const [, local = "", , state, , , , , , inode = ""] = line.trim().split(/\s+/);
+      if (state === "0A" && inodes.has(inode)) ports.push(Number.parseInt(local.split(":")[1] ?? "", 16));
+    }
+  }
+  return ports.sort((a, b) => a - b);
+}
+
 let tempDir = "";
 beforeAll(() => {
   tempDir = mkdtempSync(join(tmpdir(), "pinghub-cli-"));
@@ -134,6 +147,18 @@ afterAll(() => {
 
 // ---- --help and --version
 
+describe("the table of settings", () => {
+  test("every setting has a key of its own, a default its parser takes, and a flag name in lower case", () => {
+    const keys = FLAG_NAMES.map((flag) => SETTINGS[flag].key);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const flag of FLAG_NAMES) {
+      const setting: Setting = SETTINGS[flag];
+      expect(flag).toMatch(/^[a-z][a-z-]*[a-z]$/);
+      if (setting.default !== undefined) expect(() => setting.parse(setting.default ?? "", `--${flag}`)).not.toThrow();
+    }
+  });
+});
+
 describe("--help", () => {
   test("lists every flag with its environment variable and default, on stdout, and exits 0", async () => {
     const { status, stdout, stderr } = await runToExit(["--help"]);
@@ -143,12 +168,22 @@ describe("--help", () => {
     const lines = stdout.split("\n");
     // Readable in a 100-column terminal: no line wraps.
     for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(100);
-    for (const [flag, fallback] of Object.entries(FLAG_DEFAULTS)) {
+    for (const flag of FLAG_NAMES) {
+      const setting: Setting = SETTINGS[flag];
       const line = lines.find((l) => l.includes(`--${flag}=`));
       expect(line, `--${flag} is missing from --help`).toBeDefined();
-      expect(line).toContain(`[env PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}]`);
-      if (fallback === undefined) expect(line).not.toContain("(default");
-      else expect(line).toContain(`(default: ${fallback})`);
+      // A row may name its own variable (--jwt-key's PINGHUB_JWT_KEY_FILE, which holds a path, not the key).
+      expect(line).toContain(`[env ${setting.env ?? `PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}`}]`);
+      if (setting.default === undefined) expect(line).not.toContain("(default");
+      else expect(line).toContain(`(default: ${setting.default})`);
+    }
+    // The usage names the three commands.
+    for (const command of [
+      "pinghub [serve] [FLAGS]",
+      "pinghub watch URL [--reconnect]",
+      "pinghub publish URL [MESSAGE]",
+    ]) {
+      expect(stdout).toContain(command);
     }
   });
 
@@ -215,7 +250,17 @@ const BAD_ADDR: BadCase[] = [
 
 const BAD_OTHER: BadCase[] = [
   { args: ["--mport", "65536"], says: /--mport "65536".*port/ },
-  { args: ["--mport", "metrics"], says: /--mport "metrics"/ },
+  { args: ["--mport", "metrics"], says: /--mport "metrics": expected a port, host:port.* or off/ },
+  { args: ["--mport", "OFF"], says: /--mport "OFF"/ },
+  { args: ["--mport", "-1"], says: /--mport "-1"/ },
+  { args: ["--mport", "127.0.0.1:99999"], says: /--mport "127.0.0.1:99999".*port/ },
+  { args: ["--mport", "127.0.0.1:"], says: /--mport "127.0.0.1:".*port/ },
+  { args: ["--mport", "::1:8082"], says: /--mport "::1:8082".*brackets/ },
+  { args: ["--mport", "[nothex]:8082"], says: /--mport "\[nothex\]:8082"/ },
+  { args: ["--mport", "/run/pinghub/metrics.sock"], says: /--mport "\/run\/pinghub\/metrics.sock"/ },
+  { args: ["--mport"], says: /--mport needs a value/ },
+  { args: ["-mport=of"], says: /--mport "of"/ },
+  { args: [], env: { PINGHUB_MPORT: "0.0.0.0" }, says: /^pinghub: bad PINGHUB_MPORT "0.0.0.0": expected/ },
   { args: ["--log", "pinghub.log"], says: /--log "pinghub.log".*absolute/ },
   { args: ["--log", "./pinghub.log"], says: /--log "\.\/pinghub.log".*absolute/ },
   { args: ["--origin", "https://x.com/path"], says: /--origin "https:\/\/x.com\/path".*scheme:\/\/host\[:port\]/ },
@@ -240,10 +285,14 @@ const BAD_OTHER: BadCase[] = [
   { args: ["--nope=1"], says: /unknown flag --nope\b/ },
   { args: ["-nope"], says: /unknown flag -nope/ },
   { args: ["--Addr", "127.0.0.1:0"], says: /unknown flag --Addr/ },
-  { args: ["serve"], says: /unexpected argument "serve"/ },
+  { args: ["serve", "extra"], says: /unexpected argument "extra" \(the commands are serve, watch, publish\)/ },
+  { args: ["nonsense"], says: /unexpected argument "nonsense"/ },
+  { args: ["constructor"], says: /unexpected argument "constructor"/ },
+  { args: ["--toString"], says: /unknown flag --toString/ },
+  { args: ["serve", "--reconnect"], says: /--reconnect is for pinghub watch/ },
   { args: [], env: { PINGHUB_MAX_MESSAGE_SIZE: "0" }, says: /PINGHUB_MAX_MESSAGE_SIZE "0"/ },
   { args: [], env: { PINGHUB_ORIGIN: "example.com" }, says: /PINGHUB_ORIGIN "example.com"/ },
-  { args: [], env: { PINGHUB_MPORT: "abc" }, says: /^pinghub: bad PINGHUB_MPORT "abc": port must be/ },
+  { args: [], env: { PINGHUB_MPORT: "abc" }, says: /^pinghub: bad PINGHUB_MPORT "abc": expected a port,/ },
   { args: ["--origin", "https://*example.com"], says: /--origin "https:\/\/\*example.com"/ },
   { args: ["--origin", "https://*.com"], says: /--origin "https:\/\/\*.com"/ },
   { args: ["--origin", "https://a.*.example.com"], says: /--origin "https:\/\/a.\*.example.com"/ },
@@ -374,7 +423,13 @@ describe("a bad value exits 2 with one line on stderr, before anything is bound"
 
 describe("parseCommandLine", () => {
   test("no flags and no environment: the defaults", async () => {
-    expect(await parseOk([], {})).toEqual(DEFAULT_CONFIG);
+    expect(await parseOk([], {})).toMatchObject(SOME_DEFAULTS);
+  });
+
+  test("serve is the default command: with or without its name, the same settings", async () => {
+    const argv = ["--addr", "127.0.0.1:0", "--max-backlog", "7"];
+    expect(await parseOk(["serve", ...argv])).toEqual(await parseOk(argv));
+    expect(await parseOk([...argv, "serve"])).toEqual(await parseOk(argv));
   });
 
   const env = {
@@ -394,9 +449,10 @@ describe("parseCommandLine", () => {
     PINGHUB_HISTORY_TTL: "60",
     PINGHUB_HISTORY_MEMORY: "1000000",
   };
-  const fromEnv: Config = {
+  // Partial: a setting added to the table needs no line here (though a test of its own).
+  const fromEnv: Partial<Config> = {
     listen: { kind: "tcp", hostname: "::1", port: 9000 },
-    metricsPort: 9001,
+    metrics: { kind: "tcp", hostname: "127.0.0.1", port: 9001 },
     origin: ["https://example.com"],
     logFile: "/var/log/pinghub-env.log",
     logLevel: "debug",
@@ -428,7 +484,7 @@ describe("parseCommandLine", () => {
   };
   const flags: Record<string, string> = {
     addr: "/run/pinghub/pinghub.sock",
-    mport: "0",
+    mport: "off",
     origin: "http://localhost:3000",
     log: "/var/log/pinghub-flag.log",
     "log-level": "warn",
@@ -443,9 +499,9 @@ describe("parseCommandLine", () => {
     "history-ttl": "30",
     "history-memory": "2000000",
   };
-  const fromFlags: Config = {
+  const fromFlags: Partial<Config> = {
     listen: { kind: "unix", path: "/run/pinghub/pinghub.sock" },
-    metricsPort: 0,
+    metrics: undefined,
     origin: ["http://localhost:3000"],
     logFile: "/var/log/pinghub-flag.log",
     logLevel: "warn",
@@ -468,7 +524,7 @@ describe("parseCommandLine", () => {
   };
 
   test("every PINGHUB_ variable is used", async () => {
-    expect(await parseOk([], env)).toEqual(fromEnv);
+    expect(await parseOk([], env)).toMatchObject(fromEnv);
   });
 
   const forms: Record<string, (name: string, value: string) => string[]> = {
@@ -480,13 +536,13 @@ describe("parseCommandLine", () => {
   for (const [form, write] of Object.entries(forms)) {
     test(`every flag, written ${form}, beats its variable`, async () => {
       const argv = Object.entries(flags).flatMap(([name, value]) => write(name, value));
-      expect(await parseOk(argv, env)).toEqual(fromFlags);
+      expect(await parseOk(argv, env)).toMatchObject(fromFlags);
     });
   }
 
   test("a flag beats its variable one at a time, and the other variables still apply", async () => {
-    expect(await parseOk(["--max-message-size", "7"], env)).toEqual({ ...fromEnv, maxMessageSize: 7 });
-    expect(await parseOk(["-addr", "127.0.0.1:1"], env)).toEqual({
+    expect(await parseOk(["--max-message-size", "7"], env)).toMatchObject({ ...fromEnv, maxMessageSize: 7 });
+    expect(await parseOk(["-addr", "127.0.0.1:1"], env)).toMatchObject({
       ...fromEnv,
       listen: { kind: "tcp", hostname: "127.0.0.1", port: 1 },
     });
@@ -508,6 +564,20 @@ describe("parseCommandLine", () => {
     expect(await listen("localhost:80")).toEqual({ kind: "tcp", hostname: "localhost", port: 80 });
     expect(await listen("10.0.0.1:65535")).toEqual({ kind: "tcp", hostname: "10.0.0.1", port: 65535 });
     expect(await listen("/tmp/pinghub.sock")).toEqual({ kind: "unix", path: "/tmp/pinghub.sock" });
+  });
+
+  test("metrics address forms: a port on 127.0.0.1, 0 for any free one, host:port, [ipv6]:port, or off", async () => {
+    const metrics = async (mport: string) => (await parseOk(["--mport", mport])).metrics;
+    expect(await metrics("9100")).toEqual({ kind: "tcp", hostname: "127.0.0.1", port: 9100 });
+    expect(await metrics("0")).toEqual({ kind: "tcp", hostname: "127.0.0.1", port: 0 });
+    expect(await metrics("0.0.0.0:8082")).toEqual({ kind: "tcp", hostname: "0.0.0.0", port: 8082 });
+    expect(await metrics("127.0.0.1:0")).toEqual({ kind: "tcp", hostname: "127.0.0.1", port: 0 });
+    expect(await metrics("[::1]:9100")).toEqual({ kind: "tcp", hostname: "::1", port: 9100 });
+    expect(await metrics(":9100")).toEqual({ kind: "tcp", hostname: "::", port: 9100 });
+    expect(await metrics("metrics.internal:9100")).toEqual({ kind: "tcp", hostname: "metrics.internal", port: 9100 });
+    expect(await metrics("off")).toBeUndefined();
+    expect((await parseOk([], { PINGHUB_MPORT: "off" })).metrics).toBeUndefined();
+    expect((await parseOk(["-mport=off"], { PINGHUB_MPORT: "9100" })).metrics).toBeUndefined();
   });
 
   test("an origin is kept in the form browsers send it", async () => {
@@ -669,6 +739,76 @@ describe("a running pinghub", () => {
     expect((await fetch(`${url}/six`, { method: "POST", body: "hello" })).status).toBe(200);
     expect(await subscriber.received(1)).toEqual(["hello"]);
     await stopWithSignal(pinghub);
+  });
+
+  test("--mport 0: the metrics server on a free port of 127.0.0.1, named in the start line", async () => {
+    const pinghub = spawn(["--addr", "127.0.0.1:0", "--mport", "0"]);
+    const metrics = await metricsUrl(pinghub);
+    expect(metrics).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(portOf(metrics)).toBeGreaterThan(0);
+    const scrape = await fetch(`${metrics}/metrics`);
+    expect(scrape.status).toBe(200);
+    expect(await scrape.text()).toContain("pinghub_websockets 0");
+    expect(await (await fetch(`${metrics}/healthz`)).text()).toBe("ok\n");
+    const channels = portOf(await servingUrl(pinghub));
+    expect(listeningPorts(pinghub.proc.pid)).toEqual([channels, portOf(metrics)].sort((a, b) => a - b));
+    await stopWithSignal(pinghub);
+  });
+
+  test("--mport off: no metrics server, only the channels' port is listened on", async () => {
+    for (const [args, env] of [
+      [["--mport", "off"], {}],
+      [["-mport=off"], {}],
+      [[], { PINGHUB_MPORT: "off" }],
+    ] as const) {
+      const pinghub = spawn(["--addr", "127.0.0.1:0", ...args], env);
+      expect(await metricsUrl(pinghub)).toBe("off");
+      const channels = portOf(await servingUrl(pinghub));
+      expect(listeningPorts(pinghub.proc.pid)).toEqual([channels]);
+      await stopWithSignal(pinghub);
+    }
+  });
+
+  test("--mport HOST:PORT: 127.0.0.1:0, [::1]:0 and 0.0.0.0:0 serve /metrics and /healthz there", async () => {
+    const cases = [
+      ["127.0.0.1:0", /^http:\/\/127\.0\.0\.1:\d+$/, "127.0.0.1"],
+      ["[::1]:0", /^http:\/\/\[::1\]:\d+$/, "[::1]"],
+      ["0.0.0.0:0", /^http:\/\/0\.0\.0\.0:\d+$/, "127.0.0.1"],
+    ] as const;
+    for (const [mport, shown, reach] of cases) {
+      const pinghub = spawn(["--addr", "127.0.0.1:0", "--mport", mport]);
+      const metrics = await metricsUrl(pinghub);
+      expect(metrics).toMatch(shown);
+      const port = portOf(metrics);
+      expect((await fetch(`http://${reach}:${port}/metrics`)).status).toBe(200);
+      expect((await fetch(`http://${reach}:${port}/healthz`)).status).toBe(200);
+      await stopWithSignal(pinghub);
+    }
+  });
+
+  test("--mport [::1]:PORT listens on the IPv6 loopback only, at that port", async () => {
+    // A port free on [::1] a moment ago. Were another process to take it in between, pinghub would exit 1
+    // ("cannot serve metrics") and the test fail loudly, never pass falsely.
+    const held = Bun.listen({ hostname: "::1", port: 0, socket: { data() {} } });
+    const port = held.port;
+    held.stop(true);
+    const pinghub = spawn(["--addr", "127.0.0.1:0", "--mport", `[::1]:${port}`]);
+    expect(await metricsUrl(pinghub)).toBe(`http://[::1]:${port}`);
+    expect((await fetch(`http://[::1]:${port}/healthz`)).status).toBe(200);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+    await stopWithSignal(pinghub);
+  });
+
+  test("a metrics address that cannot be bound: exit 1, one line naming it", async () => {
+    const held = holdPort();
+    try {
+      const result = await runToExit(["--addr", "127.0.0.1:0", "--mport", `127.0.0.1:${held.port}`]);
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(/^[^\n]+\n$/);
+      expect(result.stderr).toContain(`pinghub: cannot serve metrics on 127.0.0.1:${held.port}: `);
+    } finally {
+      held.stop(true);
+    }
   });
 
   test("SIGTERM closes the websockets with 1001 and exits 0", async () => {

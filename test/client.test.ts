@@ -6,6 +6,7 @@ import type { Subprocess } from "bun";
 import { messageLine } from "../src/client.ts";
 import { subscribe } from "./support/clients.ts";
 import { freePort, ROOT, spawnPinghub, startServer, type TestServer } from "./support/server.ts";
+import { until as waitUntil } from "./support/until.ts";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -44,13 +45,7 @@ function startWatch(args: string[]) {
     for await (const chunk of stream) output[key] += decoder.decode(chunk, { stream: true });
   };
   const done = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
-  const until = async (check: () => boolean, what: string) => {
-    const deadline = Date.now() + 10_000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(output)}`);
-      await Bun.sleep(10);
-    }
-  };
+  const until = (check: () => boolean, what: string) => waitUntil(check, () => `${what}: ${JSON.stringify(output)}`);
   return { proc, output, done, until };
 }
 
@@ -124,6 +119,60 @@ describe("pinghub watch", () => {
     await watching.done;
     expect(watching.output.stderr).toContain("closed: 1001 server shutting down\n");
     await own.exited;
+  });
+
+  test("a refused upgrade prints the server's status and one-line reason, and exits 1", async () => {
+    const result = await run(["watch", server.http("/cli/%zz")]);
+    expect(result).toEqual({
+      status: 1,
+      stdout: "",
+      stderr:
+        `pinghub watch: cannot subscribe to ${server.ws("/cli/%zz")}: ` +
+        '400 bad channel path: "%" must be followed by two hex digits\n',
+    });
+  });
+
+  test("a cluster node that cannot reach Redis: its 503 and reason, with --reconnect too", async () => {
+    // No Redis on this port: the node waits for it, starts anyway, and refuses subscribers with 503.
+    const redisPort = freePort();
+    const node = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0"], {
+      PINGHUB_REDIS: `redis://127.0.0.1:${redisPort}`,
+    });
+    try {
+      const [, url = ""] = await node.waitForStderr(/serving (http:\/\/[^\s,]+)/);
+      const result = await run(["watch", `${url}/cli/outage`]);
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `^pinghub watch: cannot subscribe to ws://[^/]+/cli/outage: 503 unavailable: redis at redis://127\\.0\\.0\\.1:${redisPort}/0 unreachable: .+\n$`,
+        ),
+      );
+      const watching = startWatch([`${url}/cli/outage`, "--reconnect"]);
+      try {
+        await watching.until(() => watching.output.stderr.includes("reconnecting in"), "a failed attempt");
+        expect(watching.output.stderr).toMatch(
+          /^cannot subscribe to ws:\/\/[^/]+\/cli\/outage: 503 unavailable: redis at .+ unreachable: .+; reconnecting in \d+ ms\n/,
+        );
+      } finally {
+        watching.proc.kill();
+        await watching.done;
+      }
+    } finally {
+      node.proc.kill("SIGTERM");
+      await node.exited;
+    }
+  }, 20_000);
+
+  test("no server listening: connection refused, exit 1", async () => {
+    const url = `http://127.0.0.1:${freePort()}/cli/nobody`;
+    const result = await run(["watch", url]);
+    expect(result).toEqual({
+      status: 1,
+      stdout: "",
+      stderr: `pinghub watch: cannot subscribe to ${url.replace("http:", "ws:")}: connection refused\n`,
+    });
+    const published = await run(["publish", url, "m"]);
+    expect(published.stderr).toBe(`pinghub publish: cannot reach ${url}: connection refused\n`);
   });
 
   test("--reconnect connects again after the server comes back, and goes on printing", async () => {

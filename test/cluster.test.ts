@@ -2,7 +2,7 @@
 // "open means subscribed", Redis killed and restarted, Redis dropping a node's subscriber connection, PUBSUB
 // NUMSUB back to 0, ten thousand channels, a node started before Redis, passwords kept out of sight, shutdown.
 // (The one order across nodes is the randomized test's, in random.test.ts; a node killed behind nginx is in
-// cluster-nginx.test.ts.)
+// nginx.test.ts, under examples/nginx-cluster.conf.)
 
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,6 +14,7 @@ import { fdLimit } from "./support/process-stats.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { numsub, type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { freePort, type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 interface Node extends PinghubProcess {
   /** `http://127.0.0.1:PORT` */
@@ -61,15 +62,6 @@ async function health(node: Node): Promise<{ status: number; text: string }> {
 
 async function scrape(node: Node): Promise<string> {
   return (await fetch(`${node.metrics}/metrics`)).text();
-}
-
-/** Polls until `check` holds, failing with `what` after the timeout. No sleep stands in for an event. */
-async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 /** The number of stderr lines matching `pattern`. */
@@ -176,7 +168,7 @@ describe.skipIf(skip)("cluster mode", () => {
       expect(sample(up, "pinghub_redis_subscriptions")).toBe(1);
       // Each outage said once, and its end once.
       expect(lines(node, /warn cluster: .*unreachable/)).toBe(1);
-      expect(lines(node, /info cluster: .* is back; re-subscribed 1 channels/)).toBe(1);
+      expect(lines(node, /info cluster: .* is back; re-subscribed 1 channel$/)).toBe(1);
     }
   });
 
@@ -212,7 +204,7 @@ describe.skipIf(skip)("cluster mode", () => {
     const admin = redis.client();
     expect(Number(await admin.call("CLIENT", "KILL", "TYPE", "pubsub"))).toBe(2);
     for (const node of [a, b]) {
-      await node.waitForStderr(/is back; re-subscribed 1 channels/);
+      await node.waitForStderr(/is back; re-subscribed 1 channel\n/);
       await until(async () => (await health(node)).status === 200, "healthz 200");
       expect(sample(await scrape(node), "pinghub_redis_reconnects_total")).toBe(1);
     }
@@ -272,8 +264,9 @@ describe.skipIf(skip)("cluster mode", () => {
     await node.waitForStderr(/is back; re-subscribed 10000 channels/);
     const resubscribed = performance.now() - killed;
     console.log(`re-subscribed 10,000 channels ${resubscribed.toFixed(0)} ms after the connection was killed`);
-    // The reconnection itself waits 100 ms first; re-subscribing is what is left.
-    expect(resubscribed).toBeLessThan(1000);
+    // The reconnection itself waits 100 ms first; re-subscribing is what is left, well under a second on an idle
+    // machine. The bound is loose for a loaded one: the SUBSCRIBE count below is what shows the batching.
+    expect(resubscribed).toBeLessThan(5000);
     const again = Number(/cmdstat_subscribe:calls=(\d+)/.exec(String(await admin.info("commandstats")))?.[1]);
     expect(again).toBe(CHANNELS / 1000);
     expect(await numsub(admin, ["pinghub:/many/0", "pinghub:/many/9999"])).toEqual([1, 1]);
@@ -295,8 +288,8 @@ describe.skipIf(skip)("cluster mode", () => {
     redis = await startRedis(port);
     const started = performance.now();
     await until(async () => (await health(node)).status === 200, "healthz 200 once Redis is up");
-    // The node tries at least every 2 s.
-    expect(performance.now() - started).toBeLessThan(3000);
+    // The node tries at least every 2 s: two tries' time, and a second more for a loaded machine.
+    expect(performance.now() - started).toBeLessThan(5000);
     const s = await open(node.ws("/early"));
     expect((await post(`${node.url}/early`, "now")).headers.get(NODES_HEADER)).toBe("1");
     expect(await s.received(1)).toEqual(["now"]);

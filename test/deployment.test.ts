@@ -5,9 +5,11 @@
 import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { RawWebSocket } from "./support/raw-websocket.ts";
 import { skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { inScratch } from "./support/scratch.ts";
 import { ROOT, spawnPinghub } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 const unit = readFileSync(join(ROOT, "examples/pinghub.service"), "utf8");
 const rotation = readFileSync(join(ROOT, "examples/pinghub.logrotate"), "utf8");
@@ -18,6 +20,34 @@ function requireProgram(path: string, debianPackage: string): boolean {
   if (process.env.CI === "true") throw new Error(`${path} is missing: apt-get install ${debianPackage}`);
   console.warn(`\n*** SKIPPED: ${path} not found; install Debian package \`${debianPackage}\` to run this test ***\n`);
   return false;
+}
+
+const envExample = readFileSync(join(ROOT, "examples", "pinghub.env"), "utf8");
+
+/** The variables as systemd reads them from an EnvironmentFile: NAME=value lines, comments and blank lines ignored. */
+function environmentFile(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text
+      .split("\n")
+      .filter((line) => line !== "" && !line.startsWith("#"))
+      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+  );
+}
+
+/** The unit's ExecStart flags with its directories moved under `dir` and no fixed metrics port. */
+function unitFlags(dir: string): string[] {
+  return setting("ExecStart")
+    .split(" ")
+    .slice(2)
+    .map((a) => a.replace("/run/pinghub", dir).replace("/var/log/pinghub", dir))
+    .map((a) => (a === "8082" ? "0" : a));
+}
+
+/** Waits until the log file says pinghub started. */
+async function started(log: string): Promise<void> {
+  for (let i = 0; i < 500 && !(existsSync(log) && readFileSync(log, "utf8").includes("started")); i++) {
+    await Bun.sleep(10);
+  }
 }
 
 /** The unit's setting, e.g. `ExecStart`, as written. */
@@ -64,7 +94,7 @@ test("the unit's ExecStart serves on its socket, logrotate and reload keep the l
     expect(flags).toContain(log);
 
     const pinghub = spawnPinghub(flags);
-    for (let i = 0; i < 500 && !existsSync(socket); i++) await Bun.sleep(10);
+    await until(() => existsSync(socket), "the socket exists");
     expect(statSync(socket).mode & 0o777).toBe(0o660);
     const response = await fetch("http://localhost/deployed", { method: "POST", body: "hi", unix: socket });
     expect(await response.text()).toBe("OK\n");
@@ -81,9 +111,7 @@ test("the unit's ExecStart serves on its socket, logrotate and reload keep the l
     const rotate = Bun.spawn(["logrotate", "--force", "--state", join(dir, "state"), config], { stderr: "pipe" });
     expect(await new Response(rotate.stderr).text()).toBe("");
     expect(await rotate.exited).toBe(0);
-    for (let i = 0; i < 500 && !(existsSync(log) && readFileSync(log, "utf8").includes("reopened")); i++) {
-      await Bun.sleep(10);
-    }
+    await until(() => existsSync(log) && readFileSync(log, "utf8").includes("reopened"), "the log is reopened");
 
     pinghub.proc.kill("SIGTERM");
     expect(await pinghub.exited).toBe(0);
@@ -96,17 +124,43 @@ test("the unit's ExecStart serves on its socket, logrotate and reload keep the l
     expect(existsSync(socket)).toBe(false);
   }));
 
-test("cluster mode as deployed: the unit's EnvironmentFile and examples/pinghub.env bring a node onto Redis", () =>
+test("the single-node recipe as shipped: examples/pinghub.env installed unedited, POSTs reach a websocket", () =>
+  inScratch("deploy-single", async (dir) => {
+    // Installed as the README's systemd section says, untouched: it must set nothing that needs another
+    // program (a PINGHUB_REDIS with no Redis behind it refuses every POST with 503).
+    const env = environmentFile(envExample);
+    expect(env).toEqual({});
+    // systemd gives the unit only the file's variables: none of this shell's PINGHUB_ settings.
+    const cleared = Object.fromEntries(
+      Object.keys(process.env)
+        .filter((name) => name.startsWith("PINGHUB_"))
+        .map((name) => [name, ""]),
+    );
+    const pinghub = spawnPinghub(unitFlags(dir), { ...cleared, ...env });
+    try {
+      await started(join(dir, "pinghub.log"));
+      const socket = join(dir, "pinghub.sock");
+      const subscriber = await RawWebSocket.connect({ unix: socket }, "/deployed/single");
+      expect(subscriber.status).toBe(101);
+      const response = await fetch("http://localhost/deployed/single", { method: "POST", body: "hi", unix: socket });
+      expect([response.status, await response.text()]).toEqual([200, "OK\n"]);
+      expect(response.headers.get("x-pinghub-subscribers")).toBe("1");
+      await subscriber.until(() => subscriber.texts().length === 1);
+      expect(subscriber.texts()).toEqual(["hi"]);
+      subscriber.destroy();
+    } finally {
+      pinghub.proc.kill("SIGTERM");
+      expect(await pinghub.exited).toBe(0);
+    }
+  }));
+
+test("cluster mode as deployed: the unit's EnvironmentFile and examples/pinghub.env, uncommented, bring a node onto Redis", () =>
   inScratch("deploy-cluster", async (dir) => {
     if (skipWithoutRedis()) return;
     expect(setting("EnvironmentFile")).toBe("-/etc/pinghub/pinghub.env");
-    // The variables as systemd reads them from the file: NAME=value lines, comments and blank lines ignored.
-    const env = Object.fromEntries(
-      readFileSync(join(ROOT, "examples", "pinghub.env"), "utf8")
-        .split("\n")
-        .filter((line) => line !== "" && !line.startsWith("#"))
-        .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
-    );
+    // The operator's edit for cluster mode: the PINGHUB_REDIS line uncommented, nothing else.
+    expect(envExample).toMatch(/^#PINGHUB_REDIS=/m);
+    const env = environmentFile(envExample.replace(/^#PINGHUB_REDIS=/m, "PINGHUB_REDIS="));
     expect(Object.keys(env)).toEqual(["PINGHUB_REDIS"]);
     const example = new URL(env.PINGHUB_REDIS ?? "");
     // A real Redis with the example's password, on a port of the test's own.
@@ -117,16 +171,9 @@ test("cluster mode as deployed: the unit's EnvironmentFile and examples/pinghub.
     );
     try {
       example.port = String(redis.port);
-      const flags = setting("ExecStart")
-        .split(" ")
-        .slice(2)
-        .map((a) => a.replace("/run/pinghub", dir).replace("/var/log/pinghub", dir))
-        .map((a) => (a === "8082" ? "0" : a));
-      const pinghub = spawnPinghub(flags, { PINGHUB_REDIS: example.href });
+      const pinghub = spawnPinghub(unitFlags(dir), { PINGHUB_REDIS: example.href });
       const log = join(dir, "pinghub.log");
-      for (let i = 0; i < 500 && !(existsSync(log) && readFileSync(log, "utf8").includes("started")); i++) {
-        await Bun.sleep(10);
-      }
+      await started(log);
       const text = readFileSync(log, "utf8");
       expect(text).toContain(`cluster: connected to redis at redis://:***@127.0.0.1:${redis.port}/0`);
       expect(text).not.toContain(example.password);

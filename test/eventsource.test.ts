@@ -7,12 +7,13 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { CHROMIUM, launchChromium, serveTestPage, waitUntil } from "./support/browser.ts";
+import { CHROMIUM, launchChromium, serveTestPage } from "./support/browser.ts";
 import { post } from "./support/clients.ts";
 import { missingNginx, type Nginx, startNginx, templateConfig } from "./support/nginx.ts";
 import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { startRelay } from "./support/relay.ts";
 import { freePort, type PinghubProcess, ROOT, sample, spawnPinghub, startServer } from "./support/server.ts";
+import { until as waitUntil } from "./support/until.ts";
 
 setDefaultTimeout(30_000);
 
@@ -49,12 +50,10 @@ const heard = (page: Page) => page.evaluate(() => (window as unknown as { heard:
 const opens = (page: Page) => page.evaluate(() => (window as unknown as { opens: number }).opens);
 
 async function waitFor(page: Page, what: string, check: (list: Heard[], opened: number) => boolean) {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (check(await heard(page), await opens(page))) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await heard(page))}`);
-    await Bun.sleep(20);
-  }
+  await waitUntil(
+    async () => check(await heard(page), await opens(page)),
+    async () => `${what}: ${JSON.stringify(await heard(page))}`,
+  );
 }
 
 describe.skipIf(!haveChromium)("EventSource in Chromium", () => {
@@ -171,13 +170,10 @@ describe.skipIf(!haveChromium)("EventSource in Chromium", () => {
       const streamsOn = async () =>
         Promise.all(nodes.map(async (n) => sample(await (await fetch(n.metrics)).text(), "pinghub_sse_subscribers")));
       // The node nginx gave the stream to: the one whose gauge counts it.
-      let holder = -1;
-      const deadline = Date.now() + 10_000;
-      while (holder < 0) {
-        if (Date.now() > deadline) throw new Error("no node counts the stream");
-        holder = (await streamsOn()).indexOf(1);
-        if (holder < 0) await Bun.sleep(20);
-      }
+      const holder = await waitUntil(async () => {
+        const node = (await streamsOn()).indexOf(1);
+        return node >= 0 && node;
+      }, "a node counts the stream");
 
       for (const m of ["a", "b"]) expect((await post(`${nginx.url}/pinghub/es/cluster`, m)).status).toBe(200);
       await waitFor(page, "two messages", (list) => list.length === 2);

@@ -8,6 +8,7 @@ import type { Socket } from "bun";
 import { Canary } from "./support/canary.ts";
 import { fdLimit, openFds } from "./support/process-stats.ts";
 import { type PinghubProcess, spawnServing } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 /** The server's limit on open files during the test: a dozen are its own, the rest are connections. */
 const LIMIT = 128;
@@ -49,14 +50,6 @@ class Upgrade {
 
   close(): void {
     this.socket?.end();
-  }
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await Bun.sleep(10);
   }
 }
 

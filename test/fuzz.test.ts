@@ -12,6 +12,7 @@ import { parseSeed, RawHttp, refusalCounts } from "./support/fuzz.ts";
 import { fuzzSession } from "./support/fuzz-session.ts";
 import { MiB, mib } from "./support/process-stats.ts";
 import { freePort, type PinghubProcess, sample, spawnServing } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 const SEED = parseSeed(process.env.PINGHUB_SEED, "PINGHUB_SEED");
 /** pinghub idles at about 50 MiB and peaks near 70 MiB under this fuzzing; a leak or a buffered flood would not fit. */
@@ -72,12 +73,13 @@ describe("findings", () => {
       ].map((m) => [m[1], Number(m[2])]),
     ) as Record<string, number>;
   async function untilPostsCounted(n: number): Promise<Record<string, number>> {
-    for (let i = 0; i < 500; i++) {
-      const statuses = await postStatuses();
-      if (Object.values(statuses).reduce((a, b) => a + b, 0) >= n) return statuses;
-      await Bun.sleep(10);
-    }
-    throw new Error(`never counted ${n} POSTs: ${JSON.stringify(await postStatuses())}`);
+    return until(
+      async () => {
+        const statuses = await postStatuses();
+        return Object.values(statuses).reduce((a, b) => a + b, 0) >= n && statuses;
+      },
+      async () => `${n} POSTs are counted: ${JSON.stringify(await postStatuses())}`,
+    );
   }
   let posts = 0;
 

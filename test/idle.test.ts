@@ -35,15 +35,16 @@ test(
     await silent.ended;
     const closedAfter = Date.now() - started;
     // Pinged within the first tick, closed a tick after the unanswered ping, within the timeout. Timers may
-    // run late on a loaded machine, never early.
-    expect(pingedAfter).toBeLessThan(TICK_MS + 1000);
+    // run late on a loaded machine, never early: the upper bounds allow a whole tick late.
+    expect(pingedAfter).toBeLessThan(2 * TICK_MS);
     expect(closedAfter - pingedAfter).toBeGreaterThanOrEqual(TICK_MS - 1000);
-    expect(closedAfter).toBeLessThan(IDLE_SECONDS * 1000 + 2000);
+    expect(closedAfter).toBeLessThan(IDLE_SECONDS * 1000 + TICK_MS);
+    expect(answering.closed).toBe(false);
 
     // The answering client, silent but for its pongs, outlived the silent one: each pong counted as a sign of
-    // life, and it was pinged again rather than closed.
+    // life, and it was pinged again (three times in all, a tick apart) rather than closed.
     await answerPings;
-    expect(Date.now() - started).toBeGreaterThan(closedAfter);
+    expect(answering.closed).toBe(false);
     expect(server.hub.subscriberCount("/idle")).toBe(1);
     answering.end();
   },

@@ -8,18 +8,21 @@ import { post } from "./support/clients.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { inScratch } from "./support/scratch.ts";
 import { freePort, spawnPinghub } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 const read = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
 
 async function waitForLine(path: string, text: string): Promise<void> {
-  for (let i = 0; i < 500 && !read(path).includes(text); i++) await Bun.sleep(10);
-  expect(read(path)).toContain(text);
+  await until(
+    () => read(path).includes(text),
+    () => `${path} holds "${text}"; it holds:\n${read(path)}`,
+  );
 }
 
 test("--log: start line with pid, version and addresses; renamed, SIGHUP, and new lines go to the new file", () =>
   inScratch("log", async (dir) => {
     const path = join(dir, "pinghub.log");
-    const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", "--log", path]);
+    const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "off", "--log", path]);
     await waitForLine(path, "started");
     expect(read(path)).toMatch(
       new RegExp(
@@ -63,17 +66,14 @@ test("info level logs events, never a line per message; warn level hides the sta
     const quiet = join(dir, "quiet.log");
     const addr = `127.0.0.1:${freePort()}`;
     const warnOnly = spawnPinghub(["--addr", addr, "--mport", "0", "--log", quiet, "--log-level", "warn"]);
-    for (
-      let i = 0;
-      i < 500 &&
-      !(await fetch(`http://${addr}/`).then(
-        (r) => r.ok,
-        () => false,
-      ));
-      i++
-    ) {
-      await Bun.sleep(10);
-    }
+    await until(
+      () =>
+        fetch(`http://${addr}/`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      `pinghub serves on ${addr}`,
+    );
     warnOnly.proc.kill("SIGTERM");
     expect(await warnOnly.exited).toBe(0);
     expect(read(quiet)).toBe("");
@@ -104,7 +104,9 @@ test("debug level: one line per refusal with channel and client, one per websock
     "X-Forwarded-For": "203.0.113.7, 10.0.0.1",
   });
   expect(foreign.status).toBe(403);
-  await pinghub.waitForStderr(/debug refused bad_origin: channel "\/dbg\/origin" from 203\.0\.113\.7\n/);
+  await pinghub.waitForStderr(
+    /debug refused bad_origin: channel "\/dbg\/origin" from 203\.0\.113\.7, origin "https:\/\/evil\.example"\n/,
+  );
   expect((await post(`${url}/dbg/big`, "far too long for ten", { "X-Real-IP": "198.51.100.2" })).status).toBe(413);
   await pinghub.waitForStderr(/debug refused too_large: channel "\/dbg\/big" from 198\.51\.100\.2\n/);
   const ws = await RawWebSocket.connect({ port }, "/dbg/ws");

@@ -8,6 +8,7 @@ import { post, subscribe } from "./support/clients.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { freePort, type PinghubProcess, sample, spawnServing } from "./support/server.ts";
 import { openEvents } from "./support/sse-client.ts";
+import { until } from "./support/until.ts";
 
 let pinghub: PinghubProcess & { url: string };
 let metricsUrl: string;
@@ -26,11 +27,10 @@ const ws = (path: string) => `${pinghub.url.replace("http", "ws")}${path}`;
 
 /** The server counts a close once it has seen it; poll the scrape until the gauge agrees. */
 async function gaugeBecomes(series: string, value: number): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (sample(await scrape(), series) === value) return;
-    await Bun.sleep(10);
-  }
-  expect(sample(await scrape(), series)).toBe(value);
+  await until(
+    async () => sample(await scrape(), series) === value,
+    async () => `${series} is ${value}; it is ${sample(await scrape(), series)}`,
+  );
 }
 
 test("the six figures of the original, by name, moving by exactly what happened", async () => {
@@ -102,11 +102,10 @@ test("refused requests are counted by reason", async () => {
   const tooBig = await RawWebSocket.connect({ port: Number(new URL(pinghub.url).port) }, "/m/big");
   tooBig.sendText("y".repeat(101));
   await tooBig.closeFrame();
-  let now = await scrape();
-  for (let i = 0; i < 100 && reason(now, "too_large") - reason(before, "too_large") < 2; i++) {
-    await Bun.sleep(10);
-    now = await scrape();
-  }
+  const now = await until(async () => {
+    const text = await scrape();
+    return reason(text, "too_large") - reason(before, "too_large") >= 2 && text;
+  }, "both too_large refusals are counted");
   expect(reason(now, "bad_path") - reason(before, "bad_path")).toBe(1);
   expect(reason(now, "too_large") - reason(before, "too_large")).toBe(2);
   expect(reason(now, "not_utf8") - reason(before, "not_utf8")).toBe(1);

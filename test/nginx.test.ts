@@ -6,7 +6,7 @@
 // the auth service's 204, 403 and X-Rewrite, and that any other answer lets nobody in.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -14,6 +14,7 @@ import { missingNginx, type Nginx, startNginx, templateConfig } from "./support/
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { freePort, type PinghubProcess, ROOT, sample, spawnPinghub } from "./support/server.ts";
+import { until as waitUntil } from "./support/until.ts";
 
 setDefaultTimeout(20_000);
 
@@ -100,22 +101,43 @@ function configFor(example: string, name: string, port: number, authPort?: numbe
   ]);
 }
 
+/** Why the HTTP/2 test cannot run (openssl and curl make the certificate and the client), or "". */
+function missingTlsTools(): string {
+  const missing = ["/usr/bin/openssl", "/usr/bin/curl"].find((path) => !existsSync(path));
+  if (missing === undefined) return "";
+  const why = `${missing} not found: install the Debian package ${missing.slice(9)}`;
+  if (CI) throw new Error(why);
+  console.warn(`\n*** SKIPPED the nginx HTTP/2 test: ${why} ***\n`);
+  return why;
+}
+
+/** Whether this nginx takes `http2 on;` (1.25.1 and later); older ones take `listen ... http2` instead. */
+function http2Directive(): boolean {
+  const said = Bun.spawnSync(["nginx", "-v"]).stderr.toString();
+  const [major = 0, minor = 0, patch = 0] = (/nginx\/(\d+)\.(\d+)\.(\d+)/.exec(said) ?? []).slice(1).map(Number);
+  return major > 1 || (major === 1 && (minor > 25 || (minor === 25 && patch >= 1)));
+}
+
+/** TCP connections established from this machine to 127.0.0.1:`port`, from /proc/net/tcp (the client side). */
+function establishedTo(port: number): number {
+  const remote = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[2] === remote && fields[3] === "01").length;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Clients
 
-/** Resolves once `check` returns something other than undefined or false; polls, and fails after `timeoutMs`. */
-async function until<T>(
+/** The shared `until`, with what is awaited named first, as this file's many waits read best. */
+function until<T>(
   what: string,
   check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 10_000,
+  timeoutMs?: number,
 ) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const result = await check();
-    if (result !== undefined && result !== false) return result;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
+  return waitUntil(check, what, timeoutMs);
 }
 
 /**
@@ -307,6 +329,57 @@ describe.skipIf(noNginx !== "")("examples/nginx.conf", () => {
     own.end();
     expect((await post(`${nginx.url}/pinghub/origin`, "x", { Origin: "https://evil.example" })).status).toBe(403);
   });
+
+  test.skipIf(missingTlsTools() !== "")(
+    "HTTPS with HTTP/2 as the example's commented lines give it: 8 SSE streams on one connection, all hear",
+    async () => {
+      const tls = join(dir, "tls");
+      mkdirSync(tls);
+      const [key, cert] = [join(tls, "key.pem"), join(tls, "cert.pem")];
+      const openssl = Bun.spawnSync(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"].concat(
+          ["-subj", "/CN=127.0.0.1"],
+        ),
+        { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
+      );
+      expect(openssl.exitCode).toBe(0);
+      const [port, tlsPort] = [freePort(), freePort()];
+      // Uncommented as the example says: `http2 on;` from nginx 1.25.1, `listen ... ssl http2;` before it.
+      const config = templateConfig(configFor("nginx.conf", "h2", port), [
+        ["#listen 443 ssl;", `listen 127.0.0.1:${tlsPort} ssl${http2Directive() ? "" : " http2"};`],
+        ["#http2 on;", http2Directive() ? "http2 on;" : ""],
+        ["#ssl_certificate_key /etc/ssl/private/example.com.key;", `ssl_certificate_key ${key};`],
+        ["#ssl_certificate /etc/ssl/certs/example.com.pem;", `ssl_certificate ${cert};`],
+      ]);
+      const h2 = await startNginx(join(dir, "h2"), "nginx", config, port);
+      const url = `https://127.0.0.1:${tlsPort}/pinghub/over/h2`;
+      // curl, as a browser would, multiplexes parallel requests to one host over one HTTP/2 connection.
+      const curl = Bun.spawn(
+        ["curl", "-skN", "--http2", "--parallel", "--parallel-max", "8", "-H", "Accept: text/event-stream"].concat(
+          Array(8).fill(url),
+        ),
+        { stdin: "ignore", stdout: "pipe", stderr: "ignore" },
+      );
+      let events = "";
+      const reading = (async () => {
+        const decoder = new TextDecoder();
+        for await (const chunk of curl.stdout) events += decoder.decode(chunk, { stream: true });
+      })();
+      const count = (line: string) => events.split(line).length - 1;
+      try {
+        // An SSE answer starts once its subscriber has joined.
+        await until("8 streams to start", () => count(": pinghub channel /over/h2\n") === 8);
+        expect(establishedTo(tlsPort)).toBe(1);
+        const post = Bun.spawnSync(["curl", "-sk", "--http2", "-w", " %{http_version}", "-d", "over h2", url]);
+        expect(post.stdout.toString()).toBe("OK\n 2");
+        await until("the message on every stream", () => count("data: over h2\n") === 8);
+      } finally {
+        curl.kill();
+        await reading;
+        await h2.stop();
+      }
+    },
+  );
 
   test("a POST body up to 64 KiB goes through; a larger one gets nginx's 413, with or without a length", async () => {
     const limit = 65536;

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { post, subscribe } from "./support/clients.ts";
 import { startServer, type TestServer } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -154,6 +155,5 @@ describe("websocket", () => {
 
 /** Waits for the server to see a close that the client has already seen; both run in this one process. */
 async function waitFor(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 1000 && !condition(); i++) await Bun.sleep(1);
-  expect(condition()).toBe(true);
+  await until(condition, "the server sees the close");
 }

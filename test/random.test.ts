@@ -14,6 +14,7 @@ import { post, type Subscriber, subscribe } from "./support/clients.ts";
 import { Rng } from "./support/fuzz-core.ts";
 import { numsub, type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { type PinghubProcess, spawnServing, startServer, type TestServer } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 const CLIENT_COUNTS = [1, 10, 100];
 /** At most this many messages per client; each sends at least one. */
@@ -123,14 +124,6 @@ function randomClients(random: Random, count: number, sentinel: string): Client[
 
 /** Lets other clients' sends and the server run, so publishers interleave; not a wait for anything. */
 const yieldToOthers = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-async function untilTrue(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await yieldToOthers();
-  }
-}
 
 beforeAll(() => {
   console.log(`random test seed: ${SEED} (replay with PINGHUB_SEED=${SEED} bun test test/random.test.ts)`);
@@ -292,7 +285,7 @@ describe("one node", () => {
       expect(server.hub.channelCount).toBe(subscribers === 0 ? 0 : 1);
     },
     async forgotten(channel) {
-      await untilTrue(() => server.hub.channelCount === 0, "the channel is forgotten");
+      await until(() => server.hub.channelCount === 0, "the channel is forgotten");
       expect(server.hub.subscriberCount(channel)).toBe(0);
     },
   }));
@@ -317,13 +310,10 @@ describe.skipIf(skipWithoutRedis())("three cluster nodes on one Redis", () => {
     async forgotten(channel) {
       // Every node unsubscribes from the channel's Redis channel once its last subscriber has gone.
       const client = redis.client();
-      const deadline = Date.now() + 5_000;
-      for (;;) {
-        const [count] = await numsub(client, [`pinghub:${channel}`]);
-        if (count === 0) break;
-        if (Date.now() > deadline) throw new Error(`PUBSUB NUMSUB for ${channel} stayed at ${count}`);
-        await Bun.sleep(50);
-      }
+      await until(
+        async () => (await numsub(client, [`pinghub:${channel}`]))[0] === 0,
+        `PUBSUB NUMSUB for ${channel} is 0`,
+      );
     },
   }));
 });

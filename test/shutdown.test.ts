@@ -7,13 +7,14 @@ import { join } from "node:path";
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { inScratch } from "./support/scratch.ts";
 import { freePort, spawnPinghub, spawnServing } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 test("SIGTERM on a UNIX socket: every subscriber sees 1001, the socket file goes, exit 0", () =>
   inScratch("shutdown", async (dir) => {
     const path = join(dir, "pinghub.sock");
     const log = join(dir, "pinghub.log");
     const pinghub = spawnPinghub(["--addr", path, "--mport", "0", "--log", log]);
-    await waitUntil(async () => readLog(log).includes("started"));
+    await until(async () => readLog(log).includes("started"), "the log says started");
     const subscribers = await Promise.all(
       ["/a", "/a", "/b"].map((channel) => RawWebSocket.connect({ unix: path }, channel)),
     );
@@ -46,7 +47,7 @@ async function postInFlight(port: number, firstPart: string) {
     },
   });
   client.write("POST /in-flight HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
-  await waitUntil(async () => response.startsWith("HTTP/1.1 100"));
+  await until(async () => response.startsWith("HTTP/1.1 100"), "100 Continue arrives");
   client.write(firstPart);
   return { client, closed: closed.promise, response: () => response };
 }
@@ -56,10 +57,10 @@ test("a POST in flight at SIGTERM finishes; meanwhile /healthz answers 503", asy
   const pinghub = await spawnServing(["--mport", String(mport)]);
   const post = await postInFlight(Number(new URL(pinghub.url).port), "half ");
   pinghub.proc.kill("SIGTERM");
-  await waitUntil(async () => (await fetch(`http://127.0.0.1:${mport}/healthz`)).status === 503);
+  await until(async () => (await fetch(`http://127.0.0.1:${mport}/healthz`)).status === 503, "healthz says 503");
 
   post.client.write("done!");
-  await waitUntil(async () => post.response().endsWith("OK\n"));
+  await until(async () => post.response().endsWith("OK\n"), "the POST is answered OK");
   expect(post.response()).toContain("HTTP/1.1 200");
   expect(await pinghub.exited).toBe(0);
 });
@@ -99,19 +100,13 @@ test(
     const seconds = (performance.now() - started) / 1000;
     console.log(`10,000 websockets closed and process exited in ${seconds.toFixed(2)} s`);
     expect(codes.filter((c) => c !== 1001)).toEqual([]);
-    expect(seconds).toBeLessThan(5);
+    // Under the 10 s --shutdown-timeout, which a stop that waited on the websockets would reach; loose for a loaded
+    // machine all the same.
+    expect(seconds).toBeLessThan(8);
   },
   { timeout: 60_000 },
 );
 
 function readLog(path: string): string {
   return existsSync(path) ? readFileSync(path, "utf8") : "";
-}
-
-async function waitUntil(condition: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await condition()) return;
-    await Bun.sleep(10);
-  }
-  throw new Error("condition never held");
 }

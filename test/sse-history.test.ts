@@ -8,6 +8,7 @@ import { post } from "./support/clients.ts";
 import { numsub, type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { freePort, spawnPinghub, startServer, type TestServer } from "./support/server.ts";
 import { type EventStreamClient, openEvents, type ServerEvent } from "./support/sse-client.ts";
+import { until } from "./support/until.ts";
 
 setDefaultTimeout(20_000);
 
@@ -254,11 +255,7 @@ describe.skipIf(skipWithoutRedis())("resuming in cluster mode, with the history 
     await redis.kill();
     await redis.restart();
     // The node re-subscribes on its own; wait until a publish is taken again.
-    const deadline = Date.now() + 10_000;
-    while ((await post(`${a}/c/lost`, "after")).status !== 200) {
-      if (Date.now() > deadline) throw new Error("the node never came back");
-      await Bun.sleep(50);
-    }
+    await until(async () => (await post(`${a}/c/lost`, "after")).status === 200, "the node takes a publish again");
     const back = await events(`${a}/c/lost`, { "Last-Event-ID": sent?.id ?? "" });
     expect((await back.received(1))[0]).toEqual({ type: GAP_EVENT, data: "unknown id", id: undefined });
   });

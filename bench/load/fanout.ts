@@ -10,7 +10,8 @@
 //   subscriber has the oldest (closed loop): as fast as the server and the load generator together can go,
 //   without ever queueing enough for the server's backlog limit to cut a subscriber off.
 
-import { type CpuUse, cpuSince, cpuSnapshot, memory } from "../measure.ts";
+import { memory } from "../../test/support/process-stats.ts";
+import { type CpuUse, cpuSince, cpuSnapshot } from "../measure.ts";
 import { LatencyHistogram } from "../stats.ts";
 import { fillMessage, nowMicros, readSeq, readStamp, writeNumbers } from "./message.ts";
 import { closeEventStreams, openEventStreams, type SseConnection } from "./sse-client.ts";

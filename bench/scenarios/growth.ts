@@ -2,9 +2,9 @@
 // subscribers on a channel, the number of channels, and the size of a message. Each point is a fresh server
 // running the fan-out load as fast as it goes.
 
+import { memory } from "../../test/support/process-stats.ts";
 import { FanoutLoad } from "../load/fanout.ts";
 import { warmUp } from "../load/ws-client.ts";
-import { memory } from "../measure.ts";
 import type { Pinning } from "../pinning.ts";
 import { type Plan, windowFor } from "../plan.ts";
 import { type ServerKind, startServer } from "../servers.ts";

@@ -1,8 +1,9 @@
 // Scenario 2, idle connections: many subscribers, each on a channel of its own, doing nothing. What one costs
 // in server memory, and how long they all take to connect.
 
+import { memory } from "../../test/support/process-stats.ts";
 import { closeAll, connectAll, warmUp } from "../load/ws-client.ts";
-import { cpuSince, cpuSnapshot, memory } from "../measure.ts";
+import { cpuSince, cpuSnapshot } from "../measure.ts";
 import type { Pinning } from "../pinning.ts";
 import type { Plan } from "../plan.ts";
 import { type ServerKind, startServer } from "../servers.ts";

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server, ServerWebSocket } from "bun";
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from "playwright-core";
+import { until } from "./until.ts";
 
 /** Debian's package `chromium` installs it here. */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -25,15 +26,6 @@ export const CHROMIUM_ARGS = [
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-}
-
-/** Waits for `condition` to hold, checking every 10 ms; fails with `what` after `timeoutMs`. */
-export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await Bun.sleep(10);
-  }
 }
 
 export interface RecordedPage {
@@ -125,15 +117,14 @@ export async function recordedPage(browser: Browser, options: BrowserContextOpti
     async waitForEmpty(sent, received) {
       // Polled from here rather than with waitForFunction, which would stall under a page's fake clock.
       const empty = (list: string[]) => list.filter((f) => f === "").length;
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const frames = await recorded.frames();
-        if (empty(frames.sent) >= sent && empty(frames.received) >= received) return;
-        if (Date.now() > deadline) {
-          throw new Error(`waited for ${sent} sent and ${received} received empty messages: ${JSON.stringify(frames)}`);
-        }
-        await Bun.sleep(10);
-      }
+      let frames = await recorded.frames();
+      await until(
+        async () => {
+          frames = await recorded.frames();
+          return empty(frames.sent) >= sent && empty(frames.received) >= received;
+        },
+        () => `${sent} sent and ${received} received empty messages: ${JSON.stringify(frames)}`,
+      );
     },
   };
   context.on("request", (request) => recorded.requests.push(request.url()));

@@ -14,6 +14,7 @@
 import type { Socket } from "bun";
 import { Rng } from "./fuzz-core.ts";
 import { OPCODE, RawWebSocket } from "./raw-websocket.ts";
+import { settled } from "./until.ts";
 
 export type WorkerCommand =
   | {
@@ -339,15 +340,6 @@ function churnOnce(): void {
   }
 }
 
-async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) return false;
-    await Bun.sleep(20);
-  }
-  return true;
-}
-
 function countUnexpected(): void {
   for (const sub of [...initial, ...churned]) {
     if (sub.closedByServer && !sub.stalled) {
@@ -422,7 +414,7 @@ async function onCommand(command: WorkerCommand): Promise<void> {
           // A churned subscriber that never heard from a publisher may have joined after its last message.
           return seen === undefined ? !s.initial : seen >= last;
         });
-      await until(() => reading.every((s) => reached(s) || s.state !== "open"), command.timeoutMs);
+      await settled(() => reading.every((s) => reached(s) || s.state !== "open"), command.timeoutMs);
       for (const s of reading) {
         for (const [pub, last] of Object.entries(command.finals[s.channel] ?? {})) {
           const seen = s.last.get(pub);
@@ -445,7 +437,7 @@ async function onCommand(command: WorkerCommand): Promise<void> {
         s.socket?.resume();
         if (s.state === "open") s.send(OPCODE.ping, "still there?");
       }
-      await until(() => stalled.every((s) => s.state === "closed" || s.pongs > 0), 30_000);
+      await settled(() => stalled.every((s) => s.state === "closed" || s.pongs > 0), 30_000);
       const stalledCutOff = stalled.filter((s) => s.closedByServer || s.state === "closed").length;
       // Everyone leaves: half cleanly, a quarter with a FIN and no close, a quarter with a reset.
       const everyone = [...initial, ...churned].filter((s) => s.state === "open");

@@ -7,8 +7,10 @@
 import type { Subprocess } from "bun";
 import { Canary, type CanaryReport } from "./canary.ts";
 import type { Finals, InitialSubscriber, SubscriberReport, WorkerCommand } from "./churn-worker.ts";
+import { freePort } from "./ports.ts";
 import { openFds, RssMonitor, type RssSample } from "./process-stats.ts";
-import { freePort, sample, spawnServing } from "./server.ts";
+import { sample, spawnServing } from "./server.ts";
+import { settled } from "./until.ts";
 
 export interface ChurnOptions {
   seed: number;
@@ -250,22 +252,21 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
 
     // Everyone has left, one way or another: the server must have let go of every websocket and channel.
     let end = { websockets: undefined as number | undefined, channels: undefined as number | undefined };
-    for (const deadline = performance.now() + 15_000; performance.now() < deadline; ) {
+    await settled(async () => {
       const text = await scrape();
       end = { websockets: sample(text, "pinghub_websockets"), channels: sample(text, "pinghub_channels") };
-      if (end.websockets === 0 && end.channels === 0) break;
-      await Bun.sleep(50);
-    }
+      return end.websockets === 0 && end.channels === 0;
+    }, 15_000);
     gauges.push({
       at: Math.round(performance.now() - monitorStart),
       websockets: end.websockets ?? -1,
       channels: end.channels ?? -1,
     });
     let fdsEnd = openFds(pid);
-    for (const deadline = performance.now() + 15_000; performance.now() < deadline && fdsEnd > fdsStart + 8; ) {
-      await Bun.sleep(100);
+    await settled(() => {
       fdsEnd = openFds(pid);
-    }
+      return fdsEnd <= fdsStart + 8;
+    }, 15_000);
     monitor.stop();
     const final = await scrape();
     const sum = (f: (r: SubscriberReport) => number) => finished.reduce((n, r) => n + f(r), 0);

@@ -1,7 +1,7 @@
 // What the fuzzer's kinds of case share: the seeded generator, random text, the refusals a case expects, and
 // the plumbing of writing bytes in random pieces and waiting on a raw websocket. See fuzz.ts.
 
-import type { RefusalReason } from "../../src/metrics.ts";
+import type { RefusalReason } from "../../src/refusal.ts";
 import { OPCODE, type RawWebSocket } from "./raw-websocket.ts";
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // HTTP/1.1 client that reads the answers.
 
 import type { Socket } from "bun";
-import type { RefusalReason } from "../../src/metrics.ts";
+import type { RefusalReason } from "../../src/refusal.ts";
 import {
   type CaseContext,
   count,

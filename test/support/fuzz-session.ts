@@ -5,8 +5,10 @@
 
 import { Canary, type CanaryReport } from "./canary.ts";
 import { type FuzzReport, refusalCounts, refusalMismatches, runFuzz } from "./fuzz.ts";
+import { freePort } from "./ports.ts";
 import { cpuSeconds, openFds, RssMonitor } from "./process-stats.ts";
-import { freePort, sample, spawnServing } from "./server.ts";
+import { sample, spawnServing } from "./server.ts";
+import { settled } from "./until.ts";
 
 /** Keep-alive connections fetch may still hold to the server when the fuzzing stops. */
 const FETCH_POOL = 8;
@@ -88,24 +90,20 @@ export async function fuzzSession(options: SessionOptions): Promise<SessionRepor
       return { websockets: sample(text, "pinghub_websockets"), channels: sample(text, "pinghub_channels") };
     };
     let last = await gauges();
-    for (const deadline = performance.now() + 10_000; performance.now() < deadline; ) {
-      if (last.websockets === 0 && last.channels === 0) break;
-      await Bun.sleep(50);
+    await settled(async () => {
       last = await gauges();
-    }
+      return last.websockets === 0 && last.channels === 0;
+    }, 10_000);
     if (last.websockets !== 0 || last.channels !== 0) {
       problems.push(`gauges did not return to 0: ${last.websockets} websockets, ${last.channels} channels`);
     }
     // Descriptors too: what is open at the end is what was open at the start, give or take a few keep-alive
     // connections of fetch's pool (the canary's POSTs, the metrics scrapes), which pinghub closes when idle.
     let fdsEnd = openFds(pid);
-    for (
-      const deadline = performance.now() + 15_000;
-      performance.now() < deadline && fdsEnd > fdsStart + FETCH_POOL;
-    ) {
-      await Bun.sleep(100);
+    await settled(() => {
       fdsEnd = openFds(pid);
-    }
+      return fdsEnd <= fdsStart + FETCH_POOL;
+    }, 15_000);
     if (fdsEnd > fdsStart + FETCH_POOL)
       problems.push(`file descriptors: ${fdsStart} at the start, ${fdsEnd} at the end`);
 

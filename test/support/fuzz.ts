@@ -19,7 +19,7 @@
 // Every case draws from its own generator, seeded from (seed, lane, index), so a failure names the seed and the
 // case and `bun scripts/fuzz.ts --seed S --case LANE:INDEX` replays that one case alone.
 
-import type { RefusalReason } from "../../src/metrics.ts";
+import type { RefusalReason } from "../../src/refusal.ts";
 import { type CaseContext, caseSeed, emptyTally, hex, type RefusalExpectation, Rng, type Tally } from "./fuzz-core.ts";
 import { buildHttpCase, classicHttpCases, runHttpCase, slowlorisCase } from "./fuzz-http.ts";
 import { buildPathCase, pathRefusals, runPathCase } from "./fuzz-paths.ts";

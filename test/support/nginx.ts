@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { until } from "./until.ts";
 
 export const NGINX = "/usr/sbin/nginx";
 /** Loaded by absolute path in examples/nginx-auth.conf; both come with Debian's libnginx-mod-http-lua. */
@@ -69,19 +70,16 @@ export async function startNginx(dir: string, name: string, config: string, port
     }
   };
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (proc.exitCode !== null) {
-      throw new Error(`nginx exited with ${proc.exitCode}: ${await stderr}${errorLog()}`);
-    }
-    try {
-      await fetch(`${url}/`);
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`nginx never answered on ${url}: ${errorLog()}`);
-      await Bun.sleep(20);
-    }
-  }
+  await until(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`nginx exited with ${proc.exitCode}: ${await stderr}${errorLog()}`);
+      return fetch(`${url}/`).then(
+        () => true,
+        () => false,
+      );
+    },
+    () => `nginx answers on ${url}: ${errorLog()}`,
+  );
   return {
     proc,
     url,

@@ -1,14 +1,28 @@
-// What a server process costs, read from /proc: resident memory, open file descriptors, CPU time. Tests that
-// load pinghub run it as its own process and measure it here, so the load generator's own memory never counts.
+// What a process costs, read from /proc: resident memory, open file descriptors, CPU time; and the CPU time of
+// the whole machine. The tests, the soak and fuzz scripts and the benchmark all measure pinghub from outside,
+// as its own process, so that the load generator's own memory and CPU never count and nothing is added to the
+// server to measure it.
 
 import { readdirSync, readFileSync } from "node:fs";
 
+/** Clock ticks per second of utime and stime in /proc/PID/stat: USER_HZ, 100 on every Linux build there is. */
+const CLOCK_TICKS = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
+
+/** Resident memory of a process now (VmRSS) and at its peak (VmHWM), in bytes. */
+export function memory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "latin1");
+  return { rss: statusKiB(pid, status, "VmRSS") * 1024, peak: statusKiB(pid, status, "VmHWM") * 1024 };
+}
+
 /** Resident set size (VmRSS) of a process, in bytes. */
 export function rssBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const match = status.match(/^VmRSS:\s+(\d+) kB$/m);
-  if (match === null) throw new Error(`no VmRSS for process ${pid}`);
-  return Number(match[1]) * 1024;
+  return memory(pid).rss;
+}
+
+function statusKiB(pid: number, status: string, field: string): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status);
+  if (!match?.[1]) throw new Error(`no ${field} for process ${pid}`);
+  return Number(match[1]);
 }
 
 /** Open file descriptors of a process. */
@@ -24,12 +38,25 @@ export function fdLimit(pid: number): number {
   return Number(line?.split(/\s+/)[3]);
 }
 
-/** User plus system CPU time of a process, in seconds (Linux counts it in ticks of 1/100 s). */
+/** CPU seconds a process has used so far, user and system, all its threads (GC and I/O threads too). */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 14 and 15.
+  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  // The command name in parentheses may hold spaces; the fields are counted from after its closing one.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  // utime and stime are fields 14 and 15 of the line, 12 and 13 here (state is field 3, index 0).
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/**
+ * CPU seconds that processes on the whole machine, every core, have used so far. Less the server's and the
+ * load generator's, it is other work on the machine, which disturbs what is measured.
+ * Interrupt time is left out: the kernel counts it to a process or not depending on its build.
+ */
+export function machineProcessSeconds(): number {
+  const line = readFileSync("/proc/stat", "latin1").split("\n", 1)[0] ?? "";
+  // "cpu  user nice system idle ...", in clock ticks.
+  const [, user, nice, system] = line.trim().split(/\s+/).map(Number);
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0)) / CLOCK_TICKS;
 }
 
 export const MiB = 1024 * 1024;

@@ -1,25 +1,18 @@
 // Real Redis for the cluster tests: Debian's redis-server, started by the test on a free loopback port with
 // persistence off, never a system service. It can be killed (SIGKILL) and started again on the same port.
 
-import { existsSync } from "node:fs";
 import type { Subprocess } from "bun";
 import Redis from "ioredis";
-import { freePort } from "./server.ts";
-
-export const REDIS_SERVER = "/usr/bin/redis-server";
-
-/** A line naming the Debian package when redis-server is missing; an empty string when it is there. */
-export function missingRedis(): string {
-  return existsSync(REDIS_SERVER) ? "" : `${REDIS_SERVER} not found: install the Debian package redis-server`;
-}
+import { freePort } from "./ports.ts";
+import { missingRedisServer, startRedisServer } from "./redis-server.ts";
 
 /**
  * Skips the calling test file loudly when redis-server is missing, except in CI, where it must run: the
  * returned flag is what `describe.skipIf` takes.
  */
 export function skipWithoutRedis(): boolean {
-  const missing = missingRedis();
-  if (missing === "") return false;
+  const missing = missingRedisServer();
+  if (missing === undefined) return false;
   if (process.env.CI === "true") throw new Error(`${missing} (CI must run the cluster tests)`);
   console.warn(`\n*** SKIPPING cluster tests: ${missing} ***\n`);
   return true;
@@ -44,44 +37,10 @@ export interface RedisServer {
 
 /** Starts redis-server; `password` is what the test's own clients use when `extraArgs` set --requirepass. */
 export async function startRedis(port = freePort(), extraArgs: string[] = [], password?: string): Promise<RedisServer> {
-  let proc: Subprocess<"ignore", "pipe", "pipe"> | undefined;
+  let proc: Subprocess | undefined;
   const clients: Redis[] = [];
   const launch = async () => {
-    proc = Bun.spawn(
-      [
-        REDIS_SERVER,
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--daemonize",
-        "no",
-        "--loglevel",
-        "warning",
-        ...extraArgs,
-      ],
-      { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
-    );
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
-      const probe = new Redis({ port, host: "127.0.0.1", password, lazyConnect: true, retryStrategy: () => null });
-      probe.on("error", () => {});
-      try {
-        await probe.connect();
-        await probe.ping();
-        probe.disconnect();
-        return;
-      } catch {
-        probe.disconnect();
-        if (Date.now() > deadline) throw new Error(`redis-server never answered on port ${port}`);
-        await Bun.sleep(20);
-      }
-    }
+    proc = (await startRedisServer({ port, extraArgs })).proc;
   };
   const kill = async () => {
     if (proc === undefined) return;

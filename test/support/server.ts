@@ -2,39 +2,20 @@
 // separate `bun src/main.ts` process (for flags, signals, files and exit codes).
 
 import type { Subprocess } from "bun";
+import { localBroker } from "../../src/broker.ts";
 import { type Config, toConfig } from "../../src/config.ts";
+import { historySettings } from "../../src/history.ts";
+import { Hub } from "../../src/hub.ts";
 import { type ChannelServer, type ServerHooks, startChannelServer } from "../../src/server.ts";
+
+// Where the tests have always found it; it lives in ports.ts, which the benchmark and the scripts share.
+export { freePort } from "./ports.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
-/** The defaults, on a free loopback port, with the metrics server off. */
+/** The defaults (config.ts's table), on a free loopback port, with no metrics server and no log. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return {
-    ...toConfig({
-      addr: "127.0.0.1:0",
-      mport: "0",
-      origin: undefined,
-      log: undefined,
-      logLevel: "silent",
-      maxMessageSize: "65536",
-      maxBacklog: "1048576",
-      idleTimeout: "30",
-      socketMode: "0660",
-      shutdownTimeout: "10",
-      redis: undefined,
-      redisPrefix: "pinghub:",
-      history: "0",
-      historyTtl: "300",
-      historyMemory: "67108864",
-      websocketPublish: "yes",
-      jwtKey: undefined,
-      jwtAudience: undefined,
-      jwtIssuer: undefined,
-      authUrl: undefined,
-      authTimeout: "2",
-    }),
-    ...overrides,
-  };
+  return { ...toConfig({ addr: "127.0.0.1:0", mport: "off", "log-level": "silent" }), ...overrides };
 }
 
 export interface TestServer extends ChannelServer {
@@ -46,7 +27,9 @@ export interface TestServer extends ChannelServer {
 
 export async function startServer(overrides: Partial<Config> = {}, hooks: ServerHooks = {}): Promise<TestServer> {
   const config = testConfig(overrides);
-  const channels = await startChannelServer(config, undefined, hooks);
+  // A single node's hub, as main.ts makes it without --redis.
+  const hub = new Hub(config.maxBacklog, undefined, localBroker(historySettings(config)));
+  const channels = await startChannelServer(config, hub, hooks);
   const port = channels.server.port ?? 0;
   return {
     ...channels,
@@ -123,17 +106,9 @@ export function spawnPinghub(args: string[], env: Record<string, string> = {}): 
 
 /** Starts a pinghub process on a free port and returns it with its URL, once it says it is serving. */
 export async function spawnServing(args: string[] = [], env: Record<string, string> = {}) {
-  const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", ...args], env);
+  const pinghub = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "off", ...args], env);
   const [, url] = await pinghub.waitForStderr(/serving ([^\s,]+)/);
   return { ...pinghub, url: url as string };
-}
-
-/** A TCP port that was free a moment ago, for a flag that cannot take 0 (0 turns the metrics server off). */
-export function freePort(): number {
-  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const { port } = listener;
-  listener.stop(true);
-  return port;
 }
 
 /** Reads one sample from a Prometheus text scrape: `name` or `name{labels}` as written there. */

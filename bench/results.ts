@@ -1,0 +1,64 @@
+// The shape of a run's results.json: what every scenario measured, run by run, with the plan and the machine.
+// The report and the targets read it; `bun run bench --rerender DIR` reads it back from a file.
+
+import type { Alternated } from "./compare.ts";
+import type { Transport } from "./load/fanout.ts";
+import type { Machine } from "./measure.ts";
+import type { RedisPlace } from "./pinning.ts";
+import type { Plan } from "./plan.ts";
+import type { ConnectRun } from "./scenarios/connect.ts";
+import type { FanoutRun } from "./scenarios/fanout.ts";
+import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
+import type { IdleRun } from "./scenarios/idle.ts";
+import type { PostRun } from "./scenarios/post.ts";
+import type { ClusterKind, ForwardKind, HistoryKind, JwtKind } from "./servers.ts";
+
+export interface Results {
+  plan: Plan;
+  machine: Machine;
+  pinning: string;
+  command: string;
+  seconds: number;
+  fanout?: Alternated<FanoutRun>;
+  idle?: Alternated<IdleRun>;
+  post?: Alternated<PostRun>;
+  growth?: { point: GrowthPoint; runs: Alternated<GrowthRun> }[];
+  cluster?: ClusterResults;
+  /** Websocket subscribers against SSE subscribers, on the same single node, in pairs. */
+  sse?: Alternated<FanoutRun, Transport>;
+  history?: HistoryResults;
+  auth?: AuthResults;
+}
+
+/**
+ * The auth scenario: pinghub without authorization (`pinghub`) against --jwt-key (`jwt`) for connects, fan-out
+ * and POST, and against --auth-url with a cached answer (`forward`) for POST, in pairs.
+ */
+export interface AuthResults {
+  /** Each connect with a token of its own: a signature checked per connect. */
+  connect?: Alternated<ConnectRun, JwtKind>;
+  /** Every connect with the same token: checked once, then remembered. */
+  connectShared?: Alternated<ConnectRun, JwtKind>;
+  fanout?: Alternated<FanoutRun, JwtKind>;
+  post?: Alternated<PostRun, JwtKind>;
+  forwardPost?: Alternated<PostRun, ForwardKind>;
+}
+
+/** The cluster scenario: a single node (`pinghub`) against a cluster node (`cluster`), in pairs. */
+export interface ClusterResults {
+  /** Where redis-server ran, in words. */
+  redis: string;
+  redisPlace: RedisPlace;
+  /** Why the scenario did not run (no redis-server here), when it did not. */
+  skipped?: string;
+  fanout?: Alternated<FanoutRun, ClusterKind>;
+  post?: Alternated<PostRun, ClusterKind>;
+}
+
+/** The history scenario: a node without history (`pinghub`) against one with `--history` (`history`), in pairs. */
+export interface HistoryResults {
+  /** Messages the history node kept per channel (its --history). */
+  messages: number;
+  fanout?: Alternated<FanoutRun, HistoryKind>;
+  post?: Alternated<PostRun, HistoryKind>;
+}
