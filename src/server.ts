@@ -3,7 +3,7 @@
 
 import type { Server } from "bun";
 import type { MiddlewareHandler } from "hono";
-import { type Access, createAccess, type Refused, whenAllowed } from "./access.ts";
+import { type Access, createAccess, type Decision } from "./access.ts";
 import { createApp } from "./app.ts";
 import { channelFromUrl } from "./channel-path.ts";
 import type { Config } from "./config.ts";
@@ -86,14 +86,10 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
           refused("bad_origin", channel, req);
           return forbiddenOrigin(config.origin);
         }
-        return whenAllowed(
-          access.check(req, channel, "publish"),
-          () => post.publish(req, channel) ?? app.fetch(req, { channel }),
-          (refusal: Refused) => {
-            refused(refusal.reason, channel, req);
-            return refusal.response;
-          },
-        );
+        // A publisher's remembered token or cached answer is decided at once: no promise, no closure per POST.
+        const decision = access.check(req, channel, "publish");
+        if (!(decision instanceof Promise)) return publishIfAllowed(decision, req, channel);
+        return decision.then((d) => publishIfAllowed(d, req, channel));
       }
       if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
         if (req.method === "GET" && wantsEventStream(req)) return sse.subscribe(req, server, channel);
@@ -110,6 +106,15 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
     // count, from the Content-Length before reading, or as a chunked body's bytes arrive.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   };
+  /** A POST that access has answered: published (the common case, before the Hono app) or refused. */
+  function publishIfAllowed(decision: Decision, req: Request, channel: string) {
+    if (!decision.allowed) {
+      refused(decision.reason, channel, req);
+      return decision.response;
+    }
+    return post.publish(req, channel) ?? app.fetch(req, { channel });
+  }
+
   const server =
     listen.kind === "unix"
       ? withSocketMode(config.socketMode, () => Bun.serve({ ...serveOptions, unix: listen.path }))
