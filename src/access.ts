@@ -7,7 +7,6 @@
 // socket, and its token's expiry is one entry in a shared wheel (expiry.ts).
 
 import type { Config } from "./config.ts";
-import type { ExpiryWheel } from "./expiry.ts";
 import { type ForwardAuthHooks, forwardAuth } from "./forward-auth.ts";
 import { jwtAccess } from "./jwt-access.ts";
 import type { Refuse } from "./refusal.ts";
@@ -46,14 +45,13 @@ export interface Access {
   check(req: Request, channel: string, action: Action): Decision | Promise<Decision>;
 }
 
-/** What every door is given: how it reports a refusal, the debug log, who may, where expiring connections wait. */
+/** What every door is given: how it reports a refusal, the debug log, and who may. */
 export interface DoorContext {
   refused: Refuse;
   /** At --log-level debug: one line per subscriber opened and closed. */
   debug: ((line: string) => void) | undefined;
   /** Who may subscribe and publish; undefined: everyone. */
   access: Access | undefined;
-  expiries: ExpiryWheel;
 }
 
 /** Allowed everything, for ever: a subscriber's rights where no flag asks for authorization. */
@@ -75,19 +73,4 @@ export function createAccess(
     return forwardAuth({ url: config.authUrl, timeout: config.authTimeout, peer }, hooks);
   }
   return undefined;
-}
-
-/**
- * A door's way through a decision: `allowed` with the rights, or `refused` with the refusal; synchronous when
- * the decision is, so that a remembered token or a cached answer costs no promise.
- */
-export function whenAllowed<T>(
-  decision: Decision | Promise<Decision>,
-  allowed: (rights: Allowed) => T,
-  refused: (refusal: Refused) => T,
-): T | Promise<Awaited<T>> {
-  // A promise returned by `allowed` is followed by then(), so the result holds Awaited<T>, as the cast says.
-  if (decision instanceof Promise)
-    return decision.then((d) => (d.allowed ? allowed(d) : refused(d))) as Promise<Awaited<T>>;
-  return decision.allowed ? allowed(decision) : refused(decision);
 }

@@ -1,50 +1,51 @@
-// Ending connections when their token expires: one shared wheel of one-second slots and one timer for all of
-// them, rather than a timer per connection, so that ten thousand subscribers with tokens cost ten thousand set
-// entries and one interval. A connection ends within about a second after its `exp` (never before it).
+// Ending connections when their token expires: a wheel of one-second slots and one timer for all of them, rather
+// than a timer per connection, so that ten thousand subscribers with tokens cost ten thousand set entries and one
+// interval, and nothing allocated per connection beyond its place in a set. A connection ends within about a
+// second after its `exp` (never before it).
 
 /** Width of a slot: how late past its expiry a connection may be ended. */
 export const EXPIRY_TICK_MS = 1000;
 
-/** A connection's place in the wheel, to take it out when it closes first. */
-export interface ExpiryEntry {
-  readonly slot: number;
-  readonly end: () => void;
-}
-
-export class ExpiryWheel {
+export class ExpiryWheel<T> {
   /** Slot number (the second after the expiry) to the connections that end in it. */
-  private readonly slots = new Map<number, Set<ExpiryEntry>>();
+  private readonly slots = new Map<number, Set<T>>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private size = 0;
   /** The earliest slot not yet ended: each tick ends the slots from here to now, and nothing else is looked at. */
   private cursor = 0;
 
-  /** Calls `end` once `atMs` (ms since the epoch) has passed, unless removed first. */
-  add(atMs: number, end: () => void): ExpiryEntry {
+  /** `expire` is called once for each connection whose time has come, unless it was removed first. */
+  constructor(private readonly expire: (item: T) => void) {}
+
+  /**
+   * Ends `item` once `atMs` (ms since the epoch) has passed; returns its slot, which `remove` takes. An item is
+   * added once: added twice, it is ended once.
+   */
+  add(atMs: number, item: T): number {
     if (this.timer === undefined) this.cursor = Math.floor(Date.now() / EXPIRY_TICK_MS);
     // Already past: ended at the next tick, with the others due then.
     const slot = Math.max(Math.ceil(atMs / EXPIRY_TICK_MS), this.cursor);
-    const entry = { slot, end };
     let set = this.slots.get(slot);
     if (set === undefined) {
       set = new Set();
       this.slots.set(slot, set);
     }
-    set.add(entry);
+    set.add(item);
     this.size++;
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.tick(), EXPIRY_TICK_MS);
       // The wheel alone never keeps the process running: shutdown does not wait for tokens to expire.
       this.timer.unref();
     }
-    return entry;
+    return slot;
   }
 
-  remove(entry: ExpiryEntry): void {
-    const set = this.slots.get(entry.slot);
-    if (set?.delete(entry) !== true) return;
+  /** Takes out an item that ended first (its connection closed); nothing if it was already ended. */
+  remove(slot: number, item: T): void {
+    const set = this.slots.get(slot);
+    if (set?.delete(item) !== true) return;
     this.size--;
-    if (set.size === 0) this.slots.delete(entry.slot);
+    if (set.size === 0) this.slots.delete(slot);
     this.idle();
   }
 
@@ -65,7 +66,7 @@ export class ExpiryWheel {
       if (set === undefined) continue;
       this.slots.delete(this.cursor);
       this.size -= set.size;
-      for (const entry of set) entry.end();
+      for (const item of set) this.expire(item);
     }
     this.idle();
   }

@@ -7,7 +7,6 @@ import { type Access, createAccess, type Decision } from "./access.ts";
 import { createApp } from "./app.ts";
 import { channelFromUrl } from "./channel-path.ts";
 import type { Config } from "./config.ts";
-import { ExpiryWheel } from "./expiry.ts";
 import type { ForwardAuthHooks } from "./forward-auth.ts";
 import type { Hub } from "./hub.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
@@ -61,9 +60,7 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
     (req) => listening?.requestIP(req)?.address ?? "unix socket",
     hooks.forwardAuth,
   );
-  // Websockets and SSE streams whose token expires are ended from here: one timer for them all.
-  const expiries = new ExpiryWheel();
-  const doors = { refused, debug, access, expiries };
+  const doors = { refused, debug, access };
   const post = createPostPublisher(hub, config, refused);
   // Each door admits its subscribers through the hub (admission.ts); a later transport is one more of these.
   const websockets = createWebsockets(hub, config, doors);
@@ -140,7 +137,6 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
       if (listen.kind === "unix") removeUnixSocket(listen.path);
       hub.closeAll(GOING_AWAY.code, GOING_AWAY.reason);
       sse.stop();
-      expiries.stop();
       // A request that drips its body could hold the stop for ever: past the grace period, cut what is left.
       const cut = setTimeout(() => server.stop(true), config.shutdownTimeout * 1000);
       await drained;

@@ -9,9 +9,9 @@
 // Origin, a bad path) gets an error status.
 
 import type { Server } from "bun";
-import { type DoorContext, whenAllowed } from "./access.ts";
+import type { Decision, DoorContext } from "./access.ts";
 import type { Config } from "./config.ts";
-import type { ExpiryEntry } from "./expiry.ts";
+import { ExpiryWheel } from "./expiry.ts";
 import { parseId, type Resume } from "./history.ts";
 import { EVENT_STREAMS, type Hub } from "./hub.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
@@ -38,7 +38,9 @@ export function wantsEventStream(req: Request): boolean {
 }
 
 export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext): SseSubscribers {
-  const { refused, debug, access, expiries } = door;
+  const { refused, debug, access } = door;
+  // Streams whose token expires wait here to be ended, each as the function that ends it: one timer for all.
+  const expiries = new ExpiryWheel<() => void>((end) => end());
   const group = hub.group<SseStream>(EVENT_STREAMS, {
     fanOut(channel, streams, message, id) {
       // The event's bytes are built once, here, for every stream of the channel.
@@ -89,9 +91,9 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
     lastId: string | undefined,
     expiresAtMs: number | undefined,
   ): Response {
-    let expiry: ExpiryEntry | undefined;
+    let expiry: { slot: number; end: () => void } | undefined;
     const stream = new SseStream(channel, config.maxBacklog, (why) => {
-      if (expiry !== undefined) expiries.remove(expiry);
+      if (expiry !== undefined) expiries.remove(expiry.slot, expiry.end);
       if (!group.leave(channel, stream)) return;
       open.delete(stream);
       if (open.size === 0 && heartbeat !== undefined) {
@@ -107,11 +109,12 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
     debug?.(`SSE stream opened: channel ${JSON.stringify(channel)} from ${client}`);
     // A token's exp ends the stream, and EventSource comes back with a fresh token (pinghub.js asks for one).
     if (expiresAtMs !== undefined) {
-      expiry = expiries.add(expiresAtMs, () => {
+      const end = () => {
         expiry = undefined;
         refused("token_expired", channel, req);
         stream.endWith("token expired", "its token expired");
-      });
+      };
+      expiry = { slot: expiries.add(expiresAtMs, end), end };
     }
     open.add(stream);
     heartbeat ??= setInterval(beat, HEARTBEAT_MS);
@@ -133,21 +136,24 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
         return forbiddenOrigin(config.origin);
       }
       if (access === undefined) return admit(req, server, channel, undefined);
-      return whenAllowed(
-        access.check(req, channel, "subscribe"),
-        (rights) => admit(req, server, channel, rights.expiresAtMs),
-        (refusal) => {
-          // An answer, not a stream: EventSource gives up on it, which is meant (a token missing or bad).
-          refused(refusal.reason, channel, req);
-          return refusal.response;
-        },
-      );
+      const decision = access.check(req, channel, "subscribe");
+      if (!(decision instanceof Promise)) return admitIfAllowed(req, server, channel, decision);
+      return decision.then((d) => admitIfAllowed(req, server, channel, d));
     },
     stop() {
       if (heartbeat !== undefined) clearInterval(heartbeat);
       heartbeat = undefined;
+      expiries.stop();
     },
   };
+
+  /** A subscriber that access answered: admitted, or refused with an answer, not a stream. */
+  function admitIfAllowed(req: Request, server: Server<unknown>, channel: string, decision: Decision) {
+    if (decision.allowed) return admit(req, server, channel, decision.expiresAtMs);
+    // EventSource gives up on an answer that is not a stream, which is meant: a token missing or bad.
+    refused(decision.reason, channel, req);
+    return decision.response;
+  }
 
   /** A subscriber allowed in, until `expiresAtMs` if its token says: admitted through the hub, then streamed. */
   function admit(req: Request, server: Server<unknown>, channel: string, expiresAtMs: number | undefined) {

@@ -4,9 +4,9 @@
 // reaches them all natively, so no JavaScript runs per subscriber.
 
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import { type Allowed, type DoorContext, EVERYONE, whenAllowed } from "./access.ts";
+import { type Decision, type DoorContext, EVERYONE } from "./access.ts";
 import type { Config } from "./config.ts";
-import type { ExpiryEntry } from "./expiry.ts";
+import { ExpiryWheel } from "./expiry.ts";
 import { closeClass, type Hub, WEBSOCKETS } from "./hub.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { clientAddress, type RefusalReason } from "./refusal.ts";
@@ -24,9 +24,9 @@ export interface Subscriber {
   // three fields, and its memory, as before.
   /** Why a message from it is refused (decided at its upgrade: access.ts); absent when it may publish. */
   publishRefused?: PublishRefusal;
-  /** When its token expires, in ms since the epoch; then its place in the expiry wheel, once open. */
+  /** When its token expires, in ms since the epoch; then its slot in the expiry wheel, once open. */
   expiresAtMs?: number;
-  expiry?: ExpiryEntry;
+  expiry?: number;
 }
 
 /** A websocket's message refused: counted under `reason`, the websocket closed with 1008 and `text`. */
@@ -71,7 +71,13 @@ export interface Websockets {
 }
 
 export function createWebsockets(hub: Hub, config: Config, door: DoorContext): Websockets {
-  const { refused, debug, access, expiries } = door;
+  const { refused, debug, access } = door;
+  // Websockets whose token expires wait here to be closed: one timer for them all, nothing per message.
+  const expiries = new ExpiryWheel<SubscriberSocket>((ws) => {
+    ws.data.expiry = undefined;
+    refused("token_expired", ws.data.channel, ws.data.client);
+    ws.close(CLOSE_POLICY_VIOLATION, TOKEN_EXPIRED);
+  });
   let listening: Server<Subscriber> | undefined;
   const group: SubscriberGroup<SubscriberSocket> = hub.group(WEBSOCKETS, {
     fanOut(channel, subscribers, message) {
@@ -100,18 +106,18 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
       return forbiddenOrigin(config.origin);
     }
     if (access === undefined) return admit(req, server, channel, EVERYONE);
-    return whenAllowed(
-      access.check(req, channel, "subscribe"),
-      (rights) => admit(req, server, channel, rights),
-      (refusal) => {
-        refused(refusal.reason, channel, req);
-        return refusal.response;
-      },
-    );
+    // A token seen before or a cached answer is decided at once: no promise, no closure per upgrade.
+    const decision = access.check(req, channel, "subscribe");
+    if (!(decision instanceof Promise)) return admit(req, server, channel, decision);
+    return decision.then((d) => admit(req, server, channel, d));
   }
 
-  /** A websocket allowed in, with its rights: admitted through the hub, then upgraded. */
-  function admit(req: Request, server: Server<Subscriber>, channel: string, rights: Allowed) {
+  /** A websocket allowed in, with its rights, admitted through the hub and upgraded; or its refusal. */
+  function admit(req: Request, server: Server<Subscriber>, channel: string, rights: Decision) {
+    if (!rights.allowed) {
+      refused(rights.reason, channel, req);
+      return rights.response;
+    }
     // Decided once, here: whether its messages are published, and when its token ends it.
     const publishRefused = !config.websocketPublish
       ? PUBLISHING_OFF
@@ -164,12 +170,8 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
       }
       const expiresAtMs = ws.data.expiresAtMs;
       if (expiresAtMs !== undefined) {
-        // One entry in a shared wheel, not a timer per websocket, and nothing per message.
-        ws.data.expiry = expiries.add(expiresAtMs, () => {
-          ws.data.expiry = undefined;
-          refused("token_expired", channel, ws.data.client);
-          ws.close(CLOSE_POLICY_VIOLATION, TOKEN_EXPIRED);
-        });
+        // One place in a shared wheel, not a timer per websocket, and nothing per message.
+        ws.data.expiry = expiries.add(expiresAtMs, ws);
       }
       debug?.(`websocket opened: channel ${JSON.stringify(channel)} from ${ws.data.client}`);
     },
@@ -206,7 +208,7 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
       const bunClose = BUN_CLOSE_REASONS[reason];
       const code = bunClose?.code ?? reported;
       if (group.leave(ws.data.channel, ws)) hub.counters.websocketsClosed[closeClass(code)]++;
-      if (ws.data.expiry !== undefined) expiries.remove(ws.data.expiry);
+      if (ws.data.expiry !== undefined) expiries.remove(ws.data.expiry, ws);
       if (bunClose !== undefined) refused(bunClose.refusal, ws.data.channel, ws.data.client);
       debug?.(`websocket closed: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}, code ${code}`);
     },

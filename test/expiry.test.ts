@@ -5,19 +5,18 @@ import { expect, test } from "bun:test";
 import { EXPIRY_TICK_MS, ExpiryWheel } from "../src/expiry.ts";
 
 test("entries end after their time, in their order; one taken out does not end; the wheel stops when empty", async () => {
-  const wheel = new ExpiryWheel();
-  const start = Date.now();
   const ended: Array<[string, number]> = [];
   const done = Promise.withResolvers<void>();
-  const end = (name: string) => () => {
+  const wheel = new ExpiryWheel<string>((name) => {
     ended.push([name, Date.now()]);
     if (ended.length === 3) done.resolve();
-  };
-  wheel.add(start + 1500, end("later"));
-  wheel.add(start + 200, end("soon"));
-  const removed = wheel.add(start + 300, end("removed"));
-  wheel.add(start - 5000, end("past"));
-  wheel.remove(removed);
+  });
+  const start = Date.now();
+  wheel.add(start + 1500, "later");
+  wheel.add(start + 200, "soon");
+  const removed = wheel.add(start + 300, "removed");
+  wheel.add(start - 5000, "past");
+  wheel.remove(removed, "removed");
   expect(wheel.pending).toBe(3);
   await done.promise;
   expect(ended.map(([name]) => name)).toEqual(["past", "soon", "later"]);
