@@ -109,8 +109,8 @@ test("--auth-url metrics: calls by result, their latency, cache hits; --websocke
   const pinghub = await spawnServing([
     "--auth-url",
     `http://127.0.0.1:${app.port}/`,
-    "--websocket-publish",
-    "no",
+    // The original's single-dash form, as every flag takes it.
+    "-websocket-publish=no",
     "--mport",
     String(mport),
   ]);
