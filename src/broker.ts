@@ -6,7 +6,7 @@
 // History, when on, belongs to the broker too (history.ts in process, a Redis stream in cluster mode): it gives
 // each message its id as it carries it, so that ids mean the same on every node.
 
-import { type HistorySettings, LocalHistory, type Resume } from "./history.ts";
+import { type HistorySettings, LocalHistory, NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
 
 /** Hands a message, with its id when history is on, to this node's subscribers of a channel; returns how many. */
 export type Deliver = (channel: string, message: string, id: string | undefined) => number;
@@ -51,6 +51,11 @@ export interface Broker {
    * caller drops what it is then given twice, by id).
    */
   since(channel: string, lastId: string): Resume | Promise<Resume>;
+  /**
+   * What a new subscriber is given: the newest `count` messages kept (0: none), and the channel's position, from
+   * which it can resume later. Asked after the subscriber has joined, as `since` is. Without history: nothing.
+   */
+  latest(channel: string, count: number): Resume | Promise<Resume>;
   /** The history's own figures for the metrics, in process; undefined when it lives elsewhere or is off. */
   readonly localHistory: LocalHistory | undefined;
   /** Settles once the broker can first carry messages: at once for the local broker. */
@@ -69,7 +74,6 @@ export class BrokerUnavailable extends Error {}
 export function localBroker(history?: HistorySettings): BrokerFactory {
   return (deliver) => {
     const kept = history === undefined || history.size === 0 ? undefined : new LocalHistory(history);
-    const noHistory = { kind: "gap", reason: "unknown id" } as const;
     return {
       cluster: undefined,
       problem: undefined,
@@ -80,7 +84,8 @@ export function localBroker(history?: HistorySettings): BrokerFactory {
         kept === undefined
           ? (channel, message) => deliver(channel, message, undefined)
           : (channel, message) => deliver(channel, message, kept.add(channel, message)),
-      since: (channel, lastId) => kept?.since(channel, lastId) ?? noHistory,
+      since: (channel, lastId) => kept?.since(channel, lastId) ?? NO_HISTORY,
+      latest: (channel, count) => kept?.latest(channel, count) ?? NOTHING_KEPT,
       subscribe: () => undefined,
       unsubscribe: () => {},
       ready: Promise.resolve(),

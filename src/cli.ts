@@ -32,10 +32,10 @@ const serverArgs: ArgsDef = Object.fromEntries(
   }),
 );
 
-/** The clients' token, for a server with --jwt-key: a flag of watch and publish, or this variable. */
+/** The clients' token, for a server with --jwt-key: a flag of watch and publish, or TOKEN_VARIABLE. */
 const TOKEN_ARG: ArgDef = {
   type: "string",
-  valueHint: "token",
+  valueHint: "TOKEN",
   description: "a token for a server with --jwt-key (or PINGHUB_TOKEN, which other users cannot read)",
 };
 export const TOKEN_VARIABLE = "PINGHUB_TOKEN";
@@ -50,6 +50,9 @@ const COMMANDS = {
     args: {
       url: { type: "positional", required: true, description: "the channel, http(s):// or ws(s)://" },
       reconnect: { type: "boolean", description: "connect again after a close, with pinghub.js's backoff" },
+      sse: { type: "boolean", description: "subscribe by Server-Sent Events instead of a websocket" },
+      ids: { type: "boolean", description: "with --sse: print each message's id and a space before it" },
+      last: { type: "string", valueHint: "N", description: "first the newest N messages the history keeps" },
       token: TOKEN_ARG,
     },
   },
@@ -74,18 +77,35 @@ const BOOLEANS = new Map(
   ),
 );
 
+/** The client commands' flags with a value (--last N, --token), by name, with the commands that take each. */
+const OPTIONS = new Map<string, CommandName[]>();
+for (const [command, def] of Object.entries(COMMANDS)) {
+  if (command === "serve") continue;
+  for (const [name, arg] of Object.entries<ArgDef>(def.args)) {
+    if (arg.type === "string") OPTIONS.set(name, [...(OPTIONS.get(name) ?? []), command as CommandName]);
+  }
+}
+
 /** Everything argv may hold before a command is chosen: every flag and boolean, and --help and --version. */
 const everyArg: ArgsDef = {
   ...serverArgs,
-  token: { type: "string" },
   ...Object.fromEntries([...BOOLEANS.keys()].map((name) => [name, { type: "boolean" }])),
+  ...Object.fromEntries([...OPTIONS.keys()].map((name) => [name, { type: "string" }])),
   help: { type: "boolean", alias: "h" },
   version: { type: "boolean" },
 };
 
 /** The client commands, run instead of the server: `pinghub watch URL`, `pinghub publish URL [MESSAGE]`. */
 export type ClientCommand =
-  | { kind: "watch"; url: string; reconnect: boolean; token: string | undefined }
+  | {
+      kind: "watch";
+      url: string;
+      reconnect: boolean;
+      sse: boolean;
+      ids: boolean;
+      last: number;
+      token: string | undefined;
+    }
   | { kind: "publish"; url: string; message: string | undefined; token: string | undefined };
 
 export type CliResult =
@@ -110,8 +130,12 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
   for (const [name, owner] of BOOLEANS) {
     if (parsed[name] === true && owner !== command) return usageError(`--${name} is for pinghub ${owner}`);
   }
-  if (command !== "serve") return clientCommand(command, operands, normalised, parsed, env);
-  if (flagValues(normalised, "token").length > 0) return usageError("--token is for pinghub watch and publish");
+  for (const [name, owners] of OPTIONS) {
+    if (!owners.includes(command) && flagValues(normalised, name).length > 0) {
+      return usageError(`--${name} is for pinghub ${owners.join(" and ")}`);
+    }
+  }
+  if (command !== "serve") return clientCommand(command, operands, parsed, normalised, env);
   if (operands[0] !== undefined) {
     return usageError(`unexpected argument "${operands[0]}" (the commands are ${Object.keys(COMMANDS).join(", ")})`);
   }
@@ -135,23 +159,42 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
 function clientCommand(
   command: Exclude<CommandName, "serve">,
   operands: string[],
-  normalised: string[],
   parsed: Record<string, unknown>,
+  normalised: string[],
   env: Record<string, string | undefined>,
 ): CliResult {
   const serverFlag = FLAG_NAMES.find((name) => flagValues(normalised, name).length > 0);
   if (serverFlag !== undefined) return usageError(`--${serverFlag} is a server flag, not one for pinghub ${command}`);
   const tokens = flagValues(normalised, "token");
   if (tokens.includes("")) return usageError("flag --token needs a value");
+  // On the command line a token shows in `ps`: PINGHUB_TOKEN keeps it out of sight.
   const token = tokens.at(-1) ?? (env[TOKEN_VARIABLE] || undefined);
   const [url, message, extra] = operands;
   if (url === undefined) return usageError(`pinghub ${command} needs a channel URL`);
   if (command === "watch") {
     if (message !== undefined) return usageError(`unexpected argument "${message}" after the URL`);
-    return { kind: "watch", url, reconnect: parsed.reconnect === true, token };
+    return watchCommand(url, parsed, normalised, token);
   }
   if (extra !== undefined) return usageError(`unexpected argument "${extra}": quote a message with spaces`);
   return { kind: "publish", url, message, token };
+}
+
+function watchCommand(
+  url: string,
+  parsed: Record<string, unknown>,
+  normalised: string[],
+  token: string | undefined,
+): CliResult {
+  const [sse, ids, reconnect] = [parsed.sse === true, parsed.ids === true, parsed.reconnect === true];
+  const value = flagValues(normalised, "last").at(-1);
+  if (value !== undefined && !/^\d+$/.test(value)) {
+    return usageError(`bad --last ${JSON.stringify(value)}: expected a whole number of messages, 0 or more`);
+  }
+  const last = value === undefined ? 0 : Math.min(Number(value), Number.MAX_SAFE_INTEGER);
+  if (ids && !sse) return usageError("--ids needs --sse: a websocket's messages carry no id");
+  // A websocket has no id to come back with: every reconnection would be given the same messages again.
+  if (last > 0 && reconnect && !sse) return usageError("--last with --reconnect needs --sse");
+  return { kind: "watch", url, reconnect, sse, ids, last, token };
 }
 
 /** Every value given for a flag, in order: `--name VALUE` and `--name=VALUE` ("" for a flag with none). */
@@ -178,7 +221,7 @@ function helpText(): string {
   const lines = [`pinghub ${pkg.version}: a publish/subscribe message bus for websocket clients`, "", "Usage:"];
   for (const [name, def] of Object.entries(COMMANDS)) {
     const usage = `  pinghub ${name === DEFAULT_COMMAND ? `[${name}]` : name} ${argsUsage(def.args)}`;
-    // A usage too long for its column puts the description on the next line, in the column.
+    // A usage too long for the column has its description on a line of its own.
     if (usage.length < USAGE_COLUMN) lines.push(`${usage.padEnd(USAGE_COLUMN - 1)} ${def.meta.description}`);
     else lines.push(usage, `${" ".repeat(USAGE_COLUMN)}${def.meta.description}`);
   }
@@ -186,9 +229,12 @@ function helpText(): string {
     "",
     "watch prints one message per line, with a line feed inside a message written as \\n, a carriage",
     "return as \\r and a backslash as \\\\. On a close it prints the code and reason to stderr and exits 1;",
-    "--reconnect connects again instead, with pinghub.js's backoff. publish prints the subscribers (or",
+    "--reconnect connects again instead, with pinghub.js's backoff. --sse subscribes by Server-Sent",
+    "Events: --ids prints each message's id and a space before it, a gap the server reports goes to",
+    "stderr, and --reconnect comes back with the last id seen, so that with --history nothing is missed.",
+    "--last N asks for the newest N messages the history keeps first. publish prints the subscribers (or",
     "cluster nodes) the message reached, or the server's reason for refusing it and exits 1. Against a",
-    "server with --jwt-key, both take --token TOKEN or PINGHUB_TOKEN.",
+    "server with --jwt-key, both take --token TOKEN, or the variable PINGHUB_TOKEN.",
     "",
     "Flags of serve (each also written -flag, as the original did, and read from the variable shown):",
   );
@@ -202,19 +248,15 @@ function helpText(): string {
   return lines.join("\n");
 }
 
-/** `URL [MESSAGE]`, `URL [--reconnect]` or `[FLAGS]`, from a command's citty arguments. */
+/** `URL [MESSAGE]`, `URL [--reconnect] [--last N]` or `[FLAGS]`, from a command's citty arguments. */
 function argsUsage(args: ArgsDef): string {
+  // The server's flags are listed below the usage lines, each with its variable and default.
+  if (args === serverArgs) return "[FLAGS]";
   const parts: string[] = [];
   for (const [name, arg] of Object.entries(args)) {
     if (arg.type === "positional") parts.push(arg.required ? name.toUpperCase() : `[${name.toUpperCase()}]`);
     else if (arg.type === "boolean") parts.push(`[--${name}]`);
-  }
-  // The server's many flags are [FLAGS]; a client's one (--token) is named.
-  if (args === serverArgs) parts.push("[FLAGS]");
-  else {
-    for (const [name, arg] of Object.entries(args)) {
-      if (arg.type === "string") parts.push(`[--${name} ${String(arg.valueHint).toUpperCase()}]`);
-    }
+    else if (arg.type === "string") parts.push(`[--${name} ${arg.valueHint ?? "VALUE"}]`);
   }
   return parts.join(" ");
 }
@@ -240,5 +282,7 @@ function singleDashToDouble(arg: string): string {
 
 function isKnownFlag(arg: string): boolean {
   const name = arg.replace(/^--?/, "").split("=")[0] ?? "";
-  return Object.hasOwn(SETTINGS, name) || BOOLEANS.has(name) || ["h", "help", "version", "token"].includes(name);
+  return (
+    Object.hasOwn(SETTINGS, name) || BOOLEANS.has(name) || OPTIONS.has(name) || ["h", "help", "version"].includes(name)
+  );
 }

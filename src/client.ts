@@ -2,7 +2,9 @@
 // websocket tool: `pinghub watch URL` prints a channel's messages, `pinghub publish URL [MESSAGE]` POSTs one.
 
 import { connect, withToken } from "../public/pinghub.js";
+import { LAST_PARAMETER } from "./last-query.ts";
 import { NODES_HEADER, SUBSCRIBERS_HEADER } from "./post.ts";
+import { watchSse } from "./watch-sse.ts";
 
 export interface Output {
   out(text: string): void;
@@ -40,6 +42,20 @@ export function channelUrls(given: string): { http: string; ws: string } | undef
  */
 export function messageLine(message: string): string {
   return `${message.replace(/[\\\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\n" ? "\\n" : "\\r"))}\n`;
+}
+
+/** How `pinghub watch` subscribes: by websocket unless `sse`; see watch-sse.ts for the rest. */
+export interface WatchOptions {
+  reconnect: boolean;
+  sse: boolean;
+  ids: boolean;
+  /** ?last=N: the newest N kept messages first; 0 for none. */
+  last: number;
+  /**
+   * A token for a server with --jwt-key: in the query for a websocket (as pinghub.js sends it), in the
+   * Authorization header for SSE. Never printed.
+   */
+  token: string | undefined;
 }
 
 /**
@@ -84,22 +100,28 @@ function connectionError(error: unknown): string {
   return (code === undefined ? undefined : known[code]) ?? message;
 }
 
-/**
- * Subscribes and prints each message until the channel closes (exit 1) or, with `reconnect`, for ever. A token
- * (--token, for --jwt-key) goes in the URL's query, as pinghub.js sends it; it is never printed.
- */
-export function watch(given: string, reconnect: boolean, io: Output = stdio, token?: string): Promise<number> {
+/** Subscribes and prints each message until the channel closes (exit 1) or, with `reconnect`, for ever. */
+export function watch(given: string, options: WatchOptions, io: Output = stdio): Promise<number> {
   const urls = channelUrls(given);
   if (urls === undefined) {
     io.err(`pinghub watch: "${given}" is not an http, https, ws or wss URL\n`);
     return Promise.resolve(2);
   }
+  if (options.sse) return watchSse(urls.http, options, io, { line: messageLine, connectionError });
+  if (options.last > 0) {
+    for (const side of ["ws", "http"] as const) {
+      const url = new URL(urls[side]);
+      url.searchParams.set(LAST_PARAMETER, String(options.last));
+      urls[side] = url.href;
+    }
+  }
+  const token = options.token;
   /** Why an attempt that never opened failed: the close's own code and reason when the server sent one. */
   const refusal = (code: number, reason: string): Promise<string> =>
     code === CLOSE_ABNORMAL
       ? whyNotOpened(token === undefined ? urls.http : withToken(urls.http, token))
       : Promise.resolve(`close ${code} ${reason || "(no reason)"}`);
-  if (reconnect) {
+  if (options.reconnect) {
     // pinghub.js itself: the browser library's keepalive and backoff, and its reconnecting for ever.
     connect(urls.ws, {
       token,

@@ -29,11 +29,29 @@ export interface Kept {
 }
 
 /**
- * What a subscriber coming back with the id of the last message it saw is given: the messages after it that
- * are still kept (none when it missed nothing), or a gap: the id is unknown, or messages after it were dropped.
+ * What a subscriber is given as it joins, before the live messages: a gap to report first, if any; the kept
+ * messages, oldest first; and its position, from which it can resume later.
+ *
+ * Coming back with the id of the last message it saw: the messages after it that are still kept (none when it
+ * missed nothing). Or a gap: `unknown id` (an id of no history there now: the subscriber starts from the
+ * channel's position), or `messages dropped` (some after it are no longer kept: it is given those still kept).
  */
-export type Resume = { kind: "messages"; messages: Kept[] } | { kind: "gap"; reason: GapReason };
+export interface Resume {
+  gap: GapReason | undefined;
+  messages: Kept[];
+  /**
+   * The id of the channel's newest kept message, or, when it has kept none, a position that means "everything
+   * this history keeps from now on": the id of the last message given, or what stands for it when none was.
+   * Undefined only when history is off.
+   */
+  position: string | undefined;
+}
 export type GapReason = "unknown id" | "messages dropped";
+
+/** What a subscriber coming back with an id is given when history is off: the id is unknown, nothing is kept. */
+export const NO_HISTORY: Resume = { gap: "unknown id", messages: [], position: undefined };
+/** What a new subscriber is given when history is off: nothing, and no position. */
+export const NOTHING_KEPT: Resume = { gap: undefined, messages: [], position: undefined };
 
 export interface HistorySettings {
   /** Messages kept per channel; 0 keeps none. */
@@ -46,12 +64,17 @@ export interface HistorySettings {
 
 /** What one kept message is reckoned to cost beyond its text: the entry, its id, the ring slot. */
 const ENTRY_OVERHEAD_BYTES = 96;
+/** What a channel's history is reckoned to cost with nothing kept yet: the map entry, the record, its ring. */
+const HISTORY_OVERHEAD_BYTES = 160;
 /** How often expired histories are swept away, at most: a sweep walks only the oldest ones. */
 const SWEEP_INTERVAL_MS = 1000;
 
 interface ChannelHistory {
   incarnation: string;
-  /** Sequence number of the newest message; the oldest kept is `last - entries.length + 1`. */
+  /**
+   * Sequence number of the newest message; the oldest kept is `last - entries.length + 1`. 0 while nothing was
+   * kept: `INCARNATION-0` is then the channel's position, and its first message will be `INCARNATION-1`.
+   */
   last: number;
   entries: string[];
   bytes: number;
@@ -90,16 +113,8 @@ export class LocalHistory {
   /** Keeps a message and returns its id. */
   add(channel: string, message: string): string {
     const now = Date.now();
-    let history = this.channels.get(channel);
-    if (history !== undefined && history.expiresAt <= now) {
-      this.forget(channel, history);
-      history = undefined;
-    }
-    if (history === undefined) {
-      history = { incarnation: newIncarnation(), last: 0, entries: [], bytes: 0, expiresAt: 0 };
-    } else {
-      this.channels.delete(channel);
-    }
+    const history = this.current(channel, now) ?? this.start();
+    this.channels.delete(channel);
     this.channels.set(channel, history);
     history.last++;
     history.expiresAt = now + this.settings.ttlMs;
@@ -113,36 +128,102 @@ export class LocalHistory {
       history.bytes -= freed;
       this.totalBytes -= freed;
     }
-    // Over the memory bound: forget whole histories, least recently published first (never the one just added,
-    // unless it alone is over the bound). Their ids become unknown, so their subscribers are told of a gap.
-    for (const [name, oldest] of this.channels) {
-      if (this.totalBytes <= this.settings.maxBytes || oldest === history) break;
-      this.forget(name, oldest);
-    }
+    this.bound(history);
     return `${history.incarnation}-${history.last}`;
   }
 
   /** What a subscriber that last saw `lastId` on `channel` is to be given. */
   since(channel: string, lastId: string): Resume {
     const id = parseId(lastId);
-    const history = this.channels.get(channel);
-    if (id === undefined || history === undefined || history.expiresAt <= Date.now()) {
-      return { kind: "gap", reason: "unknown id" };
-    }
-    if (id.incarnation !== history.incarnation || id.sequence > history.last)
-      return { kind: "gap", reason: "unknown id" };
+    const history = this.current(channel, Date.now());
+    if (
+      id === undefined ||
+      history === undefined ||
+      id.incarnation !== history.incarnation ||
+      id.sequence > history.last
+    )
+      return { gap: "unknown id", messages: [], position: this.position(channel) };
     const oldest = history.last - history.entries.length + 1;
-    if (id.sequence + 1 < oldest) return { kind: "gap", reason: "messages dropped" };
-    const from = id.sequence + 1 - oldest;
-    const messages = history.entries.slice(from).map((message, i) => ({
-      id: `${history.incarnation}-${id.sequence + 1 + i}`,
-      message,
-    }));
-    return { kind: "messages", messages };
+    // Dropped: the subscriber is told, then given what is still kept.
+    if (id.sequence + 1 < oldest)
+      return {
+        gap: "messages dropped",
+        messages: this.kept(history, history.entries.length),
+        position: this.position(channel),
+      };
+    return {
+      gap: undefined,
+      messages: this.kept(history, history.last - id.sequence),
+      position: this.position(channel),
+    };
+  }
+
+  /** What a new subscriber asking for the newest `count` kept messages of `channel` is given (0: just its position). */
+  latest(channel: string, count: number): Resume {
+    const history = this.current(channel, Date.now());
+    const messages = history === undefined ? [] : this.kept(history, count);
+    return { gap: undefined, messages, position: this.position(channel) };
   }
 
   close(): void {
     clearInterval(this.sweeper);
+  }
+
+  /**
+   * The channel's position: its newest kept message's id. A channel that has kept nothing is given a history
+   * now, empty, so that its position `INCARNATION-0` names the place before its first message; an empty history
+   * lasts --history-ttl after the last position it gave, as a history does after its last message.
+   */
+  private position(channel: string): string {
+    const now = Date.now();
+    let history = this.current(channel, now);
+    if (history === undefined) {
+      history = this.start();
+      this.channels.set(channel, history);
+      history.expiresAt = now + this.settings.ttlMs;
+      this.bound(history);
+    } else if (history.last === 0) {
+      // Moved last, as a publish would: the sweep relies on the map's order being that of expiry.
+      this.channels.delete(channel);
+      this.channels.set(channel, history);
+      history.expiresAt = now + this.settings.ttlMs;
+    }
+    return `${history.incarnation}-${history.last}`;
+  }
+
+  /** The newest `count` kept messages, oldest first, with their ids. */
+  private kept(history: ChannelHistory, count: number): Kept[] {
+    const from = Math.max(0, history.entries.length - count);
+    const first = history.last - history.entries.length + 1;
+    return history.entries.slice(from).map((message, i) => ({
+      id: `${history.incarnation}-${first + from + i}`,
+      message,
+    }));
+  }
+
+  /** The channel's history if it has one that has not expired; an expired one is forgotten. */
+  private current(channel: string, now: number): ChannelHistory | undefined {
+    const history = this.channels.get(channel);
+    if (history === undefined || history.expiresAt > now) return history;
+    this.forget(channel, history);
+    return undefined;
+  }
+
+  /** A new, empty history under a new incarnation, counted but not yet in the map. */
+  private start(): ChannelHistory {
+    this.totalBytes += HISTORY_OVERHEAD_BYTES;
+    return { incarnation: newIncarnation(), last: 0, entries: [], bytes: HISTORY_OVERHEAD_BYTES, expiresAt: 0 };
+  }
+
+  /**
+   * Over the memory bound: forgets whole histories, least recently published first (never `kept`, unless it
+   * alone is over the bound). Their ids become unknown, so their subscribers are told of a gap.
+   */
+  private bound(kept: ChannelHistory): void {
+    for (const [name, oldest] of this.channels) {
+      if (this.totalBytes <= this.settings.maxBytes || oldest === kept) break;
+      this.forget(name, oldest);
+    }
   }
 
   private forget(channel: string, history: ChannelHistory): void {

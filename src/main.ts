@@ -27,7 +27,7 @@ async function main(): Promise<number> {
       if (cli.stderr) process.stderr.write(cli.stderr);
       return cli.status;
     case "watch":
-      return watch(cli.url, cli.reconnect, undefined, cli.token);
+      return watch(cli.url, cli);
     case "publish":
       return publish(cli.url, cli.message, undefined, cli.token);
     case "run":

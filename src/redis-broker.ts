@@ -10,7 +10,7 @@
 
 import Redis, { type RedisOptions } from "ioredis";
 import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
-import type { Resume } from "./history.ts";
+import { NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
 import type { RedisTarget } from "./redis-url.ts";
 
@@ -214,9 +214,15 @@ export class RedisBroker implements Broker, ClusterStatus {
   };
 
   since(channel: string, lastId: string): Promise<Resume> {
-    if (this.stored === undefined) return Promise.resolve({ kind: "gap", reason: "unknown id" });
+    if (this.stored === undefined) return Promise.resolve(NO_HISTORY);
     if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
     return this.stored.since(this.prefix + channel, lastId).catch(this.unavailable);
+  }
+
+  latest(channel: string, count: number): Promise<Resume> {
+    if (this.stored === undefined) return Promise.resolve(NOTHING_KEPT);
+    if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
+    return this.stored.latest(this.prefix + channel, count).catch(this.unavailable);
   }
 
   subscribe(channel: string): Promise<void> | undefined {

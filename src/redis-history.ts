@@ -5,24 +5,58 @@
 // Ids are Redis stream ids of the form `INCARNATION-SEQUENCE`. The script gives every message of one stream the
 // same first part, the microsecond at which the stream was created, and Redis counts the second part from 0.
 // A stream that expired, or was lost with a Redis restart, starts again under a new first part: an id from
-// before is recognised as unknown, never taken for a place in the new stream.
+// before is recognised as unknown, never taken for a place in the new stream. A channel that has kept nothing
+// still has a position, for a subscriber to resume from: an empty stream is made, whose last generated id,
+// `INCARNATION-0`, stands before its first message, which Redis numbers `INCARNATION-1`.
 
 import type Redis from "ioredis";
 import { type GapReason, type Kept, parseId, type Resume } from "./history.ts";
 
 /**
+ * Lua shared by the scripts. `newest` gives the stream's newest id and whether it keeps no entry: a quiet
+ * channel's stream is made empty, its last generated id `INCARNATION-0` naming the place before its first
+ * message (the next that Redis gives under that incarnation is `INCARNATION-1`). `position` gives that id,
+ * making the stream if there is none; an empty stream lasts the time to live after the last position it gave.
+ * A Redis out of memory (maxmemory with noeviction) refuses to make it: then there is no position (false), and
+ * the subscriber is served as without history rather than refused, since its live messages can still come.
+ */
+const SHARED_LUA = `
+local function newest(key)
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if #last > 0 then return last[1][1], false end
+  if redis.call('EXISTS', key) == 0 then return false, true end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return info[i + 1], true end
+  end
+  return false, true
+end
+local function newIncarnation()
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%06d', tonumber(t[2]))
+end
+local function position(key, ttl)
+  local id, empty = newest(key)
+  if not id then
+    id = newIncarnation() .. '-0'
+    local made = redis.pcall('XADD', key, 'MAXLEN', '0', id, 'm', '')
+    if type(made) == 'table' and made.err then return false end
+    redis.call('PEXPIRE', key, ttl)
+  elseif empty then
+    redis.call('PEXPIRE', key, ttl)
+  end
+  return id
+end
+`;
+
+/**
  * KEYS: stream, pub/sub channel. ARGV: cap, time to live in ms, then the messages of one batch. Stores each
  * message, then publishes the batch as one JSON array of [id, message] pairs. Returns the number of nodes.
  */
-const PUBLISH_SCRIPT = `
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+const PUBLISH_SCRIPT = `${SHARED_LUA}
+local newestId = newest(KEYS[1])
 local incarnation
-if #last == 0 then
-  local t = redis.call('TIME')
-  incarnation = t[1] .. string.format('%06d', tonumber(t[2]))
-else
-  incarnation = string.match(last[1][1], '^(%d+)-')
-end
+if newestId then incarnation = string.match(newestId, '^(%d+)-') else incarnation = newIncarnation() end
 local batch = {}
 for i = 3, #ARGV do
   local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], incarnation .. '-*', 'm', ARGV[i])
@@ -33,20 +67,20 @@ return redis.call('PUBLISH', KEYS[2], cjson.encode(batch))
 `;
 
 /**
- * KEYS: stream. ARGV: incarnation, sequence of the last message seen. Returns ['unknown'], ['dropped'], or
- * ['ok', id, message, id, message, ...] with the messages after it.
+ * KEYS: stream. ARGV: incarnation, sequence of the last message seen, time to live in ms. Returns
+ * [status, position, id, message, id, message, ...]: 'ok' with the messages after it; 'dropped' with every
+ * message kept, when some after it are not; 'unknown' with none.
  */
-const SINCE_SCRIPT = `
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if #last == 0 then return {'unknown'} end
-local incarnation, lastSequence = string.match(last[1][1], '^(%d+)-(%d+)$')
-if incarnation ~= ARGV[1] then return {'unknown'} end
+const SINCE_SCRIPT = `${SHARED_LUA}
+local id = newest(KEYS[1])
+if not id then return {'unknown', position(KEYS[1], ARGV[3])} end
+local incarnation, lastSequence = string.match(id, '^(%d+)-(%d+)$')
 local seen = tonumber(ARGV[2])
-if seen > tonumber(lastSequence) then return {'unknown'} end
-if seen == tonumber(lastSequence) then return {'ok'} end
+if incarnation ~= ARGV[1] or seen > tonumber(lastSequence) then return {'unknown', position(KEYS[1], ARGV[3])} end
+if seen == tonumber(lastSequence) then return {'ok', position(KEYS[1], ARGV[3])} end
 local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1] .. '-' .. ARGV[2], '+')
-if tonumber(string.match(entries[1][1], '-(%d+)$')) ~= seen + 1 then return {'dropped'} end
-local result = {'ok'}
+local result = {'ok', id}
+if #entries == 0 or tonumber(string.match(entries[1][1], '-(%d+)$')) ~= seen + 1 then result[1] = 'dropped' end
 for _, entry in ipairs(entries) do
   result[#result + 1] = entry[1]
   result[#result + 1] = entry[2][2]
@@ -54,36 +88,64 @@ end
 return result
 `;
 
+/**
+ * KEYS: stream. ARGV: count, time to live in ms. Returns ['ok', position, id, message, ...] with the newest
+ * `count` messages kept, oldest first.
+ */
+const LATEST_SCRIPT = `${SHARED_LUA}
+local result = {'ok', position(KEYS[1], ARGV[2])}
+local count = tonumber(ARGV[1])
+if count > 0 then
+  local entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', count)
+  for i = #entries, 1, -1 do
+    result[#result + 1] = entries[i][1]
+    result[#result + 1] = entries[i][2][2]
+  end
+end
+return result
+`;
+
 interface HistoryCommands {
   pinghubPublish(stream: string, channel: string, cap: number, ttlMs: number, ...messages: string[]): Promise<number>;
-  pinghubSince(stream: string, incarnation: string, sequence: number): Promise<string[]>;
+  pinghubSince(stream: string, incarnation: string, sequence: number, ttlMs: number): Promise<Array<string | null>>;
+  pinghubLatest(stream: string, count: number, ttlMs: number): Promise<Array<string | null>>;
 }
 
 export interface RedisHistory {
   /** Stores and publishes a batch of messages; resolves with the number of nodes that had subscribers. */
   publish(key: string, messages: string[]): Promise<number>;
+  /** What a subscriber that last saw `lastId` is to be given (history.ts says what a Resume holds). */
   since(key: string, lastId: string): Promise<Resume>;
+  /** The newest `count` kept messages and the channel's position, for a new subscriber (0: just the position). */
+  latest(key: string, count: number): Promise<Resume>;
 }
 
 /** Adds the scripts to a connection (ioredis sends EVALSHA, and the script itself when Redis lacks it). */
 export function redisHistory(connection: Redis, cap: number, ttlMs: number): RedisHistory {
   connection.defineCommand("pinghubPublish", { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
   connection.defineCommand("pinghubSince", { numberOfKeys: 1, lua: SINCE_SCRIPT });
+  connection.defineCommand("pinghubLatest", { numberOfKeys: 1, lua: LATEST_SCRIPT });
   const commands = connection as unknown as HistoryCommands;
   return {
     // The stream key and the pub/sub channel share a name: Redis keeps keys and channels apart.
     publish: (key, messages) => commands.pinghubPublish(key, key, cap, ttlMs, ...messages),
     async since(key, lastId) {
       const id = parseId(lastId);
-      if (id === undefined || !/^\d+$/.test(id.incarnation)) return gap("unknown id");
-      const reply = await commands.pinghubSince(key, id.incarnation, id.sequence);
-      if (reply[0] === "unknown") return gap("unknown id");
-      if (reply[0] === "dropped") return gap("messages dropped");
-      const messages: Kept[] = [];
-      for (let i = 1; i + 1 < reply.length; i += 2) messages.push({ id: reply[i] ?? "", message: reply[i + 1] ?? "" });
-      return { kind: "messages", messages };
+      // An id that is no stream id is asked about as one that matches no stream: unknown, with the position.
+      const incarnation = id !== undefined && /^\d+$/.test(id.incarnation) ? id.incarnation : "";
+      return resume(await commands.pinghubSince(key, incarnation, id?.sequence ?? 0, ttlMs));
     },
+    // No more than the stream keeps: COUNT must be an integer Redis can read.
+    latest: async (key, count) => resume(await commands.pinghubLatest(key, Math.min(count, cap), ttlMs)),
   };
 }
 
-const gap = (reason: GapReason): Resume => ({ kind: "gap", reason });
+/** A script's reply, [status, position, id, message, ...], as a Resume. */
+function resume(reply: Array<string | null>): Resume {
+  const messages: Kept[] = [];
+  for (let i = 2; i + 1 < reply.length; i += 2) messages.push({ id: reply[i] ?? "", message: reply[i + 1] ?? "" });
+  // No position (Redis out of memory could not make one): the subscriber has none to resume from.
+  return { gap: GAPS[reply[0] ?? ""], messages, position: reply[1] ?? undefined };
+}
+
+const GAPS: Record<string, GapReason | undefined> = { unknown: "unknown id", dropped: "messages dropped" };

@@ -7,6 +7,7 @@ import type { Server } from "bun";
 /** Why a request or a websocket was refused; a small fixed set, so a metric label may carry it. */
 export const REFUSAL_REASONS = [
   "bad_path",
+  "bad_query",
   "bad_origin",
   "too_large",
   "not_utf8",

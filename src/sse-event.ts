@@ -30,7 +30,10 @@ export function commentBytes(text: string): Uint8Array<ArrayBuffer> {
   return encode(`: ${text.replace(/\r\n|\r|\n/g, " ")}\n\n`);
 }
 
-/** How long EventSource waits before it reconnects, told once at the start of each stream. */
-export function retryBytes(ms: number): Uint8Array<ArrayBuffer> {
-  return encode(`retry: ${ms}\n\n`);
+/**
+ * How long EventSource waits before it reconnects, told once at the start of each stream; with a position, an
+ * `id:` field in the same block, and no data: EventSource sets its lastEventId and dispatches no event.
+ */
+export function retryBytes(ms: number, position?: string): Uint8Array<ArrayBuffer> {
+  return encode(position === undefined ? `retry: ${ms}\n\n` : `retry: ${ms}\nid: ${position}\n\n`);
 }

@@ -1,7 +1,9 @@
 // Subscribing with Server-Sent Events: a GET on a channel path that accepts `text/event-stream` gets a stream
 // of the channel's messages, one event each, for `curl -N`, EventSource in browsers, or any HTTP client. With
-// history on, every event has an id, and a subscriber that comes back with `Last-Event-ID` (EventSource sends
-// it by itself when it reconnects; `?lastEventId=` for a first connection) is given what it missed first.
+// history on, every event has an id, every stream opens with its position (an `id:` with no data, so that a
+// stream cut before its first message still resumes), a subscriber that comes back with `Last-Event-ID`
+// (EventSource sends it by itself when it reconnects; `?lastEventId=` for a first connection) is given what it
+// missed first, and a new one may ask for the newest N kept messages with `?last=N`.
 //
 // EventSource gives up for good on any answer but 200 with this content type, and reconnects after a stream
 // that ends. So a subscriber pinghub cannot serve for now (Redis away, shutting down) gets a stream that says
@@ -14,7 +16,9 @@ import type { Config } from "./config.ts";
 import { ExpiryWheel } from "./expiry.ts";
 import { parseId, type Resume } from "./history.ts";
 import { EVENT_STREAMS, type Hub } from "./hub.ts";
+import { lastFromUrl } from "./last-query.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import { plainText } from "./plain-text.ts";
 import { clientAddress } from "./refusal.ts";
 import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
 
@@ -84,15 +88,22 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
     return new Response(body, { headers: headers(req) });
   }
 
+  /**
+   * Opens a stream, joined to the channel before the history is read, so that nothing published meanwhile falls
+   * between the two; until the history is written, live events wait in the stream. With history on, the answer
+   * waits for the history (a round trip to Redis in cluster mode), so that the stream's first bytes name its
+   * position. A token's `expiresAtMs` ends it.
+   */
   function start(
     req: Request,
     client: string,
     channel: string,
-    lastId: string | undefined,
+    from: From,
     expiresAtMs: number | undefined,
-  ): Response {
+  ): Response | Promise<Response> {
+    const history = hub.broker.history;
     let expiry: { slot: number; end: () => void } | undefined;
-    const stream = new SseStream(channel, config.maxBacklog, (why) => {
+    const stream = new SseStream(channel, config.maxBacklog, history, (why) => {
       if (expiry !== undefined) expiries.remove(expiry.slot, expiry.end);
       if (!group.leave(channel, stream)) return;
       open.delete(stream);
@@ -102,10 +113,11 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
       }
       debug?.(`SSE stream closed: channel ${JSON.stringify(channel)} from ${client}, ${why}`);
     });
-    // Joined before the history is read, so that nothing published meanwhile falls between the two; until the
-    // history is written, live events wait in the stream.
-    if (lastId !== undefined) stream.holdLive();
-    if (!group.join(channel, stream)) return new Response(stream.body, { headers: headers(req) });
+    const respond = () => new Response(stream.body, { headers: headers(req) });
+    // Without history a stream with no Last-Event-ID is exactly what it was: nothing to read, nothing held.
+    const read = history || from.lastId !== undefined;
+    if (read) stream.holdLive();
+    if (!group.join(channel, stream)) return respond();
     debug?.(`SSE stream opened: channel ${JSON.stringify(channel)} from ${client}`);
     // A token's exp ends the stream, and EventSource comes back with a fresh token (pinghub.js asks for one).
     if (expiresAtMs !== undefined) {
@@ -119,14 +131,24 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
     open.add(stream);
     heartbeat ??= setInterval(beat, HEARTBEAT_MS);
     req.signal.addEventListener("abort", () => stream.gone(), { once: true });
-    if (lastId !== undefined) {
-      Promise.resolve(hub.broker.since(channel, lastId)).then(
-        (result) => stream.resume(result, lastId),
-        // Redis went away while asked: end the stream, and EventSource asks again with the same id.
-        (error: Error) => stream.endWith(`unavailable: ${error.message}`, "the history was unavailable"),
-      );
+    if (!read) return respond();
+    const broker = hub.broker;
+    const result = from.lastId === undefined ? broker.latest(channel, from.last) : broker.since(channel, from.lastId);
+    if (!(result instanceof Promise)) {
+      stream.catchUp(result);
+      return respond();
     }
-    return new Response(stream.body, { headers: headers(req) });
+    return result.then(
+      (given) => {
+        stream.catchUp(given);
+        return respond();
+      },
+      // Redis went away while asked: the stream ends, and EventSource asks again with the same id.
+      (error: Error) => {
+        stream.endWith(`unavailable: ${error.message}`, "the history was unavailable");
+        return respond();
+      },
+    );
   }
 
   return {
@@ -135,10 +157,15 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
         refused("bad_origin", channel, req);
         return forbiddenOrigin(config.origin);
       }
-      if (access === undefined) return admit(req, server, channel, undefined);
+      const last = lastFromUrl(req.url);
+      if (last.error !== undefined) {
+        refused("bad_query", channel, req);
+        return plainText(`${last.error}\n`, 400);
+      }
+      if (access === undefined) return admit(req, server, channel, last.count, undefined);
       const decision = access.check(req, channel, "subscribe");
-      if (!(decision instanceof Promise)) return admitIfAllowed(req, server, channel, decision);
-      return decision.then((d) => admitIfAllowed(req, server, channel, d));
+      if (!(decision instanceof Promise)) return admitIfAllowed(req, server, channel, last.count, decision);
+      return decision.then((d) => admitIfAllowed(req, server, channel, last.count, d));
     },
     stop() {
       if (heartbeat !== undefined) clearInterval(heartbeat);
@@ -148,24 +175,38 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
   };
 
   /** A subscriber that access answered: admitted, or refused with an answer, not a stream. */
-  function admitIfAllowed(req: Request, server: Server<unknown>, channel: string, decision: Decision) {
-    if (decision.allowed) return admit(req, server, channel, decision.expiresAtMs);
+  function admitIfAllowed(req: Request, server: Server<unknown>, channel: string, last: number, decision: Decision) {
+    if (decision.allowed) return admit(req, server, channel, last, decision.expiresAtMs);
     // EventSource gives up on an answer that is not a stream, which is meant: a token missing or bad.
     refused(decision.reason, channel, req);
     return decision.response;
   }
 
   /** A subscriber allowed in, until `expiresAtMs` if its token says: admitted through the hub, then streamed. */
-  function admit(req: Request, server: Server<unknown>, channel: string, expiresAtMs: number | undefined) {
+  function admit(
+    req: Request,
+    server: Server<unknown>,
+    channel: string,
+    last: number,
+    expiresAtMs: number | undefined,
+  ) {
     // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
     server.timeout(req, 0);
-    const lastId = lastEventId(req);
+    const from = { lastId: lastEventId(req), last };
     const client = debug === undefined ? "" : clientAddress(req, server);
-    return hub.admit(channel, {
-      open: () => start(req, client, channel, lastId, expiresAtMs),
+    // A stream with history opens once the history is read, so its door answers with a promise; a promise of
+    // a promise is one promise once awaited, as Bun does.
+    return hub.admit<Response | Promise<Response>>(channel, {
+      open: () => start(req, client, channel, from, expiresAtMs),
       unavailable: (reason) => comeBackLater(req, channel, reason),
-    });
+    }) as Response | Promise<Response>;
   }
+}
+
+/** Where a new stream starts: after the message the client last saw, else with the newest `last` kept. */
+interface From {
+  lastId: string | undefined;
+  last: number;
 }
 
 function lastEventId(req: Request): string | undefined {
@@ -187,9 +228,14 @@ class SseStream {
   /** After a resume: the last id the subscriber has been given; live events up to it are dropped. */
   private floor: { incarnation: string; sequence: number } | undefined;
 
+  /** Whether the stream's first bytes were written. */
+  private started = false;
+
   constructor(
     readonly channel: string,
     maxBacklog: number,
+    /** With history on, the first bytes wait for the position, which catchUp writes with them. */
+    positioned: boolean,
     /** Told once, when the stream is over, with why (for the debug line). */
     private readonly onDone: (why: string) => void,
   ) {
@@ -198,8 +244,7 @@ class SseStream {
         start: (controller) => {
           this.controller = controller;
           // The first bytes go out at once, so clients and proxies see the stream open.
-          controller.enqueue(retryBytes(RECONNECT_MS));
-          controller.enqueue(commentBytes(`pinghub channel ${channel}`));
+          if (!positioned) this.start(undefined);
         },
         cancel: () => this.gone(),
       },
@@ -241,37 +286,51 @@ class SseStream {
   }
 
   comment(bytes: Uint8Array): void {
-    if (!this.done) this.controller.enqueue(bytes);
+    // Never before the first bytes: the position must come first, and the answer is not out yet anyway.
+    if (!this.done && this.started) this.controller.enqueue(bytes);
   }
 
   /**
    * Writes what the history gave, then the live events held meanwhile that it did not already hold. In cluster
    * mode a message can also come live after the history was read, though the history held it (the two come on
-   * different connections): the floor keeps such a late copy out too.
+   * different connections): the floor, the subscriber's position, keeps such a late copy out too.
+   *
+   * When no kept message is given, the first bytes name the position in an `id:` field with no data: EventSource
+   * takes it as its lastEventId without dispatching an event, so a stream cut before any message still resumes
+   * from it. A kept message carries its own id.
    */
-  resume(result: Resume, lastId: string): void {
+  catchUp(result: Resume): void {
     if (this.done) return;
     const held = this.held ?? [];
     this.held = undefined;
-    if (result.kind === "gap") this.controller.enqueue(gapEventBytes(result.reason));
-    else {
-      for (const kept of result.messages) this.controller.enqueue(eventBytes(kept.message, kept.id));
-      this.floor = parseId(result.messages.at(-1)?.id ?? lastId);
-    }
+    this.start(result.messages.length === 0 ? result.position : undefined);
+    if (result.gap !== undefined) this.controller.enqueue(gapEventBytes(result.gap));
+    for (const kept of result.messages) this.controller.enqueue(eventBytes(kept.message, kept.id));
+    this.floor = result.position === undefined ? undefined : parseId(result.position);
     for (const event of held) if (!this.send(event.bytes, event.id)) return;
   }
 
   /** Ends the stream in order (shutdown): what is queued goes out, then EventSource reconnects. */
   end(why: string): void {
     if (this.done) return;
+    this.start(undefined);
     this.finish(why);
     this.controller.close();
   }
 
   endWith(comment: string, why: string): void {
     if (this.done) return;
+    this.start(undefined);
     this.controller.enqueue(commentBytes(comment));
     this.end(why);
+  }
+
+  /** The first bytes, once: how long EventSource waits to reconnect, the position if given, and a comment. */
+  private start(position: string | undefined): void {
+    if (this.started) return;
+    this.started = true;
+    this.controller.enqueue(retryBytes(RECONNECT_MS, position));
+    this.controller.enqueue(commentBytes(`pinghub channel ${this.channel}`));
   }
 
   /** The client went away. */

@@ -8,10 +8,13 @@ import { type Decision, type DoorContext, EVERYONE } from "./access.ts";
 import type { Config } from "./config.ts";
 import { ExpiryWheel } from "./expiry.ts";
 import { closeClass, type Hub, WEBSOCKETS } from "./hub.ts";
+import { lastFromUrl } from "./last-query.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
+import { plainText } from "./plain-text.ts";
 import { clientAddress, type RefusalReason } from "./refusal.ts";
 import type { SubscriberGroup } from "./subscribers.ts";
 import { CLOSE_TRY_AGAIN_LATER, tryAgainLater } from "./try-again.ts";
+import { WebsocketReplay } from "./websocket-replay.ts";
 
 /** What pinghub keeps on each websocket. */
 export interface Subscriber {
@@ -20,8 +23,10 @@ export interface Subscriber {
   slow: boolean;
   /** The client's address, for debug lines; empty unless --log-level is debug. */
   client: string;
+  /** `?last=N`: the newest N kept messages are sent first (websocket-replay.ts); 0 for none. */
+  last: number;
   // Set only with --websocket-publish no, --jwt-key or --auth-url: without them a websocket's data keeps its
-  // three fields, and its memory, as before.
+  // four fields, and its memory, as before.
   /** Why a message from it is refused (decided at its upgrade: access.ts); absent when it may publish. */
   publishRefused?: PublishRefusal;
   /** When its token expires, in ms since the epoch; then its slot in the expiry wheel, once open. */
@@ -79,11 +84,15 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
     ws.close(CLOSE_POLICY_VIOLATION, TOKEN_EXPIRED);
   });
   let listening: Server<Subscriber> | undefined;
+  /** Websockets that asked for recent messages (?last=N) and get them before their topic's. */
+  const replay = new WebsocketReplay();
   const group: SubscriberGroup<SubscriberSocket> = hub.group(WEBSOCKETS, {
-    fanOut(channel, subscribers, message) {
+    fanOut(channel, subscribers, message, id) {
       // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
       // subscribers one by one, to cut off those past --max-backlog (Bun's own limit is out of reach, below).
       if (listening !== undefined && listening.publish(channel, message) <= 0) findSlow(subscribers);
+      // After the topic: a websocket that leaves the replay for its topic must not get this message twice.
+      replay.deliver(channel, message, id);
       return subscribers.size;
     },
     end: (ws, code, reason) => ws.close(code, reason),
@@ -105,15 +114,20 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
       refused("bad_origin", channel, req);
       return forbiddenOrigin(config.origin);
     }
-    if (access === undefined) return admit(req, server, channel, EVERYONE);
+    const { count: last, error: badLast } = lastFromUrl(req.url);
+    if (badLast !== undefined) {
+      refused("bad_query", channel, req);
+      return plainText(`${badLast}\n`, 400);
+    }
+    if (access === undefined) return admit(req, server, channel, last, EVERYONE);
     // A token seen before or a cached answer is decided at once: no promise, no closure per upgrade.
     const decision = access.check(req, channel, "subscribe");
-    if (!(decision instanceof Promise)) return admit(req, server, channel, decision);
-    return decision.then((d) => admit(req, server, channel, d));
+    if (!(decision instanceof Promise)) return admit(req, server, channel, last, decision);
+    return decision.then((d) => admit(req, server, channel, last, d));
   }
 
   /** A websocket allowed in, with its rights, admitted through the hub and upgraded; or its refusal. */
-  function admit(req: Request, server: Server<Subscriber>, channel: string, rights: Decision) {
+  function admit(req: Request, server: Server<Subscriber>, channel: string, last: number, rights: Decision) {
     if (!rights.allowed) {
       refused(rights.reason, channel, req);
       return rights.response;
@@ -131,8 +145,8 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
         const client = debug === undefined ? "" : clientAddress(req, server as Server<unknown>);
         const data: Subscriber =
           publishRefused === undefined && expiresAtMs === undefined
-            ? { channel, slow: false, client }
-            : { channel, slow: false, client, publishRefused, expiresAtMs, expiry: undefined };
+            ? { channel, slow: false, client, last }
+            : { channel, slow: false, client, last, publishRefused, expiresAtMs, expiry: undefined };
         if (server.upgrade(req, { data })) return undefined;
         refused("bad_upgrade", channel, req);
         return new Response("bad websocket upgrade: expected GET with Sec-WebSocket-Key and Version 13\n", {
@@ -166,7 +180,14 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
       const channel = ws.data.channel;
       if (group.join(channel, ws)) {
         hub.counters.websocketsOpened++;
-        ws.subscribe(channel);
+        // Without history, or without ?last, the websocket is on its topic at once, as it always was.
+        if (ws.data.last === 0 || !hub.broker.history) ws.subscribe(channel);
+        else {
+          replay.start(ws, channel, hub.broker.latest(channel, ws.data.last), (socket, error) => {
+            refused("redis_down", channel, ws.data.client);
+            socket.close(CLOSE_TRY_AGAIN_LATER, closeReason(`unavailable: ${hub.broker.problem ?? error.message}`));
+          });
+        }
       }
       const expiresAtMs = ws.data.expiresAtMs;
       if (expiresAtMs !== undefined) {
@@ -207,6 +228,7 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
     close(ws, reported, reason) {
       const bunClose = BUN_CLOSE_REASONS[reason];
       const code = bunClose?.code ?? reported;
+      replay.leave(ws, ws.data.channel);
       if (group.leave(ws.data.channel, ws)) hub.counters.websocketsClosed[closeClass(code)]++;
       if (ws.data.expiry !== undefined) expiries.remove(ws.data.expiry, ws);
       if (bunClose !== undefined) refused(bunClose.refusal, ws.data.channel, ws.data.client);

@@ -33,12 +33,6 @@ const SOME_DEFAULTS: Partial<Config> = {
   history: 0,
   historyTtl: 300,
   historyMemory: 67108864,
-  websocketPublish: true,
-  jwtKey: undefined,
-  jwtAudience: undefined,
-  jwtIssuer: undefined,
-  authUrl: undefined,
-  authTimeout: 2,
 };
 
 // ---- helpers
@@ -475,12 +469,6 @@ describe("parseCommandLine", () => {
     history: 10,
     historyTtl: 60,
     historyMemory: 1000000,
-    websocketPublish: true,
-    jwtKey: undefined,
-    jwtAudience: undefined,
-    jwtIssuer: undefined,
-    authUrl: undefined,
-    authTimeout: 2,
   };
   const flags: Record<string, string> = {
     addr: "/run/pinghub/pinghub.sock",
@@ -515,12 +503,6 @@ describe("parseCommandLine", () => {
     history: 100,
     historyTtl: 30,
     historyMemory: 2000000,
-    websocketPublish: true,
-    jwtKey: undefined,
-    jwtAudience: undefined,
-    jwtIssuer: undefined,
-    authUrl: undefined,
-    authTimeout: 2,
   };
 
   test("every PINGHUB_ variable is used", async () => {
@@ -615,6 +597,14 @@ describe("parseCommandLine", () => {
       [["publish", "http://h/x", "a", "b"], /unexpected argument "b": quote a message/],
       [["watch", "http://h/x", "--mport", "1"], /--mport is a server flag/],
       [["publish", "http://h/x", "m", "--reconnect"], /--reconnect is for pinghub watch/],
+      [["publish", "http://h/x", "m", "--sse"], /--sse is for pinghub watch/],
+      [["publish", "http://h/x", "m", "--last", "2"], /--last is for pinghub watch/],
+      [["--ids"], /--ids is for pinghub watch/],
+      [["watch", "http://h/x", "--ids"], /--ids needs --sse/],
+      [["watch", "http://h/x", "--last", "2", "--reconnect"], /--last with --reconnect needs --sse/],
+      [["watch", "http://h/x", "--last", "-1"], /bad --last "-1": expected a whole number/],
+      [["watch", "http://h/x", "--last=2.5", "--sse"], /bad --last "2.5": expected a whole number/],
+      [["watch", "http://h/x", "--last"], /bad --last "": expected a whole number/],
     ];
     for (const [argv, says] of cases) {
       const result = await parseCommandLine(argv, {});
@@ -624,17 +614,34 @@ describe("parseCommandLine", () => {
   });
 
   test("watch and publish are client commands, with their URL and message", async () => {
+    const plain = { reconnect: false, sse: false, ids: false, last: 0, token: undefined };
     expect(await parseCommandLine(["watch", "http://127.0.0.1:8081/x"], {})).toEqual({
       kind: "watch",
       url: "http://127.0.0.1:8081/x",
-      reconnect: false,
-      token: undefined,
+      ...plain,
     });
     expect(await parseCommandLine(["watch", "ws://h/x", "--reconnect"], {})).toEqual({
       kind: "watch",
       url: "ws://h/x",
+      ...plain,
       reconnect: true,
-      token: undefined,
+    });
+    expect(await parseCommandLine(["watch", "http://h/x", "--sse", "--ids", "--reconnect", "--last", "5"], {})).toEqual(
+      {
+        kind: "watch",
+        url: "http://h/x",
+        reconnect: true,
+        sse: true,
+        ids: true,
+        last: 5,
+        token: undefined,
+      },
+    );
+    expect(await parseCommandLine(["watch", "http://h/x", "--last=3"], {})).toEqual({
+      kind: "watch",
+      url: "http://h/x",
+      ...plain,
+      last: 3,
     });
     expect(await parseCommandLine(["publish", "http://h/x", "hello there"], {})).toEqual({
       kind: "publish",
@@ -655,6 +662,9 @@ describe("parseCommandLine", () => {
       kind: "watch",
       url: "http://h/x",
       reconnect: false,
+      sse: false,
+      ids: false,
+      last: 0,
       token: "t1",
     });
     expect(await parseCommandLine(["publish", "http://h/x", "m"], { PINGHUB_TOKEN: "t2" })).toEqual({

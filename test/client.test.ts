@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { messageLine } from "../src/client.ts";
 import { subscribe } from "./support/clients.ts";
+import { startRelay } from "./support/relay.ts";
 import { freePort, ROOT, spawnPinghub, startServer, type TestServer } from "./support/server.ts";
+import { openEvents } from "./support/sse-client.ts";
 import { until as waitUntil } from "./support/until.ts";
 
 let server: TestServer;
@@ -196,6 +198,79 @@ describe("pinghub watch", () => {
     second.proc.kill("SIGTERM");
     await second.exited;
   }, 20_000);
+});
+
+describe("pinghub watch --sse", () => {
+  let kept: TestServer;
+  beforeAll(async () => {
+    kept = await startServer({ history: 3 });
+  });
+  afterAll(() => kept.stop());
+
+  test("--last N prints the newest N kept first; --ids puts each message's id before it, as SSE gives it", async () => {
+    const live = await openEvents(kept.http("/cli/sse"));
+    for (const m of ["1", "2", "3 and\na line"]) await fetch(kept.http("/cli/sse"), { method: "POST", body: m });
+    const given = await live.received(3);
+    const withIds = startWatch([kept.http("/cli/sse"), "--sse", "--ids", "--last", "2"]);
+    const plain = startWatch([kept.http("/cli/sse"), "--sse", "--last=1"]);
+    const websocket = startWatch([kept.http("/cli/sse"), "--last", "2"]);
+    for (const w of [withIds, plain]) await w.until(() => w.output.stderr.includes("watching http://"), "the watch");
+    await websocket.until(() => websocket.output.stderr.includes("watching ws://"), "the websocket watch");
+    await fetch(kept.http("/cli/sse"), { method: "POST", body: "4" });
+    const [four] = (await live.received(4)).slice(3);
+    await withIds.until(() => withIds.output.stdout.endsWith(" 4\n"), "the live message");
+    expect(withIds.output.stdout).toBe(`${given[1]?.id} 2\n${given[2]?.id} 3 and\\na line\n${four?.id} 4\n`);
+    await plain.until(() => plain.output.stdout.endsWith("4\n"), "the live message");
+    expect(plain.output.stdout).toBe("3 and\\na line\n4\n");
+    // A websocket, asked with ?last too, has no ids: the messages alone.
+    await websocket.until(() => websocket.output.stdout.endsWith("4\n"), "the live message");
+    expect(websocket.output.stdout).toBe("2\n3 and\\na line\n4\n");
+    for (const w of [withIds, plain, websocket]) {
+      w.proc.kill();
+      await w.done;
+    }
+    live.close();
+  });
+
+  test("--reconnect comes back with the last id it saw: nothing missed on a quiet channel; a gap said on stderr", async () => {
+    const relay = startRelay(kept.port);
+    const url = `http://127.0.0.1:${relay.port}/cli/resume`;
+    const watching = startWatch([url, "--sse", "--reconnect"]);
+    // The stream's first bytes, its position, reached the watch: the channel is quiet, no message came yet.
+    await watching.until(() => relay.toClients.includes(": pinghub channel /cli/resume\n\n"), "the stream");
+    relay.dropAll();
+    for (const m of ["c", "d"]) await fetch(kept.http("/cli/resume"), { method: "POST", body: m });
+    await watching.until(() => watching.output.stdout === "c\nd\n", "what was missed");
+    expect(watching.output.stderr).toMatch(/closed: [^\n]+; reconnecting in 1000 ms from id \S+\n/);
+    expect(watching.output.stderr).toMatch(/watching http:\/\/[^\n]+ \(SSE\) from id \S+\n/);
+    // More missed than the history keeps (3): the gap on stderr, in the server's words, then what is kept.
+    relay.dropAll();
+    for (const m of ["e", "f", "g", "h", "i"]) await fetch(kept.http("/cli/resume"), { method: "POST", body: m });
+    await watching.until(() => watching.output.stdout.endsWith("i\n"), "the messages still kept");
+    expect(watching.output.stdout).toBe("c\nd\ng\nh\ni\n");
+    expect(watching.output.stderr).toContain("gap: messages dropped\n");
+    expect(watching.proc.exitCode).toBeNull();
+    watching.proc.kill();
+    await watching.done;
+    relay.stop();
+  });
+
+  test("without --reconnect the end of the stream exits 1, saying so; a refusal says the server's reason", async () => {
+    const own = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0"]);
+    const [, url = ""] = await own.waitForStderr(/serving (http:\/\/[^\s,]+)/);
+    const refused = await run(["watch", `${url}/cli/refused?last=x`, "--sse"]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^pinghub watch: cannot subscribe to [^\n]+: 400 bad \?last="x": [^\n]+\n$/);
+    const nobody = await run(["watch", `http://127.0.0.1:${freePort()}/cli/nobody`, "--sse"]);
+    expect([nobody.status, nobody.stderr]).toEqual([1, expect.stringMatching(/: connection refused\n$/)]);
+    const watching = startWatch([`${url}/cli/ended`, "--sse"]);
+    await watching.until(() => watching.output.stderr.includes("watching"), "the watch to start");
+    own.proc.kill("SIGTERM");
+    expect(await watching.proc.exited).toBe(1);
+    await watching.done;
+    expect(watching.output.stderr).toContain("closed: the server ended the stream\n");
+    await own.exited;
+  });
 });
 
 test("messageLine: one line per message, and the text can be read back", () => {

@@ -105,6 +105,59 @@ describe.skipIf(!haveChromium)("EventSource in Chromium", () => {
     expect(relay.connections).toBe(2);
   });
 
+  /**
+   * The reproduction of a stream cut before its first message: EventSource through a relay on a quiet channel,
+   * the connection cut, two messages published meanwhile (on `publishOn`), then one after it reconnected.
+   */
+  async function quietChannelCut(subscribePort: number, publishOn: string, path: string) {
+    const relay = startRelay(subscribePort);
+    cleanup.push(() => relay.stop());
+    const page = await openPage(`http://127.0.0.1:${relay.port}${path}`);
+    // The stream's first block, its position, has reached the browser's socket: Chromium reads it at once.
+    await waitUntil(() => relay.toClients.includes(`: pinghub channel ${path}\n\n`), "the stream's first bytes");
+    // The body's first chunk (chunked encoding) opens with the position, before anything else.
+    expect(relay.toClients).toMatch(/\r\n\r\n[0-9a-f]+\r\nretry: 1000\nid: \S+\n\n/);
+    relay.dropAll();
+    for (const m of ["c", "d"]) expect((await post(`${publishOn}${path}`, m)).status).toBe(200);
+    await waitFor(page, "the reconnection", (_, opened) => opened === 2);
+    expect((await post(`${publishOn}${path}`, "e")).status).toBe(200);
+    await waitFor(page, "three messages", (list) => list.length === 3);
+    const list = await heard(page);
+    expect(list.map((h) => h.data)).toEqual(["c", "d", "e"]);
+    expect(new Set(list.map((h) => h.id)).size).toBe(3);
+    expect(relay.connections).toBe(2);
+  }
+
+  test("a quiet channel, cut before any message: EventSource resumes from the stream's first bytes", async () => {
+    const server = await startServer({ history: 5 });
+    cleanup.push(() => server.stop());
+    await quietChannelCut(server.port, server.http(""), "/es/fresh");
+  });
+
+  describe.skipIf(skipWithoutRedis())("in cluster mode, subscribed on one node, published on another", () => {
+    let redis: RedisServer;
+    const urls: string[] = [];
+    const processes: PinghubProcess[] = [];
+    beforeAll(async () => {
+      redis = await startRedis();
+      for (let i = 0; i < 2; i++) {
+        const node = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", "0", "--redis", redis.url, "--history", "5"]);
+        processes.push(node);
+        const [, url = ""] = await node.waitForStderr(/serving (http:\/\/[^\s,]+)/);
+        urls.push(url);
+      }
+    });
+    afterAll(async () => {
+      for (const node of processes) node.proc.kill("SIGKILL");
+      await Promise.all(processes.map((node) => node.exited));
+      await redis?.stop();
+    });
+
+    test("a quiet channel, cut before any message: EventSource resumes from the stream's first bytes", async () => {
+      await quietChannelCut(Number(new URL(urls[0] ?? "").port), urls[1] ?? "", "/es/fresh-cluster");
+    });
+  });
+
   test("without history events carry no id, so a reconnected EventSource simply goes on live, as the original", async () => {
     const server = await startServer({});
     cleanup.push(() => server.stop());

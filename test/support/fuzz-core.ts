@@ -106,6 +106,7 @@ export type Tally = Record<RefusalReason, number>;
 
 export const emptyTally = (): Tally => ({
   bad_path: 0,
+  bad_query: 0,
   bad_origin: 0,
   too_large: 0,
   not_utf8: 0,

@@ -9,6 +9,8 @@ export interface Relay {
   dropAll(): void;
   /** Connections made through the relay so far. */
   connections: number;
+  /** Everything passed on from the server to the clients so far, over every connection, as text. */
+  toClients: string;
   stop(): void;
 }
 
@@ -21,6 +23,8 @@ interface Pair {
 export function startRelay(targetPort: number): Relay {
   const open = new Set<Socket<Pair>>();
   let connections = 0;
+  let toClients = "";
+  const decoder = new TextDecoder();
   const listener: TCPSocketListener<Pair> = Bun.listen<Pair>({
     hostname: "127.0.0.1",
     port: 0,
@@ -33,7 +37,10 @@ export function startRelay(targetPort: number): Relay {
           hostname: "127.0.0.1",
           port: targetPort,
           socket: {
-            data: (_upstream, bytes) => void client.write(bytes),
+            data: (_upstream, bytes) => {
+              toClients += decoder.decode(bytes, { stream: true });
+              client.write(bytes);
+            },
             close: () => void client.end(),
             error: () => void client.end(),
           },
@@ -60,6 +67,9 @@ export function startRelay(targetPort: number): Relay {
     port: listener.port,
     get connections() {
       return connections;
+    },
+    get toClients() {
+      return toClients;
     },
     dropAll() {
       for (const client of open) {

@@ -18,6 +18,11 @@ export interface EventStreamClient {
   comments: string[];
   /** The `retry:` value, if one came. */
   retry: number | undefined;
+  /**
+   * What EventSource would send back as Last-Event-ID now: the last `id:` field of a finished block, whether or
+   * not the block was an event ("" until one came).
+   */
+  lastEventId: string;
   /** Resolves once `count` events have arrived in all. */
   received(count: number, timeoutMs?: number): Promise<ServerEvent[]>;
   /** Resolves once a comment matching `pattern` has arrived. */
@@ -43,6 +48,7 @@ export async function openEvents(url: string, headers: Record<string, string> = 
     events,
     comments,
     retry: undefined,
+    lastEventId: "",
     received: (count, timeoutMs = 10_000) =>
       waitFor(
         () => (events.length >= count ? events.slice() : undefined),
@@ -85,8 +91,10 @@ export async function openEvents(url: string, headers: Record<string, string> = 
   let data: string[] = [];
   let type = "";
   let id: string | undefined;
+  let idBuffer = "";
   const line = (text: string) => {
     if (text === "") {
+      client.lastEventId = idBuffer;
       if (data.length > 0 || type !== "") events.push({ type: type || "message", data: data.join("\n"), id });
       data = [];
       type = "";
@@ -102,8 +110,10 @@ export async function openEvents(url: string, headers: Record<string, string> = 
     const value = colon < 0 ? "" : text.slice(colon + 1).replace(/^ /, "");
     if (field === "data") data.push(value);
     else if (field === "event") type = value;
-    else if (field === "id") id = value;
-    else if (field === "retry") client.retry = Number(value);
+    else if (field === "id") {
+      id = value;
+      idBuffer = value;
+    } else if (field === "retry") client.retry = Number(value);
   };
 
   client.ended = (async () => {
