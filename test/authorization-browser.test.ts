@@ -106,4 +106,21 @@ describe.skipIf(!haveChromium)("tokens from another site's page in Chromium", ()
       await page.close();
     }
   });
+
+  test("the channel page opened with ?token= subscribes with it, and shows what is published", async () => {
+    const token = await new SignJWT({ pinghub: { subscribe: ["/b/page"], publish: ["/b/page"] } })
+      .setProtectedHeader({ alg: "HS256" })
+      .sign(new TextEncoder().encode(SECRET));
+    const page = await browser.newPage();
+    try {
+      await page.goto(server.http(`/b/page?token=${token}`));
+      await until(() => server.hub.subscriberCount("/b/page") === 1, "the page subscribed");
+      expect((await post(server.http("/b/page"), "to the page", { Authorization: `Bearer ${token}` })).status).toBe(
+        200,
+      );
+      await page.locator("#messages li .text", { hasText: "to the page" }).waitFor();
+    } finally {
+      await page.close();
+    }
+  });
 });
