@@ -354,6 +354,11 @@ function redoneSummary(results: Results): string {
     ["SSE", results.sse],
     ["history fan-out", results.history?.fanout],
     ["history POST", results.history?.post],
+    ["auth connects", results.auth?.connect],
+    ["auth connects (one token)", results.auth?.connectShared],
+    ["auth fan-out", results.auth?.fanout],
+    ["auth POST", results.auth?.post],
+    ["auth POST (forward)", results.auth?.forwardPost],
   ];
   const redone = new Map<string, number>();
   let waited = 0;
