@@ -36,8 +36,6 @@ export interface Refused {
 export type Decision = Allowed | Refused;
 
 export interface Access {
-  /** "jwt" or "forward", for the start-up line. */
-  readonly kind: string;
   /**
    * May this request do `action` on `channel` (the decoded name)? Answered at once when it can be (a token seen
    * before, a cached answer), so that the common case costs no promise.

@@ -110,7 +110,6 @@ export function forwardAuth(settings: ForwardAuthSettings, hooks: ForwardAuthHoo
   }
 
   return {
-    kind: "forward",
     check(req, channel, action) {
       // A name with a control character cannot go in a header (it could split it): no application can be asked.
       // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for

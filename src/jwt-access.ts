@@ -135,7 +135,6 @@ export function jwtAccess(settings: JwtSettings): Access {
   }
 
   return {
-    kind: "jwt",
     check(req, channel, action) {
       const token = bearerToken(req);
       if (token === undefined) return noToken(action);
