@@ -33,30 +33,30 @@ export interface Patience {
  */
 export const DISTURBED_SHARE = 0.05;
 /**
- * Runs `measure` `pairs` times for each side, alternating; returns each side's runs in order. A pair with
+ * Runs `measure` `pairs` times for each side, in turns; returns each side's runs in order. A round with
  * a disturbed run (`otherShare` above DISTURBED_SHARE) is measured again, up to `patience.attempts` times in
  * all; the last attempt is kept, disturbed or not. Each attempt waits first for a quiet machine, a while.
- * `kinds` are the two sides, the one compared against first: the floor and pinghub unless given.
+ * `kinds` are the sides, the one compared against first: the floor and pinghub unless given; a peer (Nchan)
+ * is a third side of the same rounds, so that its runs pair with the others' as theirs pair with each other.
  */
 export async function alternate<T, K extends string = FloorKind>(
   pairs: number,
   measure: (kind: K, pair: number) => Promise<T>,
   otherShare: (run: T) => number,
   patience: Patience,
-  kinds: readonly [K, K] = SERVER_KINDS as readonly string[] as readonly [K, K],
+  kinds: readonly K[] = SERVER_KINDS as readonly string[] as readonly K[],
   // K comes from `kinds` (or is the default), never from where the answer is stored.
 ): Promise<Alternated<T, NoInfer<K>>> {
-  const [first, second] = kinds;
-  const runs = { [first]: [], [second]: [], redone: 0, waited: 0 } as unknown as Alternated<T, K>;
+  const runs = { redone: 0, waited: 0 } as unknown as Alternated<T, K>;
+  for (const kind of kinds) (runs as Record<string, unknown>)[kind] = [];
   for (let pair = 0; pair < pairs; pair++) {
     for (let attempt = 1; ; attempt++) {
       if (patience.quietSeconds > 0) runs.waited += await waitForQuiet(patience.quietSeconds);
-      const a = await measure(first, pair);
-      const b = await measure(second, pair);
-      const disturbed = Math.max(otherShare(a), otherShare(b)) > DISTURBED_SHARE;
+      const round: T[] = [];
+      for (const kind of kinds) round.push(await measure(kind, pair));
+      const disturbed = Math.max(...round.map(otherShare)) > DISTURBED_SHARE;
       if (!disturbed || attempt >= patience.attempts) {
-        (runs[first] as T[]).push(a);
-        (runs[second] as T[]).push(b);
+        for (const [i, kind] of kinds.entries()) (runs[kind] as T[]).push(round[i] as T);
         break;
       }
       runs.redone++;

@@ -4,7 +4,7 @@
 
 import { readFileSync } from "node:fs";
 import { availableParallelism, release, totalmem } from "node:os";
-import { cpuSeconds, machineProcessSeconds } from "../test/support/process-stats.ts";
+import { cpuSeconds, machineProcessSeconds, memory } from "../test/support/process-stats.ts";
 
 /** This process's CPU seconds so far: the load generator's own load, to tell when it is the bottleneck. */
 export function ownCpuSeconds(): number {
@@ -110,4 +110,21 @@ export async function waitForQuiet(maxSeconds: number, share = 0.1): Promise<num
     if (machineProcessSeconds() - before < share) break;
   }
   return (performance.now() - started) / 1000;
+}
+
+/** Resident memory of a process and every process descended from it (nginx's master and its worker), in bytes. */
+export function treeRssBytes(rootPid: number): number {
+  let total = 0;
+  const pending = [rootPid];
+  while (pending.length > 0) {
+    const pid = pending.pop() as number;
+    try {
+      total += memory(pid).rss;
+      const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim();
+      if (children !== "") pending.push(...children.split(/\s+/).map(Number));
+    } catch {
+      // Gone meanwhile: it holds no memory now.
+    }
+  }
+  return total;
 }

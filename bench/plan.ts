@@ -39,6 +39,11 @@ export interface Plan {
   /** The history scenario: fan-out and POST as sized above, a node without history against one with, in pairs. */
   history: { pairs: number; postPairs: number };
   /**
+   * The stalled herd (issue 20): `stalled` subscribers that never read beside `readers` that do, one channel,
+   * `messageSize`-byte messages POSTed at `rate` a second for `seconds`; pinghub and Nchan in turns.
+   */
+  herd: { pairs: number; stalled: number; readers: number; messageSize: number; rate: number; seconds: number };
+  /**
    * The auth scenario: pinghub without authorization against --jwt-key (idle.connections connects, each with a
    * token of its own; the fan-out and POST as sized above) and against --auth-url (POST, answers cached), in pairs.
    */
@@ -74,6 +79,7 @@ export const FULL: Plan = {
   cluster: { pairs: 5, postPairs: 9 },
   sse: { pairs: 5, rates: [300, 100] },
   history: { pairs: 5, postPairs: 9 },
+  herd: { pairs: 3, stalled: 1000, readers: 10, messageSize: 60 * 1024, rate: 50, seconds: 10 },
   auth: { pairs: 5, postPairs: 9 },
   growth: {
     pairs: 3,
@@ -105,6 +111,7 @@ export const SMOKE: Plan = {
   cluster: { pairs: 1, postPairs: 1 },
   sse: { pairs: 1, rates: [200, 50] },
   history: { pairs: 1, postPairs: 1 },
+  herd: { pairs: 1, stalled: 20, readers: 2, messageSize: 60 * 1024, rate: 20, seconds: 0.5 },
   auth: { pairs: 1, postPairs: 1 },
   growth: {
     pairs: 1,

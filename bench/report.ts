@@ -1,7 +1,8 @@
 // The report: every figure as a median over each side's runs, the measured side's ratio to the other (the
 // median of the ratios within each pair), the targets and whether each is met, and, from the CPU shares, what
 // limited each figure. Each comparison is a row of one table (the floor against pinghub, then the paired
-// scenarios: cluster, SSE, history), and every fan-out and POST section is drawn by the same two functions.
+// scenarios: cluster, SSE, history, and pinghub beside Nchan), and every fan-out and POST section is drawn by
+// the same two functions. Where Nchan was not installed, its sections say "not installed".
 // Tables and figures only: how each scenario measures, and what the figures mean, is in BENCHMARKS.md.
 
 import { type Alternated, medianOf, pairedDifferences, pairedRatio, pairedRatios } from "./compare.ts";
@@ -13,6 +14,7 @@ import type { Results } from "./results.ts";
 import type { ConnectRun } from "./scenarios/connect.ts";
 import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
+import type { HerdRun } from "./scenarios/herd.ts";
 import type { IdleRun } from "./scenarios/idle.ts";
 import type { PostRun } from "./scenarios/post.ts";
 import { median } from "./stats.ts";
@@ -48,6 +50,7 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     `- Machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Linux ${machine.kernel}, ` +
       `Bun ${machine.bun}, ${machine.wrk ?? "no wrk"}.`,
     `- Pinning: ${results.pinning}.`,
+    `- Peer: ${results.peers === undefined ? "not measured" : (results.peers.nchan.version ?? `Nchan ${results.peers.nchan.missing}`)}.`,
     `- Pairs: ${plan.pairs} for fan-out and idle, ${plan.postPairs} for POST, ${plan.growth.pairs} per growth ` +
       `point; ${redoneSummary(results)}.`,
     "- How each scenario measures, and how to read these tables: BENCHMARKS.md.",
@@ -56,7 +59,10 @@ export function renderReport(results: Results, plotFile: string | undefined): st
   if (judged(results)) {
     targetsTable(out, FLOOR, targets(results));
     for (const [key, comparison] of Object.entries(PAIRED_SCENARIOS)) {
-      targetsTable(out, comparison, pairedTargets(results, key as PairedScenario));
+      const list = pairedTargets(results, key as PairedScenario);
+      const missing = notInstalled(results, comparison);
+      if (list.length === 0 && missing !== undefined) out(`## ${comparison.targetsTitle}`, "", missing, "");
+      else targetsTable(out, comparison, list);
     }
   } else out(`**${SMOKE_NOTE}**`, "");
 
@@ -86,8 +92,62 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     out(`## ${PAIRED_SCENARIOS.history.heading}`, "", `History: \`--history ${results.history.messages}\`.`, "");
     pairedSection(out, results, "history");
   }
+  for (const scenario of ["nchan", "nchanSse", "nchanRedis"] as const) {
+    const comparison: Comparison = PAIRED_SCENARIOS[scenario];
+    if (!comparison.fanout(results) && !comparison.post(results)) {
+      const missing = notInstalled(results, comparison);
+      if (missing !== undefined) out(`## ${comparison.heading}`, "", missing, "");
+      continue;
+    }
+    out(`## ${comparison.heading}`, "", `${results.peers?.nchan.version ?? "Nchan"}, nothing stored (nostore).`, "");
+    if (scenario === "nchanSse") out(`${phasesLine(plan, plan.sse.rates, false)}`, "");
+    pairedSection(out, results, scenario, scenario === "nchanRedis" ? results.cluster?.redisPlace : undefined);
+  }
+  if (results.herd) herdSection(out, results.herd, plan, results.peers?.nchan.missing);
   if (results.auth) authSection(out, results);
   return `${lines.join("\n")}\n`;
+}
+
+/** "Nchan not installed (why)", for a comparison with the peer that did not run; else undefined. */
+function notInstalled(results: Results, comparison: Comparison): string | undefined {
+  const missing = results.peers?.nchan.missing;
+  return comparison.peer && missing !== undefined ? `Nchan ${missing}.` : undefined;
+}
+
+/** The stalled herd: pinghub, and Nchan beside it (or "not installed"), medians and every run. */
+function herdSection(out: Out, runs: Results["herd"] & object, plan: Plan, nchanMissing: string | undefined): void {
+  const h = plan.herd;
+  out(
+    "## 11. The stalled herd: subscribers that never read beside readers",
+    "",
+    `${h.stalled} subscribers that complete the handshake and never read (their process stopped), beside ` +
+      `${h.readers} that read, on one channel; ${bytes(h.messageSize)} messages POSTed at ${h.rate}/s for ` +
+      `${h.seconds} s. Memory: the server's whole process tree, sampled every 50 ms.`,
+    "",
+  );
+  const rows: Row<HerdRun>[] = [
+    ["readers' latency p50", (r) => r.readersP50Ms, ms],
+    ["readers' latency p99", (r) => r.readersP99Ms, ms],
+    ["readers' latency max", (r) => r.readersMaxMs, ms],
+    ["peak RSS, server process tree", (r) => r.peakRssBytes / KIB / KIB, (v) => fixed(v, 1, "MiB")],
+    ["RSS before the POSTs", (r) => r.baselineRssBytes / KIB / KIB, (v) => fixed(v, 1, "MiB")],
+    ["lost to readers", (r) => r.lost, int],
+    ["readers cut off", (r) => r.readersDisconnected, int],
+    ["POSTs refused or failed", (r) => r.postErrors, int],
+    ["server CPU share", (r) => share(r.cpu, "server"), pct],
+    ["other processes' CPU share", (r) => share(r.cpu, "other"), pct],
+  ];
+  const nchan = runs.nchan;
+  if (nchan === undefined) {
+    out(`| median of ${runs.pinghub.length} runs | pinghub | Nchan |`, "| --- | --- | --- |");
+    const peer =
+      nchanMissing === undefined ? "–" : nchanMissing.startsWith("not installed") ? "not installed" : "not run";
+    for (const [name, figure, format] of rows) out(`| ${name} | ${format(medianOf(runs.pinghub, figure))} | ${peer} |`);
+    out("");
+  } else {
+    pairedTable(out, ["Nchan", "pinghub", "pinghub / Nchan"], [nchan, runs.pinghub], undefined, rows);
+    out("");
+  }
 }
 
 /** A comparison's targets: the base side, the measured side, the paired ratio or difference, the goal. */
@@ -234,11 +294,7 @@ function fanoutSection(out: Out, level: string, comparison: Comparison, sides: S
     ["phase", (r) => r.name],
     ["deliveries/s", (r) => num(r.p.deliveriesPerSecond)],
     ["CPU/delivery", (r) => micros3(r.p.serverCpuMicrosPerDelivery)],
-    [
-      "Redis CPU/delivery",
-      (r) => (r.label === labels[0] ? "–" : micros3((r.p.cpu.redis / r.p.deliveries) * 1e6)),
-      true,
-    ],
+    ["Redis CPU/delivery", (r) => (r.p.cpu.redis === 0 ? "–" : micros3((r.p.cpu.redis / r.p.deliveries) * 1e6)), true],
     ["p50", (r) => ms(r.p.latencyP50Ms)],
     ["p99", (r) => ms(r.p.latencyP99Ms)],
     [sharesHeader(redis), (r) => shares(r.p.cpu, redis)],
@@ -273,7 +329,7 @@ function postSection(out: Out, comparison: Comparison, sides: Sides<PostRun>, re
     ["p50", (r) => ms(r.run.latencyP50Ms)],
     ["p99", (r) => ms(r.run.latencyP99Ms)],
     ["CPU/request", (r) => micros(r.run.serverCpuMicrosPerRequest)],
-    ["Redis CPU/request", (r) => (r.label === labels[0] ? "–" : micros(perRequest(r.run.cpu.redis, r.run))), true],
+    ["Redis CPU/request", (r) => (r.run.cpu.redis === 0 ? "–" : micros(perRequest(r.run.cpu.redis, r.run))), true],
     [sharesHeader(redis), (r) => shares(r.run.cpu, redis)],
     ["errors", (r) => String(r.run.errors)],
     ["delivered", (r) => String(r.run.delivered)],
@@ -354,6 +410,7 @@ function redoneSummary(results: Results): string {
     ["SSE", results.sse],
     ["history fan-out", results.history?.fanout],
     ["history POST", results.history?.post],
+    ["stalled herd", results.herd],
     ["auth connects", results.auth?.connect],
     ["auth connects (one token)", results.auth?.connectShared],
     ["auth fan-out", results.auth?.fanout],

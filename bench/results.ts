@@ -9,9 +9,13 @@ import type { Plan } from "./plan.ts";
 import type { ConnectRun } from "./scenarios/connect.ts";
 import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
+import type { HerdRun } from "./scenarios/herd.ts";
 import type { IdleRun } from "./scenarios/idle.ts";
 import type { PostRun } from "./scenarios/post.ts";
 import type { ClusterKind, ForwardKind, HistoryKind, JwtKind } from "./servers.ts";
+
+/** A comparison's runs with the peer's (Nchan's) runs of the same rounds, when Nchan is installed. */
+export type WithPeer<T, K extends string, P extends string = "nchan"> = Alternated<T, K> & Partial<Record<P, T[]>>;
 
 export interface Results {
   plan: Plan;
@@ -19,14 +23,19 @@ export interface Results {
   pinning: string;
   command: string;
   seconds: number;
-  fanout?: Alternated<FanoutRun>;
+  /** The peer: its version, or why it did not run. */
+  peers?: { nchan: { version: string; missing?: undefined } | { version?: undefined; missing: string } };
+  fanout?: WithPeer<FanoutRun, "floor" | "pinghub">;
   idle?: Alternated<IdleRun>;
-  post?: Alternated<PostRun>;
+  post?: WithPeer<PostRun, "floor" | "pinghub">;
   growth?: { point: GrowthPoint; runs: Alternated<GrowthRun> }[];
   cluster?: ClusterResults;
   /** Websocket subscribers against SSE subscribers, on the same single node, in pairs. */
-  sse?: Alternated<FanoutRun, Transport>;
+  /** ...and Nchan's EventSource subscribers, `nchan`, in the same rounds. */
+  sse?: WithPeer<FanoutRun, Transport>;
   history?: HistoryResults;
+  /** The stalled herd: pinghub, and Nchan in the same rounds. */
+  herd?: WithPeer<HerdRun, "pinghub">;
   auth?: AuthResults;
 }
 
@@ -51,8 +60,8 @@ export interface ClusterResults {
   redisPlace: RedisPlace;
   /** Why the scenario did not run (no redis-server here), when it did not. */
   skipped?: string;
-  fanout?: Alternated<FanoutRun, ClusterKind>;
-  post?: Alternated<PostRun, ClusterKind>;
+  fanout?: WithPeer<FanoutRun, ClusterKind, "nchan-redis">;
+  post?: WithPeer<PostRun, ClusterKind, "nchan-redis">;
 }
 
 /** The history scenario: a node without history (`pinghub`) against one with `--history` (`history`), in pairs. */

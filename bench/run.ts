@@ -1,15 +1,18 @@
 // The benchmark: pinghub against the bare-Bun floor, in four scenarios; then pinghub against itself: SSE
 // subscribers against websockets, a node with history against one without, a cluster node through Redis
-// against a single node; then a report.
+// against a single node; then the stalled herd; then a report. Where Debian's nginx and libnginx-mod-nchan are
+// installed, Nchan, the peer, runs as one more side of the same rounds in the fan-out, POST, SSE, cluster
+// (Nchan on Redis) and stalled-herd scenarios; where they are not, its figures say "not installed".
 //
 //   bun run bench                      the full run, about 20 minutes; writes bench/results/
 //   bun run bench --smoke              every scenario at tiny sizes, in seconds (CI); writes to a temp folder
 //   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster,
-//                                      auth)
+//                                      herd, auth)
 //   bun run bench --out DIR            where report.md, results.json and growth.svg go
 //   bun run bench --post-tool bun      the Bun POST load generator even where wrk is installed
 //   bun run bench --pairs N            N floor/pinghub (single/cluster) pairs in every scenario instead of the plan's
 //   bun run bench --redis-core load    redis-server on the load generator's core instead of the server's
+//   bun run bench --no-peer            without Nchan even where it is installed (its figures say why)
 //   bun run bench --rerender DIR       write DIR's report.md and growth.svg again from its results.json
 //
 // It asserts nothing about speed: it exits 0 once the report is written, whatever the figures. A smoke run
@@ -23,20 +26,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { missingRedisServer } from "../test/support/redis-server.ts";
-import { type Alternated, alternate } from "./compare.ts";
+import { alternate } from "./compare.ts";
 import { fixed as fix, pct } from "./format.ts";
 import { TRANSPORTS } from "./load/fanout.ts";
 import { type PostTool, postToolAvailable } from "./load/post.ts";
 import { MAX_HTTP_REQUESTS } from "./load/sse-client.ts";
 import { describeMachine } from "./measure.ts";
+import { missingNchan, nchanVersion } from "./peers/nchan.ts";
 import { type Pinning, pinLoadGenerator, REDIS_PLACES, type RedisPlace } from "./pinning.ts";
 import { FULL, type Plan, SMOKE } from "./plan.ts";
 import { renderGrowthSvg } from "./plot.ts";
 import { renderReport } from "./report.ts";
-import type { Results } from "./results.ts";
+import type { Results, WithPeer } from "./results.ts";
 import { connectRun, type TokenUse } from "./scenarios/connect.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
+import { herdOtherShare, herdRun } from "./scenarios/herd.ts";
 import { idleRun } from "./scenarios/idle.ts";
 import { type PostRun, postRun } from "./scenarios/post.ts";
 import {
@@ -46,6 +51,7 @@ import {
   HISTORY_MESSAGES,
   JWT_KINDS,
   killAllServers,
+  SERVER_KINDS,
   type ServerKind,
 } from "./servers.ts";
 import {
@@ -58,7 +64,7 @@ import {
   targets,
 } from "./targets.ts";
 
-const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster", "auth"] as const;
+const SCENARIOS = ["fanout", "idle", "post", "growth", "sse", "history", "cluster", "herd", "auth"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: flags } = parseArgs({
@@ -71,6 +77,7 @@ const { values: flags } = parseArgs({
     pairs: { type: "string" },
     "redis-core": { type: "string", default: "server" },
     rerender: { type: "string" },
+    "no-peer": { type: "boolean", default: false },
   },
 });
 
@@ -96,6 +103,7 @@ const plan: Plan =
         cluster: { pairs, postPairs: pairs },
         sse: { ...chosen.sse, pairs },
         history: { pairs, postPairs: pairs },
+        herd: { ...chosen.herd, pairs },
         auth: { pairs, postPairs: pairs },
         growth: { ...chosen.growth, pairs },
       };
@@ -124,6 +132,13 @@ if (redisMissing !== undefined) {
   if (process.env.CI === "true") fail(`${redisMissing}; CI must run the cluster scenario`);
   process.stderr.write(`\n*** bench: SKIPPING the cluster scenario: ${redisMissing} ***\n\n`);
 }
+// The peer runs where it is installed; without it, everything else does, and the report says "not installed".
+const nchanMissing = flags["no-peer"] ? "not run (--no-peer)" : missingNchan();
+if (nchanMissing !== undefined) process.stderr.write(`\n*** bench: Nchan ${nchanMissing} ***\n\n`);
+/** A scenario's sides, with the peer's added when it is installed. */
+function withPeer<K extends string, P extends string>(kinds: readonly K[], peer: P): readonly (K | P)[] {
+  return nchanMissing === undefined ? [...kinds, peer] : kinds;
+}
 // The smoke run writes outside the work tree, so that CI leaves no trace in it.
 const outDir =
   flags.out ?? (flags.smoke ? join(tmpdir(), "pinghub-bench-smoke") : new URL("results", import.meta.url).pathname);
@@ -144,6 +159,7 @@ const results: Results = {
   pinning: pinning.description,
   command: `bun run bench ${Bun.argv.slice(2).join(" ")}`.trim(),
   seconds: 0,
+  peers: { nchan: nchanMissing === undefined ? { version: nchanVersion() } : { missing: nchanMissing } },
 };
 note(`${plan.name} run; ${pinning.description}; POST load by ${postTool}; report in ${outDir}`);
 
@@ -154,6 +170,7 @@ try {
       async (kind, pair) => noteFanout("fanout ", kind, pair, await fanoutRun(kind, plan.fanout, pinning)),
       fanoutOtherShare,
       plan.patience,
+      withPeer(SERVER_KINDS, "nchan"),
     );
   }
   writeOutputs();
@@ -179,6 +196,7 @@ try {
       async (kind, pair) => notePost("post   ", kind, pair, await postRun(kind, plan.post, postTool, pinning)),
       (run) => run.cpu.other / run.cpu.seconds,
       plan.patience,
+      withPeer(SERVER_KINDS, "nchan"),
     );
   }
   writeOutputs();
@@ -208,6 +226,7 @@ try {
   writeOutputs();
   if (only.includes("cluster")) await runCluster(pinning);
   writeOutputs();
+  if (only.includes("herd")) await runHerd(pinning);
   if (only.includes("auth")) await runAuth(pinning);
 } catch (error) {
   killAllServers();
@@ -251,13 +270,41 @@ function notePaired(scenario: string, list: PairedTarget[], than: string): void 
  */
 async function runSse(pinning: Pinning): Promise<void> {
   const ssePlan = { ...plan.fanout, rates: plan.sse.rates, maxSeconds: 0 };
+  // "nchan": Nchan's EventSource subscribers, on the same rates, in the same rounds.
   results.sse = await alternate(
     plan.sse.pairs,
-    async (transport, pair) =>
-      noteFanout("sse", transport, pair, await fanoutRun("pinghub", ssePlan, pinning, transport)),
+    async (side, pair) => {
+      const run =
+        side === "nchan"
+          ? await fanoutRun("nchan", ssePlan, pinning, "sse")
+          : await fanoutRun("pinghub", ssePlan, pinning, side);
+      return noteFanout("sse", side, pair, run);
+    },
     fanoutOtherShare,
     plan.patience,
-    TRANSPORTS,
+    withPeer(TRANSPORTS, "nchan"),
+  );
+}
+
+/**
+ * Scenario 8, the stalled herd: pinghub, then Nchan, in turns; each run a fresh server with its stalled
+ * subscribers and its readers.
+ */
+async function runHerd(pinning: Pinning): Promise<void> {
+  results.herd = await alternate(
+    plan.herd.pairs,
+    async (kind, pair) => {
+      const run = await herdRun(kind, plan.herd, pinning);
+      note(
+        `herd    ${kind.padEnd(7)} pair ${pair + 1}: readers p50 ${fix(run.readersP50Ms, 1)} ms p99 ${fix(run.readersP99Ms, 1)} ms, ` +
+          `peak RSS ${fix(run.peakRssBytes / 2 ** 20, 1)} MiB, ${run.lost} lost, ${run.readersDisconnected} readers cut, ` +
+          `${run.postErrors} POST errors; other ${pct(herdOtherShare(run))}`,
+      );
+      return run;
+    },
+    herdOtherShare,
+    plan.patience,
+    withPeer(["pinghub"] as const, "nchan"),
   );
 }
 
@@ -320,7 +367,7 @@ async function runCluster(pinning: Pinning): Promise<void> {
   }
   const cluster: NonNullable<Results["cluster"]> = { redis: pinning.redisDescription, redisPlace };
   results.cluster = cluster;
-  await pairedFanoutAndPost("cluster", plan.cluster, CLUSTER_KINDS, pinning, cluster);
+  await pairedFanoutAndPost("cluster", plan.cluster, withPeer(CLUSTER_KINDS, "nchan-redis"), pinning, cluster);
 }
 
 /**
@@ -330,9 +377,10 @@ async function runCluster(pinning: Pinning): Promise<void> {
 async function pairedFanoutAndPost<K extends ServerKind>(
   name: string,
   sizes: { pairs: number; postPairs: number },
-  kinds: readonly [K, K],
+  kinds: readonly K[],
   pinning: Pinning,
-  into: { fanout?: Alternated<FanoutRun, K>; post?: Alternated<PostRun, K> },
+  // Every side's runs, the peer's too: a peer's is optional where the results are declared.
+  into: { fanout?: WithPeer<FanoutRun, never, NoInfer<K>>; post?: WithPeer<PostRun, never, NoInfer<K>> },
 ): Promise<void> {
   into.fanout = await alternate(
     sizes.pairs,
@@ -356,14 +404,14 @@ function noteFanout(scenario: string, kind: string, pair: number, run: FanoutRun
     (p) =>
       `${p.name} ${fix(p.result.deliveriesPerSecond / 1e6, 2)} M/s ` +
       `${fix(p.result.serverCpuMicrosPerDelivery * 1000, 0)} ns/delivery p99 ${fix(p.result.latencyP99Ms, 1)} ms` +
-      (kind === "cluster" ? ` redis ${pct(p.result.cpu.redis / p.result.cpu.seconds)}` : ""),
+      (kind === "cluster" || kind === "nchan-redis" ? ` redis ${pct(p.result.cpu.redis / p.result.cpu.seconds)}` : ""),
   );
   note(`${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${phases.join("; ")}; other ${pct(fanoutOtherShare(run))}`);
   return run;
 }
 
 function notePost(scenario: string, kind: string, pair: number, run: PostRun): PostRun {
-  const redis = kind === "cluster" ? `, redis ${pct(run.cpu.redis / run.cpu.seconds)}` : "";
+  const redis = kind === "cluster" || kind === "nchan-redis" ? `, redis ${pct(run.cpu.redis / run.cpu.seconds)}` : "";
   note(
     `${scenario} ${kind.padEnd(7)} pair ${pair + 1}: ${fix(run.requestsPerSecond / 1000, 1)} k req/s, ` +
       `${fix(run.serverCpuMicrosPerRequest, 1)} µs/request, p99 ${fix(run.latencyP99Ms, 2)} ms, ` +

@@ -1,15 +1,20 @@
 // The servers under test, each started as a real process of its own, pinned to the server's core: pinghub
 // exactly as deployed (metrics server on), the floor, a cluster node: pinghub with --redis and a redis-server
-// of its own, and a node with history: pinghub with --history. Every measurement gets fresh processes, so
+// of its own, a node with history: pinghub with --history; and the peer, Nchan, alone or through a
+// redis-server of its own (bench/peers/nchan.ts). Every measurement gets fresh processes, so
 // that no run inherits another's heap, JIT state, Redis state or sockets in TIME_WAIT.
 
+import { rmSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { freePort, listening } from "../test/support/ports.ts";
 import { startRedisServer } from "../test/support/redis-server.ts";
 import { forwardAuthUrl, jwtKeyFile, WIDE_TOKEN_QUERY } from "./auth-setup.ts";
+import { nchanCommand, nginxWorker } from "./peers/nchan.ts";
 import { type Pinning, redisCommand, serverCommand } from "./pinning.ts";
 
-export type ServerKind = "floor" | "pinghub" | "cluster" | "history" | "jwt" | "forward";
+export type ServerKind = "floor" | "pinghub" | "cluster" | "history" | "jwt" | "forward" | NchanKind;
+/** The peer: Nchan on a single node, and Nchan publishing through Redis (nostore). */
+export type NchanKind = "nchan" | "nchan-redis";
 /** The headline comparison: the floor, then pinghub. */
 export const SERVER_KINDS = ["floor", "pinghub"] as const;
 export type FloorKind = (typeof SERVER_KINDS)[number];
@@ -35,7 +40,10 @@ const STOP_TIMEOUT_MS = 5_000;
 
 export interface RunningServer {
   kind: ServerKind;
+  /** The process whose CPU time is the server's: pinghub's, or nginx's one worker. */
   pid: number;
+  /** The process the others (nginx's worker) descend from: the server's memory is that whole tree's. */
+  rootPid: number;
   port: number;
   /** A cluster node's redis-server: its pid, to read its CPU time from /proc. */
   redisPid: number | undefined;
@@ -50,48 +58,86 @@ export interface RunningServer {
 
 /** Every server still running, so that an interrupted benchmark leaves none behind. */
 const running = new Set<Subprocess>();
+/** Nchan's temporary directories not yet removed, for the same reason. */
+const directories = new Set<string>();
 
 export async function startServer(kind: ServerKind, pinning: Pinning): Promise<RunningServer> {
   // A cluster node's Redis first: the node waits for it at start-up, and would serve 503s without it.
-  const redis = kind === "cluster" ? await startRedis(pinning) : undefined;
+  const redis = kind === "cluster" || kind === "nchan-redis" ? await startRedis(pinning) : undefined;
   const port = freePort();
+  // Nchan's config, logs and temporary files go in a directory of its own, removed when it stops.
+  const nchan = kind === "nchan" || kind === "nchan-redis" ? nchanCommand(port, redis?.port) : undefined;
   const command =
-    kind === "floor"
-      ? [process.execPath, "bench/floor.ts", String(port)]
-      : [
-          process.execPath,
-          "src/main.ts",
-          "--addr",
-          `127.0.0.1:${port}`,
-          // As users run it: metrics served, on a port of its own that nobody scrapes during the runs.
-          "--mport",
-          String(freePort()),
-          "--log-level",
-          "warn",
-          ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
-          ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
-          ...(kind === "jwt" ? ["--jwt-key", await jwtKeyFile()] : []),
-          ...(kind === "forward" ? ["--auth-url", forwardAuthUrl()] : []),
-        ];
-  let proc: Subprocess;
+    nchan !== undefined
+      ? nchan.command
+      : kind === "floor"
+        ? [process.execPath, "bench/floor.ts", String(port)]
+        : [
+            process.execPath,
+            "src/main.ts",
+            "--addr",
+            `127.0.0.1:${port}`,
+            // As users run it: metrics served, on a port of its own that nobody scrapes during the runs.
+            "--mport",
+            String(freePort()),
+            "--log-level",
+            "warn",
+            ...(redis === undefined ? [] : ["--redis", `redis://127.0.0.1:${redis.port}`]),
+            ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
+            ...(kind === "jwt" ? ["--jwt-key", await jwtKeyFile()] : []),
+            ...(kind === "forward" ? ["--auth-url", forwardAuthUrl()] : []),
+          ];
+  if (nchan !== undefined) directories.add(nchan.dir);
+  const removeDir = () => {
+    if (nchan === undefined) return;
+    rmSync(nchan.dir, { recursive: true, force: true });
+    directories.delete(nchan.dir);
+  };
+  let proc: Subprocess | undefined;
+  let worker: number | undefined;
   try {
     proc = await spawnListening(serverCommand(pinning, command), port);
+    worker = proc.pid;
+    if (nchan !== undefined) {
+      // nginx's master opens the listening socket (the kernel then accepts connections) before it forks its one
+      // worker, which answers them: wait for the worker; and Nchan on Redis answers 503 until it has connected.
+      worker = await nginxWorker(proc.pid, START_TIMEOUT_MS);
+      if (worker === undefined) throw new Error("nginx listens but has no worker process");
+      if (kind === "nchan-redis") await nchanReady(port);
+    }
   } catch (error) {
+    if (proc !== undefined) await stopProcess(proc);
     await redis?.stop();
+    removeDir();
     throw error;
   }
+  const started = proc;
   return {
     kind,
     // `taskset` execs the server in its own place, so this is the server's pid, the one /proc is read for.
-    pid: proc.pid,
+    pid: worker,
+    rootPid: started.pid,
     port,
     redisPid: redis?.proc.pid,
     query: kind === "jwt" ? await WIDE_TOKEN_QUERY : "",
     async stop() {
-      await stopProcess(proc);
+      await stopProcess(started);
       await redis?.stop();
+      removeDir();
     },
   };
+}
+
+/** Waits until Nchan takes a POST (not 503: Redis not connected yet); throws if it never does. */
+async function nchanReady(port: number): Promise<void> {
+  const deadline = performance.now() + START_TIMEOUT_MS;
+  while (performance.now() < deadline) {
+    const res = await fetch(`http://127.0.0.1:${port}/bench/ready`, { method: "POST", body: "ready" });
+    await res.arrayBuffer();
+    if (res.ok) return;
+    await Bun.sleep(20);
+  }
+  throw new Error(`Nchan on Redis still refuses a POST after ${START_TIMEOUT_MS} ms`);
 }
 
 /** A redis-server for one cluster node, as the cluster tests start it, on the core the pinning gives it. */
@@ -134,4 +180,6 @@ async function stopProcess(proc: Subprocess): Promise<void> {
 export function killAllServers(): void {
   for (const proc of running) proc.kill("SIGKILL");
   running.clear();
+  for (const dir of directories) rmSync(dir, { recursive: true, force: true });
+  directories.clear();
 }

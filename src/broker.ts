@@ -6,10 +6,25 @@
 // History, when on, belongs to the broker too (history.ts in process, a Redis stream in cluster mode): it gives
 // each message its id as it carries it, so that ids mean the same on every node.
 
-import { type HistorySettings, LocalHistory, NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
+import {
+  type GapReason,
+  type HistorySettings,
+  LocalHistory,
+  NO_HISTORY,
+  NOTHING_KEPT,
+  type Resume,
+} from "./history.ts";
 
 /** Hands a message, with its id when history is on, to this node's subscribers of a channel; returns how many. */
 export type Deliver = (channel: string, message: string, id: string | undefined) => number;
+
+/**
+ * Tells this node's subscribers of a channel that they missed messages that can no longer be given (cluster mode
+ * with history, after an outage the channel's stream did not cover): SSE streams get a `gap` event, then
+ * `position` when given (where the channel rejoined, when no message follows to carry an id). Returns the number
+ * of websockets, whose protocol has no such event: the broker counts and logs their loss.
+ */
+export type Gap = (channel: string, reason: GapReason, position: string | undefined) => number;
 
 /** Cluster mode's figures, for the metrics; the local broker has none. */
 export interface ClusterStatus {
@@ -17,8 +32,14 @@ export interface ClusterStatus {
   readonly up: boolean;
   /** Times the broker came back after losing Redis. */
   readonly reconnects: number;
-  /** Redis channels this node is subscribed to. */
+  /** Channels this node wants from Redis: the set re-subscribing after a reconnect sends. */
   readonly subscriptions: number;
+  /** Payloads on pinghub's Redis channels dropped for not being pinghub's shape (redis-wire.ts). */
+  readonly badMessages: number;
+  /** A standing problem that does not stop the node (the Redis user kept from some names), for /healthz. */
+  readonly warning: string | undefined;
+  /** Channels that, catching up after an outage, found their history no longer held what they missed. */
+  readonly lost: number;
 }
 
 /** What the hub needs from a broker. */
@@ -64,8 +85,8 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-/** Makes the broker for a hub, given the hub's deliver. */
-export type BrokerFactory = (deliver: Deliver) => Broker;
+/** Makes the broker for a hub, given the hub's deliver and gap. */
+export type BrokerFactory = (deliver: Deliver, gap: Gap) => Broker;
 
 /** A message or a subscriber refused because the broker cannot carry it now: 503 for HTTP, 1013 for websockets. */
 export class BrokerUnavailable extends Error {}

@@ -6,6 +6,7 @@
 
 import { ConfigError } from "./config-error.ts";
 import { loadJwtKey } from "./jwt-access.ts";
+import { parsePemFile, redisTlsFits } from "./redis-tls.ts";
 import { parseRedisUrl } from "./redis-url.ts";
 import {
   LOG_LEVELS,
@@ -158,6 +159,26 @@ export const SETTINGS = table({
     parse: parseText,
     help: "put before each channel name to make its Redis channel",
   },
+  // TLS to Redis as operators run it (redis-tls.ts): each file is read here, at start-up, into its PEM text, so
+  // that a missing or unreadable one is a usage error before anything is bound, not a reconnect loop.
+  "redis-ca": {
+    key: "redisCa",
+    hint: "file",
+    parse: parsePemFile,
+    help: "with rediss://: trust this CA (PEM) for Redis's certificate instead of the system's",
+  },
+  "redis-cert": {
+    key: "redisCert",
+    hint: "file",
+    parse: parsePemFile,
+    help: "with rediss://: present this client certificate (PEM) to Redis; needs --redis-key",
+  },
+  "redis-key": {
+    key: "redisKey",
+    hint: "file",
+    parse: parsePemFile,
+    help: "with rediss://: the private key (PEM) of --redis-cert",
+  },
   history: {
     key: "history",
     hint: "messages",
@@ -265,7 +286,8 @@ export const envName = (flag: string) =>
 /**
  * Each setting from its flag's value (`flags`, by flag name: a repeatable flag's values already joined by
  * commas), else its environment variable, else its default. A variable set but empty counts as unset, as in most
- * shells' and systemd's use. Throws a ConfigError for the first bad value, in the table's order.
+ * shells' and systemd's use. Throws a ConfigError for the first bad value, in the table's order, then for settings
+ * that do not fit together.
  */
 export function toConfig(
   flags: Partial<Record<FlagName, string>>,
@@ -284,7 +306,9 @@ export function toConfig(
     }
     config[row.key] = value === undefined ? undefined : row.parse(value, name);
   }
+  // Across settings: one way to authorize at most; the TLS files only with rediss://, a certificate only with its key.
   checkTogether(config as Config);
+  redisTlsFits(config as Config);
   return config as Config;
 }
 

@@ -9,7 +9,8 @@
 // channel's first subscriber on this node through admission, and of its last after a delay.
 
 import { Admission, type Door } from "./admission.ts";
-import { type Broker, type BrokerFactory, localBroker } from "./broker.ts";
+import { type Broker, type BrokerFactory, BrokerUnavailable, localBroker } from "./broker.ts";
+import type { GapReason } from "./history.ts";
 import { type GroupOwner, SubscriberGroup, type Transport } from "./subscribers.ts";
 
 /** The running totals the metrics report; plain numbers so that counting costs nothing on the hot path. */
@@ -65,7 +66,10 @@ export class Hub implements GroupOwner {
     private readonly onSlowSubscriber: (channel: string) => void = () => {},
     createBroker: BrokerFactory = localBroker(),
   ) {
-    this.broker = createBroker((channel, message, id) => this.deliver(channel, message, id));
+    this.broker = createBroker(
+      (channel, message, id) => this.deliver(channel, message, id),
+      (channel, reason, position) => this.gap(channel, reason, position),
+    );
     this.admission = new Admission(this.broker, (channel) => this.hasSubscribers(channel));
   }
 
@@ -149,9 +153,13 @@ export class Hub implements GroupOwner {
     return this.broker.problem;
   }
 
-  /** Why a publish was refused, for the client: the broker's problem, never a library's raw error. */
-  refusedBecause(): string {
-    return this.broker.problem ?? "redis did not take the message; try again";
+  /**
+   * Why a publish was refused, for the client: the broker's problem, or the broker's own one-line refusal (Redis's
+   * reason, such as OOM or NOPERM), never a library's raw error.
+   */
+  refusedBecause(error?: unknown): string {
+    if (this.broker.problem !== undefined) return this.broker.problem;
+    return error instanceof BrokerUnavailable ? error.message : "redis did not take the message; try again";
   }
 
   /** Stops the broker's work for the node, at shutdown, after every subscriber was ended. */
@@ -205,5 +213,17 @@ export class Hub implements GroupOwner {
       delivered += (groups[i] as SubscriberGroup<unknown>).deliver(channel, message, id);
     this.counters.sentMessages += delivered;
     return delivered;
+  }
+
+  /**
+   * This node's subscribers of the channel missed messages that can no longer be given (cluster mode, after an
+   * outage): each transport tells its own, if it can (SSE streams get a `gap` event, then the position at which
+   * the channel rejoined, when given). Returns the number of subscribers that could not be told: websockets,
+   * whose protocol has no such event.
+   */
+  private gap(channel: string, reason: GapReason, position: string | undefined): number {
+    let untold = 0;
+    for (const group of this.groups) untold += group.gap(channel, reason, position);
+    return untold;
   }
 }

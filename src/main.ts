@@ -12,6 +12,7 @@ import { Hub } from "./hub.ts";
 import { createLog, type Log } from "./log.ts";
 import { createMetrics, type Health, type Metrics } from "./metrics.ts";
 import { redisBroker } from "./redis-broker.ts";
+import { redisTlsFiles } from "./redis-tls.ts";
 import { type ChannelServer, startChannelServer } from "./server.ts";
 
 /** How long a cluster node waits for Redis at start-up before it serves without it. */
@@ -65,8 +66,11 @@ async function run(config: Config): Promise<number> {
       ? localBroker(history)
       : redisBroker({
           target: redis,
+          tls: redisTlsFiles(config),
           prefix: config.redisPrefix,
           history,
+          maxMessageBytes: config.maxMessageSize,
+          warn: (line) => logger.warn(line),
           onDown: (reason) =>
             logger.warn(`cluster: ${reason}; refusing publishes and new subscribers until it is back`),
           onUp: (channels, first) =>

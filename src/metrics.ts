@@ -96,8 +96,20 @@ export function createMetrics(
     gauge(
       registry,
       "pinghub_redis_subscriptions",
-      "Redis channels this node is subscribed to.",
+      "Channels this node wants from Redis: those it has subscribers of, and those whose last one just left.",
       () => cluster.subscriptions,
+    );
+    total(
+      registry,
+      "pinghub_redis_bad_messages_total",
+      "Payloads on pinghub's Redis channels that were not pinghub's, or held a message over --max-message-size: dropped whole.",
+      () => cluster.badMessages,
+    );
+    total(
+      registry,
+      "pinghub_redis_lost_total",
+      "With --history: channels that, catching up after an outage, found their history no longer held what they missed.",
+      () => cluster.lost,
     );
   }
   total(registry, "pinghub_websockets_opened_total", "Websockets opened.", () => hub.counters.websocketsOpened);
@@ -148,7 +160,10 @@ export function createMetrics(
               if (!health.serving) return new Response("shutting down\n", { status: 503 });
               // Cluster mode: a node that cannot reach Redis, or has not re-subscribed yet, can promise nothing.
               const problem = hub.unavailable;
-              return problem === undefined ? new Response("ok\n") : new Response(`${problem}\n`, { status: 503 });
+              if (problem !== undefined) return new Response(`${problem}\n`, { status: 503 });
+              // Serving, with something an operator should read (cluster mode: the Redis user's narrow rights).
+              const warning = cluster?.warning;
+              return new Response(warning === undefined ? "ok\n" : `ok; warning: ${warning}\n`);
             }
             return new Response("not found: try /metrics or /healthz\n", { status: 404 });
           },

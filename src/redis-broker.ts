@@ -2,68 +2,38 @@
 // PUBLISHed to `prefix + channel`, and each node delivers it to its own subscribers when it comes back on its
 // subscriber connection, its own messages included: Redis fixes one order per channel for every node.
 //
-// Two connections per node: one publishes (pipelined, no offline queue, so a publish while Redis is away fails
-// at once instead of waiting), one holds the subscriptions. The node is subscribed to a channel's Redis channel
-// only while it has local subscribers (the hub says when). After Redis comes back, every such channel is
-// subscribed again before the broker says it is up; ioredis's own re-subscribing is off because it does not
-// say when it is done.
+// This file composes parts that each read alone: the connections and their health (redis-connection.ts),
+// per-turn publish batches (redis-publisher.ts), which channels the node is subscribed to (redis-subscriptions.ts,
+// a state machine fed with events), the strict reading of what Redis brings (redis-wire.ts), with --history the
+// catching up after an outage (redis-catch-up.ts), and the Redis user's rights (redis-rights.ts). The node is
+// subscribed to a channel's Redis channel only while it has local subscribers (the hub says when); after Redis
+// comes back, every wanted channel is subscribed again (and caught up) before the broker says it is up.
 
-import Redis, { type RedisOptions } from "ioredis";
-import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
-import { NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
+import { ReplyError } from "ioredis";
+import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver, type Gap } from "./broker.ts";
+import { type GapReason, NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
+import { oncePerMinute } from "./once-a-minute.ts";
+import { CatchUp } from "./redis-catch-up.ts";
+import { type HealthReports, RedisConnections, type TlsFiles } from "./redis-connection.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
+import { RedisPublisher } from "./redis-publisher.ts";
+import { checkRights, RedisRights, redisReason } from "./redis-rights.ts";
+import { type SubscribeCommand, Subscriptions } from "./redis-subscriptions.ts";
 import type { RedisTarget } from "./redis-url.ts";
+import { type Dropped, readMessages, readPairs } from "./redis-wire.ts";
 
-export interface RedisBrokerOptions {
+export interface RedisBrokerOptions extends HealthReports {
   target: RedisTarget;
+  /** Certificates for rediss:// (--redis-ca, --redis-cert, --redis-key), read at start-up. */
+  tls?: TlsFiles;
   /** Put before each channel name to make its Redis channel. */
   prefix: string;
   /** History in Redis streams (redis-history.ts), or undefined for none. Every node must be given the same. */
   history: { size: number; ttlMs: number } | undefined;
-  /** Told once when the broker can no longer carry messages, with why. */
-  onDown(reason: string): void;
-  /** Told once when it can again, with the number of channels subscribed; `first` on the first connection. */
-  onUp(channels: number, first: boolean): void;
-}
-
-/** Channels per SUBSCRIBE or UNSUBSCRIBE command: one command for thousands, yet no single huge reply. */
-const CHANNELS_PER_COMMAND = 1000;
-/** Longest wait between two tries to reach Redis: a Redis that is back is used within this. */
-const MAX_RETRY_DELAY_MS = 2000;
-/** A connection to a Redis that does not answer (a network cut, not a refusal) is given up after this. */
-const CONNECT_TIMEOUT_MS = 2000;
-/**
- * Each connection is pinged this often, and dropped (then reconnected) if a command goes unanswered for
- * PING_TIMEOUT_MS: a Redis that hangs or a network cut that sends no reset is noticed within seconds.
- */
-const PING_INTERVAL_MS = 1000;
-const PING_TIMEOUT_MS = 2000;
-/** How long QUIT may take at shutdown before the connection is simply closed. */
-const QUIT_TIMEOUT_MS = 1000;
-
-/**
- * The messages of one channel published during one turn of the event loop, carried by Redis as one message: a
- * JSON array of them (of [id, message] pairs with history). A PUBLISH, and Redis's and each node's work for it,
- * then costs the same for one message or fifty: the cost that limits a node publishing through Redis.
- */
-interface Batch {
-  messages: string[];
-  /** Settles with the batch's PUBLISH: the number of nodes that had subscribers, or Redis's refusal. */
-  sent: Promise<number>;
-  resolve(nodes: number): void;
-  reject(error: Error): void;
-}
-
-function newBatch(): Batch {
-  const { promise, resolve, reject } = Promise.withResolvers<number>();
-  // Each caller handles the refusal it is given; this one only keeps an unheard rejection from being reported.
-  promise.catch(() => {});
-  return { messages: [], sent: promise, resolve, reject };
-}
-
-interface Waiter {
-  resolve(): void;
-  reject(error: Error): void;
+  /** --max-message-size: a message from Redis over it is dropped, as a POST over it is refused. */
+  maxMessageBytes: number;
+  /** Writes a warning to the log: Redis's refusals, foreign payloads, missing rights (each kept rare here). */
+  warn(line: string): void;
 }
 
 export class RedisBroker implements Broker, ClusterStatus {
@@ -71,147 +41,140 @@ export class RedisBroker implements Broker, ClusterStatus {
   readonly ready: Promise<void>;
   readonly history: boolean;
   readonly localHistory = undefined;
+  private readonly connections: RedisConnections;
+  private readonly channels: Subscriptions;
+  private readonly publisher: RedisPublisher;
   private readonly stored: RedisHistory | undefined;
-  reconnects = 0;
-  private becameReady: () => void = () => {};
-
-  private readonly publisher: Redis;
-  private readonly subscriber: Redis;
   private readonly prefix: string;
-  /** Channels this node has local subscribers for, or is about to: what Redis should have us subscribed to. */
-  private readonly wanted = new Set<string>();
-  /** Channels whose last command sent on the current subscriber connection was SUBSCRIBE. */
-  private readonly sent = new Set<string>();
-  /** Channels Redis has confirmed, on the current subscriber connection. */
-  private readonly confirmed = new Set<string>();
-  /** For each channel, the SUBSCRIBE batch that last named it: only that batch's reply confirms it. */
-  private readonly lastBatch = new Map<string, number>();
-  private readonly waiters = new Map<string, Waiter[]>();
-  /** Messages published during this turn of the event loop, by channel, in the order they came. */
-  private readonly batches = new Map<string, Batch>();
-  /** Channels whose wanted state changed since the last flush. */
-  private readonly changed = new Set<string>();
-  private flushScheduled = false;
-  private batch = 0;
-
-  private publisherReady = false;
-  /** The subscriber connection is ready and every wanted channel was subscribed again on it. */
-  private subscriberReady = false;
-  /** Counts subscriber connections, so the end of a re-subscribe on a connection since lost is ignored. */
-  private subscriberEpoch = 0;
-  private wasUp = false;
-  private downReported = false;
-  private lastError: string | undefined;
-  private closing = false;
-  private readonly heartbeat: ReturnType<typeof setInterval>;
-  /** Connections with a PING awaiting its answer. */
-  private readonly pinging = new Set<Redis>();
+  /** Payloads from Redis dropped for not being pinghub's (redis-wire.ts). */
+  badMessages = 0;
+  /** The Redis user's rights: the node refuses while it lacks a command it needs. */
+  private readonly rights: RedisRights;
+  private readonly warnOnce: (key: string, line: string) => void;
+  private toldOtherHistory = false;
+  /** With history: what brings a node's channels up to date after it lost its subscriber connection. */
+  private readonly catchUp: CatchUp | undefined;
+  /** Channels that found a gap catching up (see redis-catch-up.ts). */
+  lost = 0;
 
   constructor(
     private readonly options: RedisBrokerOptions,
     deliver: Deliver,
+    private readonly gap: Gap,
   ) {
     this.prefix = options.prefix;
-    this.ready = new Promise((resolve) => {
-      this.becameReady = resolve;
+    this.warnOnce = oncePerMinute(options.warn);
+    // Every change made while one turn of the event loop runs goes out in one command.
+    this.channels = new Subscriptions({
+      flushSoon: () => setImmediate(this.flush),
+      ready: () => this.resume(),
     });
-    const prefixLength = this.prefix.length;
-    // Every publish made while one turn of the event loop runs goes out in one write, and wakes Redis once: a
-    // write per command cost more CPU, the node's and Redis's, than the command itself (see BENCHMARKS.md).
-    this.publisher = new Redis({ ...connectionOptions(options.target, "pinghub-publish"), enableAutoPipelining: true });
-    this.subscriber = new Redis({ ...connectionOptions(options.target, "pinghub-subscribe"), autoResubscribe: false });
-
+    // Up takes every wanted channel subscribed again, and with history every one caught up.
+    const subscribed = {
+      ready: () => this.channels.ready && this.catchUp?.pending !== true,
+      size: () => this.channels.size,
+    };
+    const reports: HealthReports = {
+      onDown: options.onDown,
+      onUp: (channels, first) => {
+        options.onUp(channels, first);
+        void this.rights.check();
+      },
+    };
+    this.connections = new RedisConnections(options.target, options.tls, subscribed, reports, {
+      connected: () => {
+        for (const command of this.channels.connect()) this.sendSubscribe(command);
+      },
+      lost: () => {
+        this.channels.disconnect(new BrokerUnavailable(this.problem ?? "redis connection lost"));
+        this.catchUp?.lost(Date.now());
+      },
+      // Catching up reads the streams on the publisher connection: it may have waited for it.
+      publisherReady: () => {
+        if (this.channels.ready) this.resume();
+      },
+    });
     const history = options.history;
     this.history = history !== undefined;
-    this.stored = history === undefined ? undefined : redisHistory(this.publisher, history.size, history.ttlMs);
-    // The one piece of JavaScript per message on a node: one Redis message in, one delivery out.
-    if (history === undefined) {
-      this.subscriber.on("message", (redisChannel: string, payload: string) => {
+    this.stored =
+      history === undefined ? undefined : redisHistory(this.connections.publisher, history.size, history.ttlMs);
+    const { publisher, subscriber } = this.connections;
+    this.rights = new RedisRights(
+      () => checkRights(publisher, subscriber, this.prefix, this.stored),
+      options.target.display,
+      this.prefix,
+      options.warn,
+    );
+    // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment.
+    this.ready = this.connections.ready.then(() => this.rights.known);
+    this.publisher = new RedisPublisher(this.connections.publisher, this.prefix, this.stored, this.refusal);
+    const stored = this.stored;
+    this.catchUp =
+      history === undefined || stored === undefined
+        ? undefined
+        : new CatchUp({
+            deliver,
+            gap: (channel, reason, position) => this.missed(channel, reason, position),
+            position: (channel) => stored.position(this.prefix + channel),
+            // Redis refusing the script (out of memory, no permission) must not keep the node down: a gap.
+            read: (channel, lastId) =>
+              stored.catchUp(this.prefix + channel, lastId).catch((error: Error) => {
+                if (!(error instanceof ReplyError)) throw error;
+                const reason = this.connections.redact(redisReason(error.message));
+                this.warnOnce(`catch-up ${reason}`, `cluster: redis refused to give what a node missed: ${reason}`);
+                return undefined;
+              }),
+            ttlMs: history.ttlMs,
+          });
+
+    const prefixLength = this.prefix.length;
+    const maxBytes = options.maxMessageBytes;
+    const catchUp = this.catchUp;
+    // The one piece of JavaScript per message on a node: one Redis message in, checked whole, then delivered.
+    if (catchUp === undefined) {
+      subscriber.on("message", (redisChannel: string, payload: string) => {
         const channel = redisChannel.slice(prefixLength);
-        for (const message of JSON.parse(payload) as string[]) deliver(channel, message, undefined);
+        const messages = readMessages(payload, maxBytes);
+        if (!Array.isArray(messages)) return this.dropped(channel, messages);
+        for (const message of messages) deliver(channel, message, undefined);
       });
     } else {
-      this.subscriber.on("message", (redisChannel: string, payload: string) => {
+      subscriber.on("message", (redisChannel: string, payload: string) => {
         const channel = redisChannel.slice(prefixLength);
-        for (const [id, message] of JSON.parse(payload) as Array<[string, string]>) deliver(channel, message, id);
+        const pairs = readPairs(payload, maxBytes);
+        if (!Array.isArray(pairs)) return this.dropped(channel, pairs);
+        catchUp.receive(channel, pairs);
       });
     }
-
-    for (const connection of [this.publisher, this.subscriber]) {
-      // ioredis prints unhandled errors itself; the broker keeps the last one as the reason it gives.
-      connection.on("error", (error: Error) => {
-        this.lastError = this.redact(error.message).replace(/\.$/, "");
-        if (!this.wasUp && !this.downReported) this.reportDown();
-      });
-    }
-    this.publisher.on("ready", () => {
-      this.publisherReady = true;
-      this.reportIfUp();
-    });
-    this.publisher.on("close", () => {
-      this.publisherReady = false;
-      this.reportDown();
-    });
-    this.subscriber.on("ready", () => void this.subscribeAgain());
-    this.heartbeat = setInterval(() => this.ping(), PING_INTERVAL_MS);
-    this.subscriber.on("close", () => {
-      this.subscriberEpoch++;
-      this.subscriberReady = false;
-      this.sent.clear();
-      this.confirmed.clear();
-      this.lastBatch.clear();
-      this.rejectWaiters(new BrokerUnavailable(this.problem ?? "redis connection lost"));
-      this.reportDown();
-    });
   }
 
   get up(): boolean {
-    return this.publisherReady && this.subscriberReady;
+    return this.connections.up && this.rights.problem === undefined;
   }
 
+  get reconnects(): number {
+    return this.connections.reconnects;
+  }
+
+  /** The wanted channels: those with local subscribers, and those whose last one left a moment ago. */
   get subscriptions(): number {
-    return this.confirmed.size;
+    return this.channels.size;
+  }
+
+  /** Names under the prefix the Redis user may not use, for /healthz; the node serves all the same. */
+  get warning(): string | undefined {
+    return this.rights.warning;
   }
 
   get problem(): string | undefined {
-    if (this.up) return undefined;
-    const target = this.options.target.display;
-    if (this.closing) return "shutting down";
-    if (!this.wasUp && this.lastError === undefined) return `connecting to redis at ${target}`;
-    if (this.publisher.status === "ready" && this.subscriber.status === "ready") {
-      return `redis at ${target}: re-subscribing ${this.wanted.size} channels`;
-    }
-    return `redis at ${target} unreachable${this.lastError === undefined ? "" : `: ${this.lastError}`}`;
+    return this.connections.problem ?? this.rights.problem;
   }
 
   publish(channel: string, message: string): Promise<number> {
     if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
-    let batch = this.batches.get(channel);
-    if (batch === undefined) {
-      batch = newBatch();
-      this.batches.set(channel, batch);
-      if (this.batches.size === 1) setImmediate(this.sendBatches);
-    }
-    batch.messages.push(message);
-    return batch.sent;
+    // Rejects with ioredis's own error if Redis goes away meanwhile; the doors answer with `problem` (hub.ts).
+    return this.publisher.publish(channel, message);
   }
-
-  /**
-   * Sends each channel's batch as one PUBLISH (one script call with history): every message of a batch is
-   * answered as the batch is, once Redis has taken it, with the number of nodes it reached.
-   */
-  private readonly sendBatches = () => {
-    for (const [channel, batch] of this.batches) {
-      const key = this.prefix + channel;
-      // Rejects with ioredis's own error if Redis goes away meanwhile; the doors answer with `problem` (hub.ts).
-      const published =
-        this.stored === undefined
-          ? this.publisher.publish(key, JSON.stringify(batch.messages))
-          : this.stored.publish(key, batch.messages);
-      published.then(batch.resolve, batch.reject);
-    }
-    this.batches.clear();
-  };
 
   since(channel: string, lastId: string): Promise<Resume> {
     if (this.stored === undefined) return Promise.resolve(NO_HISTORY);
@@ -227,205 +190,110 @@ export class RedisBroker implements Broker, ClusterStatus {
 
   subscribe(channel: string): Promise<void> | undefined {
     if (!this.up) return Promise.reject(new BrokerUnavailable(this.problem));
-    this.wanted.add(channel);
-    if (this.confirmed.has(channel) && this.sent.has(channel)) return undefined;
-    this.change(channel);
-    return new Promise<void>((resolve, reject) => {
-      const list = this.waiters.get(channel);
-      if (list === undefined) this.waiters.set(channel, [{ resolve, reject }]);
-      else list.push({ resolve, reject });
-    });
+    const subscribed = this.channels.want(channel);
+    const catchUp = this.catchUp;
+    // With history, a channel newly heard is followed from where its stream stands, should the node lose Redis.
+    if (subscribed === undefined || catchUp === undefined) return subscribed;
+    return subscribed.then(() => catchUp.follow(channel));
   }
 
   unsubscribe(channel: string): void {
-    if (!this.wanted.delete(channel)) return;
-    this.change(channel);
+    this.channels.unwant(channel);
+    this.catchUp?.forget(channel);
   }
 
-  async close(): Promise<void> {
-    this.closing = true;
-    clearInterval(this.heartbeat);
-    await Promise.all([quit(this.publisher), quit(this.subscriber)]);
+  close(): Promise<void> {
+    this.rights.close();
+    return this.connections.close();
   }
 
-  // --- subscriptions ---
-
-  private change(channel: string): void {
-    this.changed.add(channel);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    // Every change made while this turn of the event loop runs goes out in one command.
-    setImmediate(() => this.flush());
-  }
-
-  /** Sends what changed since the last flush: UNSUBSCRIBE first, then SUBSCRIBE, in batches. */
-  private flush(): void {
-    this.flushScheduled = false;
-    const subscribe: string[] = [];
-    const unsubscribe: string[] = [];
-    for (const channel of this.changed) {
-      const want = this.wanted.has(channel);
-      if (want && !this.sent.has(channel)) subscribe.push(channel);
-      else if (!want && this.sent.has(channel)) unsubscribe.push(channel);
+  /** Every wanted channel is subscribed again: with history, catch up, then say the node is up. */
+  private resume(): void {
+    const catchUp = this.catchUp;
+    if (catchUp === undefined || !catchUp.pending) {
+      this.connections.checkUp();
+      return;
     }
-    this.changed.clear();
-    // While the subscriber connection is away nothing is sent: subscribeAgain sends what is wanted then.
-    if (this.subscriber.status !== "ready") return;
-    for (const channel of unsubscribe) {
-      this.sent.delete(channel);
-      this.confirmed.delete(channel);
-      this.lastBatch.delete(channel);
-    }
-    for (const chunk of chunks(unsubscribe)) {
+    void catchUp.resume(Date.now()).then(() => this.connections.checkUp());
+  }
+
+  /** A channel's subscribers here missed messages its history no longer held: SSE is told, websockets counted. */
+  private missed(channel: string, reason: GapReason, position: string | undefined): void {
+    this.lost++;
+    const websockets = this.gap(channel, reason, position);
+    const name = JSON.stringify(channel.length > 200 ? `${channel.slice(0, 200)}…` : channel);
+    this.warnOnce(
+      `gap\n${channel}`,
+      `cluster: subscribers of ${name} missed messages published while this node was away from redis: its history ` +
+        `no longer held them (${reason}); ${websockets} websockets could not be told (said once a minute per channel)`,
+    );
+  }
+
+  /** Sends what the subscriptions changed since the last flush: every UNSUBSCRIBE, then every SUBSCRIBE. */
+  private readonly flush = () => {
+    const { unsubscribe, subscribe } = this.channels.flush();
+    const subscriber = this.connections.subscriber;
+    for (const channels of unsubscribe) {
       // A failure here means the connection is gone, and with it every subscription: nothing to undo.
-      this.subscriber.unsubscribe(...chunk.map((c) => this.prefix + c)).catch(() => {});
+      subscriber.unsubscribe(...channels.map((c) => this.prefix + c)).catch(() => {});
     }
-    for (const chunk of chunks(subscribe)) void this.sendSubscribe(chunk);
-  }
-
-  /** Sends one SUBSCRIBE for these channels and settles their waiters with its reply. */
-  private async sendSubscribe(channels: string[]): Promise<boolean> {
-    const batch = ++this.batch;
-    for (const channel of channels) {
-      this.sent.add(channel);
-      this.lastBatch.set(channel, batch);
-    }
-    try {
-      await this.subscriber.subscribe(...channels.map((c) => this.prefix + c));
-    } catch (error) {
-      for (const channel of channels) this.settle(channel, new BrokerUnavailable(this.problem ?? String(error)));
-      return false;
-    }
-    for (const channel of channels) {
-      // A later UNSUBSCRIBE or SUBSCRIBE of the channel, sent after this one, decides instead.
-      if (this.lastBatch.get(channel) !== batch || !this.sent.has(channel)) continue;
-      this.confirmed.add(channel);
-      this.settle(channel, undefined);
-    }
-    return true;
-  }
-
-  /** On a new subscriber connection: subscribe every wanted channel again, then say the broker is up. */
-  private async subscribeAgain(): Promise<void> {
-    const epoch = this.subscriberEpoch;
-    const channels = [...this.wanted];
-    const results = await Promise.all(chunks(channels).map((chunk) => this.sendSubscribe(chunk)));
-    if (epoch !== this.subscriberEpoch || results.includes(false)) return;
-    this.subscriberReady = true;
-    this.reportIfUp();
-  }
-
-  private settle(channel: string, error: Error | undefined): void {
-    const list = this.waiters.get(channel);
-    if (list === undefined) return;
-    this.waiters.delete(channel);
-    for (const waiter of list) {
-      if (error === undefined) waiter.resolve();
-      else waiter.reject(error);
-    }
-  }
-
-  private rejectWaiters(error: Error): void {
-    for (const channel of [...this.waiters.keys()]) this.settle(channel, error);
-  }
-
-  // --- up and down ---
-
-  /**
-   * Pings each ready connection that has no PING awaiting its answer. The answer itself is not needed: a
-   * connection with a command unanswered for PING_TIMEOUT_MS is destroyed by ioredis (socketTimeout), which
-   * then reconnects.
-   */
-  private ping(): void {
-    for (const connection of [this.publisher, this.subscriber]) {
-      if (connection.status !== "ready" || this.pinging.has(connection)) continue;
-      this.pinging.add(connection);
-      const done = () => this.pinging.delete(connection);
-      connection.ping().then(done, done);
-    }
-  }
-
-  private reportIfUp(): void {
-    if (!this.up) return;
-    const first = !this.wasUp;
-    if (!first) this.reconnects++;
-    this.wasUp = true;
-    this.downReported = false;
-    this.lastError = undefined;
-    this.options.onUp(this.wanted.size, first);
-    this.becameReady();
-  }
-
-  private reportDown(): void {
-    if (this.downReported || this.closing) return;
-    this.downReported = true;
-    this.options.onDown(this.problem ?? "redis connection lost");
-  }
-
-  /** Turns a failed publish into the refusal the doors answer with. */
-  private readonly unavailable = (error: Error): never => {
-    throw new BrokerUnavailable(this.problem ?? `redis: ${this.redact(error.message)}`);
+    for (const command of subscribe) this.sendSubscribe(command);
   };
 
-  /** Redis's own messages never hold the password, but an error from a library might: never show it. */
-  private redact(text: string): string {
-    const target = this.options.target;
-    return target.kind === "tcp" && target.password !== undefined ? text.replaceAll(target.password, "***") : text;
+  /**
+   * Sends one SUBSCRIBE and reports its reply. Redis's refusal (an error reply) is the subscriptions' to settle;
+   * any other failure is the connection's loss, which `lost` has already settled.
+   */
+  private sendSubscribe(command: SubscribeCommand): void {
+    this.connections.subscriber.subscribe(...command.channels.map((c) => this.prefix + c)).then(
+      () => this.channels.subscribed(command.batch),
+      (error: Error) => {
+        if (!(error instanceof ReplyError)) return;
+        const reason = this.connections.redact(error.message);
+        const refusal = new BrokerUnavailable(`redis refused to subscribe: ${reason}`);
+        for (const retry of this.channels.refused(command.batch, refusal)) this.sendSubscribe(retry);
+        // A channel refused for good is not followed either (a re-subscribe refused after an ACL change).
+        for (const channel of command.channels) if (!this.channels.wants(channel)) this.catchUp?.forget(channel);
+      },
+    );
+  }
+
+  /**
+   * Turns a failed publish into the refusal the doors answer with: Redis's own one-line reason when Redis
+   * refused it (out of memory, no permission), logged once a minute per reason; else why Redis is away.
+   */
+  private readonly refusal = (error: Error): Error => {
+    if (error instanceof ReplyError) {
+      const reason = this.connections.redact(redisReason(error.message));
+      this.warnOnce(`refused ${reason}`, `cluster: redis refused a publish: ${reason}`);
+      return new BrokerUnavailable(`redis: ${reason}`);
+    }
+    return new BrokerUnavailable(this.problem ?? `redis: ${this.connections.redact(error.message)}`);
+  };
+
+  private readonly unavailable = (error: Error): never => {
+    throw this.refusal(error);
+  };
+
+  /** A payload that is not pinghub's: counted, logged once a minute per channel and reason, delivered to no one. */
+  private dropped(channel: string, { reason, otherHistory }: Dropped): void {
+    this.badMessages++;
+    if (otherHistory && !this.toldOtherHistory) {
+      this.toldOtherHistory = true;
+      this.options.warn(
+        `cluster: this node runs ${this.history ? "with" : "without"} --history, but another node publishes ` +
+          `${this.history ? "without" : "with"} it: give every node the same --history; its messages are dropped here`,
+      );
+    }
+    const name = JSON.stringify(channel.length > 200 ? `${channel.slice(0, 200)}…` : channel);
+    this.warnOnce(
+      `${channel}\n${reason}`,
+      `cluster: dropped a payload from redis on ${name}: ${reason} (said once a minute per channel and reason)`,
+    );
   }
 }
 
 /** The broker for --redis, to give to the hub. */
-export function redisBroker(options: RedisBrokerOptions): (deliver: Deliver) => RedisBroker {
-  return (deliver) => new RedisBroker(options, deliver);
-}
-
-function connectionOptions(target: RedisTarget, name: string): RedisOptions {
-  const common: RedisOptions = {
-    connectionName: name,
-    // A command while disconnected fails at once; one in flight when the connection drops fails too, and is
-    // not sent again later: a publish is answered now, refused or accepted, never held for an unknown time.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    connectTimeout: CONNECT_TIMEOUT_MS,
-    // A connection with a command (a publish, or the heartbeat's PING) unanswered this long is dropped: a
-    // Redis that hangs, or a network cut that sends no reset, is noticed within seconds, not hours.
-    socketTimeout: PING_TIMEOUT_MS,
-    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RETRY_DELAY_MS),
-    // Notices a peer gone without a word (a network cut) within seconds rather than hours.
-    keepAlive: 5000,
-  };
-  if (target.kind === "unix") return { ...common, path: target.path };
-  return {
-    ...common,
-    host: target.host,
-    port: target.port,
-    username: target.username,
-    password: target.password,
-    db: target.db,
-    tls: target.tls ? { servername: target.host } : undefined,
-  };
-}
-
-function chunks(channels: string[]): string[][] {
-  const result: string[][] = [];
-  for (let i = 0; i < channels.length; i += CHANNELS_PER_COMMAND) {
-    result.push(channels.slice(i, i + CHANNELS_PER_COMMAND));
-  }
-  return result;
-}
-
-async function quit(connection: Redis): Promise<void> {
-  if (connection.status !== "ready") {
-    connection.disconnect();
-    return;
-  }
-  const timer = setTimeout(() => connection.disconnect(), QUIT_TIMEOUT_MS);
-  try {
-    await connection.quit();
-  } catch {
-    connection.disconnect();
-  } finally {
-    clearTimeout(timer);
-  }
+export function redisBroker(options: RedisBrokerOptions): (deliver: Deliver, gap: Gap) => RedisBroker {
+  return (deliver, gap) => new RedisBroker(options, deliver, gap);
 }

@@ -105,10 +105,56 @@ end
 return result
 `;
 
+/**
+ * KEYS: stream. ARGV: incarnation and sequence of the last message a node delivered, or '' and 0 for a stream
+ * that was empty when the node subscribed; time to live in ms. For a node catching up after losing its subscriber
+ * connection (redis-catch-up.ts): returns ['empty', position] when the stream is gone or keeps nothing (a quiet
+ * channel's empty stream), with the position it stands at now (made as `since` makes one); else a status and every
+ * message the stream still holds after that one, [status, id, message, id, message, ...]: 'ok' when they follow
+ * it without a hole, 'dropped' when some after it were trimmed, 'unknown' when the stream is a new one (expired or
+ * lost since).
+ */
+const CATCH_UP_SCRIPT = `${SHARED_LUA}
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last == 0 then return {'empty', position(KEYS[1], ARGV[3])} end
+local incarnation, lastSequence = string.match(last[1][1], '^(%d+)-(%d+)$')
+local status = 'ok'
+local entries
+if ARGV[1] == '' then
+  entries = redis.call('XRANGE', KEYS[1], '-', '+')
+elseif incarnation ~= ARGV[1] then
+  status = 'unknown'
+  entries = redis.call('XRANGE', KEYS[1], '-', '+')
+else
+  local seen = tonumber(ARGV[2])
+  if seen >= tonumber(lastSequence) then return {'ok'} end
+  entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1] .. '-' .. ARGV[2], '+')
+  if tonumber(string.match(entries[1][1], '-(%d+)$')) ~= seen + 1 then status = 'dropped' end
+end
+local result = {status}
+for _, entry in ipairs(entries) do
+  result[#result + 1] = entry[1]
+  result[#result + 1] = entry[2][2]
+end
+return result
+`;
+
+/** What a node catching up is given (see CATCH_UP_SCRIPT). */
+export interface CatchUpReply {
+  status: "ok" | "dropped" | "unknown" | "empty";
+  messages: Kept[];
+  /**
+   * With `empty`: the stream's position now, where the node follows it from; undefined when Redis, out of memory,
+   * could not make one. The other statuses give messages, which carry their ids.
+   */
+  position?: string | undefined;
+}
+
 interface HistoryCommands {
   pinghubPublish(stream: string, channel: string, cap: number, ttlMs: number, ...messages: string[]): Promise<number>;
   pinghubSince(stream: string, incarnation: string, sequence: number, ttlMs: number): Promise<Array<string | null>>;
   pinghubLatest(stream: string, count: number, ttlMs: number): Promise<Array<string | null>>;
+  pinghubCatchUp(stream: string, incarnation: string, sequence: number, ttlMs: number): Promise<Array<string | null>>;
 }
 
 export interface RedisHistory {
@@ -118,6 +164,10 @@ export interface RedisHistory {
   since(key: string, lastId: string): Promise<Resume>;
   /** The newest `count` kept messages and the channel's position, for a new subscriber (0: just the position). */
   latest(key: string, count: number): Promise<Resume>;
+  /** The id of the stream's last message, or "" when it has none: where a node starts to follow a channel. */
+  position(key: string): Promise<string>;
+  /** Every message still held after `lastId` ("" for all), for a node catching up. */
+  catchUp(key: string, lastId: string): Promise<CatchUpReply>;
 }
 
 /** Adds the scripts to a connection (ioredis sends EVALSHA, and the script itself when Redis lacks it). */
@@ -125,6 +175,7 @@ export function redisHistory(connection: Redis, cap: number, ttlMs: number): Red
   connection.defineCommand("pinghubPublish", { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
   connection.defineCommand("pinghubSince", { numberOfKeys: 1, lua: SINCE_SCRIPT });
   connection.defineCommand("pinghubLatest", { numberOfKeys: 1, lua: LATEST_SCRIPT });
+  connection.defineCommand("pinghubCatchUp", { numberOfKeys: 1, lua: CATCH_UP_SCRIPT });
   const commands = connection as unknown as HistoryCommands;
   return {
     // The stream key and the pub/sub channel share a name: Redis keeps keys and channels apart.
@@ -137,6 +188,19 @@ export function redisHistory(connection: Redis, cap: number, ttlMs: number): Red
     },
     // No more than the stream keeps: COUNT must be an integer Redis can read.
     latest: async (key, count) => resume(await commands.pinghubLatest(key, Math.min(count, cap), ttlMs)),
+    async position(key) {
+      const last = (await connection.xrevrange(key, "+", "-", "COUNT", 1)) as Array<[string, string[]]>;
+      return last[0]?.[0] ?? "";
+    },
+    async catchUp(key, lastId) {
+      const id = lastId === "" ? { incarnation: "", sequence: 0 } : parseId(lastId);
+      if (id === undefined) return { status: "unknown", messages: [] };
+      const reply = await commands.pinghubCatchUp(key, id.incarnation, id.sequence, ttlMs);
+      if (reply[0] === "empty") return { status: "empty", messages: [], position: reply[1] ?? undefined };
+      const messages: Kept[] = [];
+      for (let i = 1; i + 1 < reply.length; i += 2) messages.push({ id: reply[i] ?? "", message: reply[i + 1] ?? "" });
+      return { status: reply[0] as CatchUpReply["status"], messages };
+    },
   };
 }
 

@@ -21,8 +21,13 @@ export function eventBytes(message: string, id: string | undefined): Uint8Array<
 /** The event that tells a subscriber it missed messages: named, so `onmessage` never takes it for one. */
 export const GAP_EVENT = "gap";
 
-export function gapEventBytes(reason: string): Uint8Array<ArrayBuffer> {
-  return encode(`event: ${GAP_EVENT}\ndata: ${reason}\n\n`);
+/**
+ * The gap event; with a position, an `id:` block with no data after it (as in retryBytes), so that EventSource
+ * resumes from where the stream rejoined.
+ */
+export function gapEventBytes(reason: string, position?: string): Uint8Array<ArrayBuffer> {
+  const event = `event: ${GAP_EVENT}\ndata: ${reason}\n\n`;
+  return encode(position === undefined ? event : `${event}id: ${position}\n\n`);
 }
 
 /** A comment line: ignored by clients, it keeps proxies from closing a quiet stream. */

@@ -54,6 +54,11 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
     },
     end: (stream) => stream.end("server shutting down"),
     slow: (stream) => stream.slow,
+    // Cluster mode, after an outage the history did not cover: the gap event, and where the channel rejoined.
+    gap(channel, streams, reason, position) {
+      const bytes = gapEventBytes(reason, position);
+      for (const stream of streams) if (!stream.send(bytes, undefined)) hub.slowSubscriber(channel);
+    },
   });
   const open = new Set<SseStream>();
   let heartbeat: ReturnType<typeof setInterval> | undefined;

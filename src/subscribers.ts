@@ -4,6 +4,8 @@
 // JavaScript per subscriber; streams with the event's bytes built once. A group with no subscriber at all pays
 // one comparison per message.
 
+import type { GapReason } from "./history.ts";
+
 /** How one transport reaches its subscribers; the transport's own file gives it to the hub. */
 export interface Transport<S> {
   /** Hands a message to a channel's subscribers of this transport (never none); returns how many. */
@@ -12,6 +14,12 @@ export interface Transport<S> {
   end(subscriber: S, code: number, reason: string): void;
   /** Whether the subscriber was cut off for its backlog; counted as it leaves. */
   slow(subscriber: S): boolean;
+  /**
+   * Tells a channel's subscribers of this transport (never none) that they missed messages that can no longer be
+   * given (cluster mode, after an outage), and, when given, the position at which the channel rejoined. A
+   * transport whose protocol has no way to say so leaves it out.
+   */
+  gap?(channel: string, subscribers: ReadonlySet<S>, reason: GapReason, position: string | undefined): void;
 }
 
 /** What a group asks of the hub that holds it. */
@@ -93,6 +101,15 @@ export class SubscriberGroup<S> {
     if (this.total === 0) return 0;
     const subscribers = this.channels.get(channel);
     return subscribers === undefined ? 0 : this.transport.fanOut(channel, subscribers, message, id);
+  }
+
+  /** Tells a channel's subscribers of a gap (see Transport.gap); returns how many could not be told. */
+  gap(channel: string, reason: GapReason, position: string | undefined): number {
+    const subscribers = this.channels.get(channel);
+    if (subscribers === undefined) return 0;
+    if (this.transport.gap === undefined) return subscribers.size;
+    this.transport.gap(channel, subscribers, reason, position);
+    return 0;
   }
 
   /** Ends every subscriber, at shutdown; each leaves as it ends (or once it has closed). */

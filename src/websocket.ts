@@ -218,9 +218,9 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
       const published = hub.publishWebsocket(ws.data.channel, message);
       // Cluster mode: a message Redis could not take is refused loudly, by closing its sender, never dropped.
       if (typeof published !== "number") {
-        published.catch(() => {
+        published.catch((error: unknown) => {
           refused("redis_down", ws.data.channel, ws.data.client);
-          ws.close(CLOSE_TRY_AGAIN_LATER, closeReason(hub.refusedBecause()));
+          ws.close(CLOSE_TRY_AGAIN_LATER, closeReason(hub.refusedBecause(error)));
         });
       }
     },

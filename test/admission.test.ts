@@ -75,6 +75,8 @@ describe.skipIf(skipWithoutRedis())("cluster mode, with a real Redis", () => {
         target: parseRedisUrl(redis.url),
         prefix: PREFIX,
         history: undefined,
+        maxMessageBytes: 1 << 16,
+        warn: () => {},
         onDown: () => {},
         onUp: () => {},
       }),

@@ -82,6 +82,18 @@ describe("POST", () => {
     for (const r of received) expect(r).toEqual(received[0] as string[]);
     for (const s of subscribers) s.close();
   });
+
+  test("concurrent POSTs to channels of different sizes: each answer carries its own channel's count", async () => {
+    // post.ts rewrites one Headers object for every answer: no answer may carry another's count.
+    const sizes = [0, 1, 2, 3];
+    const subscribers = await Promise.all(
+      sizes.flatMap((n) => Array.from({ length: n }, () => subscribe(server.ws(`/post/counts/${n}`)))),
+    );
+    const posts = Array.from({ length: 200 }, (_, i) => sizes[i % sizes.length] as number);
+    const answers = await Promise.all(posts.map((n) => post(server.http(`/post/counts/${n}`), `to ${n}`)));
+    expect(answers.map((a) => a.headers.get("x-pinghub-subscribers"))).toEqual(posts.map(String));
+    for (const s of subscribers) s.close();
+  });
 });
 
 describe("websocket", () => {

@@ -7,6 +7,11 @@ export interface Relay {
   port: number;
   /** Cuts every connection through the relay at once, on both sides. */
   dropAll(): void;
+  /**
+   * While on, every byte either way is thrown away and no connection is closed, new ones included: a network
+   * partition as a client sees it, silent, with no reset.
+   */
+  blackhole(on: boolean): void;
   /** Connections made through the relay so far. */
   connections: number;
   /** Everything passed on from the server to the clients so far, over every connection, as text. */
@@ -25,6 +30,7 @@ export function startRelay(targetPort: number): Relay {
   let connections = 0;
   let toClients = "";
   const decoder = new TextDecoder();
+  let blackholed = false;
   const listener: TCPSocketListener<Pair> = Bun.listen<Pair>({
     hostname: "127.0.0.1",
     port: 0,
@@ -38,6 +44,7 @@ export function startRelay(targetPort: number): Relay {
           port: targetPort,
           socket: {
             data: (_upstream, bytes) => {
+              if (blackholed) return;
               toClients += decoder.decode(bytes, { stream: true });
               client.write(bytes);
             },
@@ -54,6 +61,7 @@ export function startRelay(targetPort: number): Relay {
         );
       },
       data(client, bytes) {
+        if (blackholed) return;
         if (client.data.upstream === undefined) client.data.early.push(new Uint8Array(bytes));
         else client.data.upstream.write(bytes);
       },
@@ -70,6 +78,9 @@ export function startRelay(targetPort: number): Relay {
     },
     get toClients() {
       return toClients;
+    },
+    blackhole(on) {
+      blackholed = on;
     },
     dropAll() {
       for (const client of open) {

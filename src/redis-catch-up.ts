@@ -1,0 +1,195 @@
+// With --history, no message is lost while a node is away from Redis. Redis pub/sub forgets what it published
+// while a node's subscriber connection was down (a network cut, a Redis pause, Redis closing a connection too far
+// behind), but every message is also in its channel's stream (redis-history.ts). So the node keeps, per channel
+// it serves, the id of the last message it delivered; when its subscriber connection is lost it starts holding
+// what comes live on those channels, and once it has subscribed again it reads from each stream what came after
+// that id, delivers it, then the live messages held meanwhile, each id once: its subscribers, connected
+// throughout, miss nothing and see one order. What a stream no longer holds is a gap: an SSE `gap` event (then the
+// position at which the channel rejoined, when no message follows to carry one), and for websockets (whose
+// protocol has no such event) a loss, counted and logged.
+//
+// While Redis is healthy this costs one Map write per batch of messages (the last id); nothing per subscriber.
+
+import type { Deliver } from "./broker.ts";
+import type { GapReason, Kept } from "./history.ts";
+import type { CatchUpReply } from "./redis-history.ts";
+import type { Pair } from "./redis-wire.ts";
+
+/** Live messages one channel may hold while it catches up; past this it gives up catching up, with a gap. */
+export const MAX_HELD_MESSAGES = 10_000;
+
+export interface CatchUpParts {
+  deliver: Deliver;
+  /**
+   * This node's subscribers of the channel missed messages that can no longer be given. `position` is where the
+   * channel's stream stands after the gap, when no message delivered next carries one; else undefined.
+   */
+  gap(channel: string, reason: GapReason, position: string | undefined): void;
+  /** The id of the stream's last message now, "" when it has none. */
+  position(channel: string): Promise<string>;
+  /**
+   * What the stream holds after `lastId` ("" for all of it); undefined when Redis refused to say (out of memory,
+   * no permission): a gap. A rejection means Redis is away, and the read is tried again with the next connection.
+   */
+  read(channel: string, lastId: string): Promise<CatchUpReply | undefined>;
+  /** History's time to live: a stream gone after an outage this long may have taken messages with it. */
+  ttlMs: number;
+}
+
+export class CatchUp {
+  /**
+   * Each channel the node follows, with the id of the last message delivered on it: "" when its stream was empty
+   * when the node subscribed, undefined until its position is known.
+   */
+  private readonly lastIds = new Map<string, string | undefined>();
+  /** Channels catching up, with the live messages that came meanwhile, in order. */
+  private readonly held = new Map<string, Kept[]>();
+  /** When the subscriber connection was lost, for an outage long enough to outlast a stream. */
+  private lostAt = 0;
+  /** Counts losses of the subscriber connection: a catch-up that spans one more is not done. */
+  private losses = 0;
+  private running = false;
+
+  constructor(private readonly parts: CatchUpParts) {}
+
+  /** True while some channel has not caught up: the node is not up yet. */
+  get pending(): boolean {
+    return this.held.size > 0;
+  }
+
+  /** A batch from Redis, checked (redis-wire.ts): delivered now, or held while its channel catches up. */
+  receive(channel: string, batch: Pair[]): void {
+    if (this.held.size !== 0) {
+      const held = this.held.get(channel);
+      if (held !== undefined) {
+        for (const [id, message] of batch) held.push({ id, message });
+        if (held.length > MAX_HELD_MESSAGES) this.giveUp(channel, held);
+        return;
+      }
+    }
+    const deliver = this.parts.deliver;
+    for (const [id, message] of batch) deliver(channel, message, id);
+    // Only channels the node follows: a message in flight after an UNSUBSCRIBE must not bring one back.
+    if (this.lastIds.has(channel)) this.lastIds.set(channel, (batch[batch.length - 1] as Pair)[0]);
+  }
+
+  /** The node now hears this channel: learn where its stream stands, unless a message tells first. */
+  follow(channel: string): void {
+    if (this.lastIds.has(channel)) return;
+    this.lastIds.set(channel, undefined);
+    this.parts.position(channel).then(
+      (id) => {
+        if (this.lastIds.has(channel) && this.lastIds.get(channel) === undefined) this.lastIds.set(channel, id);
+      },
+      // Redis away: the channel has no position, and a loss now is a gap for it (see resume).
+      () => {},
+    );
+  }
+
+  /** The node no longer hears this channel. */
+  forget(channel: string): void {
+    this.lastIds.delete(channel);
+    this.held.delete(channel);
+  }
+
+  /** The subscriber connection is lost: from now on, every followed channel holds what comes until it caught up. */
+  lost(now: number): void {
+    if (this.held.size === 0) this.lostAt = now;
+    this.losses++;
+    for (const channel of this.lastIds.keys()) if (!this.held.has(channel)) this.held.set(channel, []);
+  }
+
+  /**
+   * Once subscribed again: reads each held channel's stream and delivers what it missed, then what was held.
+   * Resolves true when every channel caught up; false when some could not be read (Redis away again), to be
+   * tried again with the next connection.
+   */
+  async resume(now: number): Promise<boolean> {
+    if (this.running) return false;
+    this.running = true;
+    try {
+      const outageMs = now - this.lostAt;
+      await Promise.all([...this.held.keys()].map((channel) => this.catchUp(channel, outageMs)));
+    } finally {
+      this.running = false;
+    }
+    return this.held.size === 0;
+  }
+
+  private async catchUp(channel: string, outageMs: number): Promise<void> {
+    const lastId = this.lastIds.get(channel);
+    if (lastId === undefined) {
+      // Lost before the node knew where the stream stood: what came meanwhile cannot be told apart.
+      const held = this.held.get(channel);
+      if (held !== undefined) this.giveUp(channel, held);
+      return;
+    }
+    const losses = this.losses;
+    let reply: CatchUpReply | undefined;
+    try {
+      reply = await this.parts.read(channel, lastId);
+    } catch {
+      return;
+    }
+    const held = this.held.get(channel);
+    // Forgotten, or given up, while the stream was read.
+    if (held === undefined) return;
+    if (reply === undefined) {
+      this.giveUp(channel, held);
+      return;
+    }
+    // Lost again meanwhile: what was read is delivered, and the channel holds again for the next catch-up.
+    if (this.losses !== losses) this.held.set(channel, []);
+    else this.held.delete(channel);
+    // What is new to this node, each id once: the stream's messages after lastId, then those held after them.
+    const fresh: Kept[] = [];
+    let last = lastId;
+    for (const list of [reply.messages, held]) {
+      for (const kept of list) {
+        if (last !== "" && compareIds(kept.id, last) <= 0) continue;
+        fresh.push(kept);
+        last = kept.id;
+      }
+    }
+    // A stream gone (or made anew, empty) where the node had a place: after an outage as long as the history's
+    // TTL, it may have expired with messages the node never heard. Its position unchanged says nothing was.
+    const expired =
+      reply.status === "empty" && lastId !== "" && reply.position !== lastId && outageMs >= this.parts.ttlMs;
+    const reason =
+      reply.status === "dropped"
+        ? "messages dropped"
+        : reply.status === "unknown" || expired
+          ? "unknown id"
+          : undefined;
+    // Nothing follows to carry an id: the channel's position now (an `empty` reply's) is where it rejoined.
+    const position = fresh.length === 0 ? reply.position : undefined;
+    if (reason !== undefined) this.parts.gap(channel, reason, position);
+    const deliver = this.parts.deliver;
+    for (const { id, message } of fresh) deliver(channel, message, id);
+    this.lastIds.set(channel, position ?? last);
+  }
+
+  /** Stops catching up a channel: a gap, then what it holds, delivered as it came. */
+  private giveUp(channel: string, held: Kept[]): void {
+    this.held.delete(channel);
+    // No position to give: the stream was not read. The held messages carry their own ids.
+    this.parts.gap(channel, "messages dropped", undefined);
+    for (const { id, message } of held) this.parts.deliver(channel, message, id);
+    if (held.length > 0) this.lastIds.set(channel, held[held.length - 1]?.id);
+  }
+}
+
+/**
+ * Orders two stream ids, INCARNATION-SEQUENCE, both parts decimal: a later incarnation (a stream created
+ * later) comes after every message of an earlier one.
+ */
+export function compareIds(a: string, b: string): number {
+  const [aIncarnation = "", aSequence = ""] = a.split("-");
+  const [bIncarnation = "", bSequence = ""] = b.split("-");
+  return compareDecimal(aIncarnation, bIncarnation) || compareDecimal(aSequence, bSequence);
+}
+
+function compareDecimal(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
