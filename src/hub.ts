@@ -9,6 +9,7 @@
 // channel's first subscriber on this node through admission, and of its last after a delay.
 
 import { Admission, type Door } from "./admission.ts";
+import { BacklogBudget } from "./backlog.ts";
 import { type Broker, type BrokerFactory, BrokerUnavailable, localBroker } from "./broker.ts";
 import type { GapReason } from "./history.ts";
 import { type GroupOwner, SubscriberGroup, type Transport } from "./subscribers.ts";
@@ -23,6 +24,20 @@ export interface HubCounters {
   websocketsOpened: number;
   /** Websockets closed, by the class of their close code. */
   websocketsClosed: Record<CloseClass, number>;
+}
+
+/** How far subscribers may fall behind (--max-backlog, --max-backlog-total), in bytes. */
+export interface BacklogLimits {
+  maxBacklog: number;
+  maxBacklogTotal: number;
+}
+
+/** What the hub tells its owner (main.ts logs it). */
+export interface HubEvents {
+  /** A subscriber of `channel` was cut off for passing --max-backlog. */
+  slowSubscriber?(channel: string): void;
+  /** All backlogs together passed --max-backlog-total (`total` bytes): `cut` subscribers furthest behind went. */
+  overBacklogTotal?(cut: number, total: number): void;
 }
 
 /** Close codes in a few classes, so that a metric label stays bounded whatever codes clients send. */
@@ -54,18 +69,21 @@ export class Hub implements GroupOwner {
     websocketsClosed: { normal: 0, going_away: 0, no_close_frame: 0, refused: 0, other: 0 },
   };
   readonly broker: Broker;
+  /** The backlogs of subscribers that fell behind, of every transport, against their limits. */
+  readonly backlog: BacklogBudget;
   /** Set by closeAll: a subscriber whose door was opening at shutdown is ended as it joins. */
   private shutdown: { code: number; reason: string } | undefined;
   private readonly groups: SubscriberGroup<unknown>[] = [];
   private readonly admission: Admission;
 
   constructor(
-    /** Bytes a subscriber may fall behind before it is cut off (--max-backlog). */
-    readonly maxBacklog: number,
-    /** Told once about each subscriber cut off for its backlog, with its channel. */
-    private readonly onSlowSubscriber: (channel: string) => void = () => {},
+    limits: BacklogLimits,
+    private readonly events: HubEvents = {},
     createBroker: BrokerFactory = localBroker(),
   ) {
+    this.backlog = new BacklogBudget(limits.maxBacklog, limits.maxBacklogTotal, (cut, total) =>
+      events.overBacklogTotal?.(cut, total),
+    );
     this.broker = createBroker(
       (channel, message, id) => this.deliver(channel, message, id),
       (channel, reason, position) => this.gap(channel, reason, position),
@@ -93,9 +111,14 @@ export class Hub implements GroupOwner {
     return this.shutdown;
   }
 
-  /** A transport cut off a subscriber for its backlog. */
+  /** Bytes a subscriber may fall behind before it is cut off (--max-backlog). */
+  get maxBacklog(): number {
+    return this.backlog.maxBacklog;
+  }
+
+  /** A transport cut off a subscriber for passing --max-backlog. */
   slowSubscriber(channel: string): void {
-    this.onSlowSubscriber(channel);
+    this.events.slowSubscriber?.(channel);
   }
 
   /** From the groups: a subscriber left. */
@@ -212,6 +235,8 @@ export class Hub implements GroupOwner {
     for (let i = 0; i < groups.length; i++)
       delivered += (groups[i] as SubscriberGroup<unknown>).deliver(channel, message, id);
     this.counters.sentMessages += delivered;
+    // One comparison unless subscribers are so far behind that together they pass --max-backlog-total.
+    this.backlog.enforce();
     return delivered;
   }
 

@@ -81,9 +81,17 @@ async function run(config: Config): Promise<number> {
             ),
         });
   const hub = new Hub(
-    config.maxBacklog,
-    (channel) =>
-      logger.warn(`slow subscriber cut off: over ${config.maxBacklog} bytes behind on ${JSON.stringify(channel)}`),
+    config,
+    {
+      slowSubscriber: (channel) =>
+        logger.warn(`slow subscriber cut off: over ${config.maxBacklog} bytes behind on ${JSON.stringify(channel)}`),
+      // One line for a whole herd: each subscriber of it is in the debug log, as its connection closes.
+      overBacklogTotal: (cut, total) =>
+        logger.warn(
+          `slow subscribers cut off: ${cut} furthest behind, all backlogs together ${total} bytes, over ` +
+            `--max-backlog-total ${config.maxBacklogTotal}`,
+        ),
+    },
     broker,
   );
   let metrics: Metrics;

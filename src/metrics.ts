@@ -79,8 +79,20 @@ export function createMetrics(
   total(
     registry,
     "pinghub_slow_subscribers_total",
-    "Subscribers disconnected because their backlog passed --max-backlog.",
+    "Subscribers disconnected for their backlog: past --max-backlog, or furthest behind past --max-backlog-total.",
     () => totals.slowSubscribers,
+  );
+  total(
+    registry,
+    "pinghub_slow_subscribers_over_budget_total",
+    "Of those, the subscribers cut off furthest behind first because all backlogs together passed --max-backlog-total.",
+    () => hub.backlog.cutOffOverTotal,
+  );
+  gauge(
+    registry,
+    "pinghub_backlog_bytes",
+    "Bytes held in the process for subscribers that fall behind, as last known (at most this), against --max-backlog-total.",
+    () => hub.backlog.total,
   );
   const cluster = hub.broker.cluster;
   if (cluster !== undefined) {

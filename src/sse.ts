@@ -12,6 +12,7 @@
 
 import type { Server } from "bun";
 import type { Decision, DoorContext } from "./access.ts";
+import { type BacklogBudget, type Backlogged, OVER_MAX_BACKLOG } from "./backlog.ts";
 import type { Config } from "./config.ts";
 import { ExpiryWheel } from "./expiry.ts";
 import { parseId, type Resume } from "./history.ts";
@@ -46,18 +47,19 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
   // Streams whose token expires wait here to be ended, each as the function that ends it: one timer for all.
   const expiries = new ExpiryWheel<() => void>((end) => end());
   const group = hub.group<SseStream>(EVENT_STREAMS, {
-    fanOut(channel, streams, message, id) {
-      // The event's bytes are built once, here, for every stream of the channel.
+    fanOut(_channel, streams, message, id) {
+      // The event's bytes are built once, here, for every stream of the channel; Bun copies them into each
+      // socket (or its buffer), and a stream that falls too far behind cuts itself off as it writes.
       const bytes = eventBytes(message, id);
-      for (const stream of streams) if (!stream.send(bytes, id)) hub.slowSubscriber(channel);
+      for (const stream of streams) stream.send(bytes, id);
       return streams.size;
     },
     end: (stream) => stream.end("server shutting down"),
     slow: (stream) => stream.slow,
     // Cluster mode, after an outage the history did not cover: the gap event, and where the channel rejoined.
-    gap(channel, streams, reason, position) {
+    gap(_channel, streams, reason, position) {
       const bytes = gapEventBytes(reason, position);
-      for (const stream of streams) if (!stream.send(bytes, undefined)) hub.slowSubscriber(channel);
+      for (const stream of streams) stream.send(bytes, undefined);
     },
   });
   const open = new Set<SseStream>();
@@ -108,8 +110,9 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
   ): Response | Promise<Response> {
     const history = hub.broker.history;
     let expiry: { slot: number; end: () => void } | undefined;
-    const stream = new SseStream(channel, config.maxBacklog, history, (why) => {
+    const stream = new SseStream(channel, hub.backlog, history, (why) => {
       if (expiry !== undefined) expiries.remove(expiry.slot, expiry.end);
+      if (why === OVER_MAX_BACKLOG) hub.slowSubscriber(channel);
       if (!group.leave(channel, stream)) return;
       open.delete(stream);
       if (open.size === 0 && heartbeat !== undefined) {
@@ -222,40 +225,71 @@ function lastEventId(req: Request): string | undefined {
   return new URLSearchParams(req.url.slice(query + 1)).get(LAST_EVENT_ID_PARAMETER) ?? undefined;
 }
 
-/** One SSE subscriber: a byte stream whose queue, past --max-backlog, cuts it off. */
-class SseStream {
+/**
+ * One SSE subscriber: a Bun direct stream, written straight into the response with no queue in JavaScript
+ * (a default ReadableStream's enqueue, size callback and pull bookkeeping were most of what an SSE delivery
+ * cost beyond a websocket's). Bun's controller.write takes the bytes either way and answers a number while the
+ * socket keeps up, or a promise of its drain once its own buffer is building up: only from then on are bytes
+ * counted, as the subscriber's backlog, until that promise says the buffer is empty again.
+ */
+class SseStream implements Backlogged {
   slow = false;
+  /** Bytes written since Bun last said the socket was backed up, not yet drained: what it holds for us. */
+  backlog = 0;
+  stuck = false;
+  checkedTurn = 0;
   readonly body: ReadableStream<Uint8Array>;
-  private controller!: ReadableStreamDefaultController<Uint8Array>;
+  /** Set when Bun starts the stream, a moment after the response is returned: until then, `early` holds. */
+  private controller: ReadableStreamDirectController | undefined;
+  private early: Uint8Array[] | undefined = [];
+  /** How the stream ends, once Bun has started it: in order (resolve), or reset at once (reject). */
+  private settle: { end: () => void; reset: (reason: undefined) => void } | undefined;
+  /** Ended before Bun started it: in order, or reset. */
+  private endedEarly: "end" | "reset" | undefined;
   private done = false;
+  /** Whether a drain promise is being waited for. */
+  private draining = false;
+  private readonly drained = () => {
+    this.draining = false;
+    this.budget.update(this, 0);
+  };
+  /** Whether the stream's first bytes were written. */
+  private started = false;
   /** Live events held while the history is read, with their ids, so the two can be joined without a duplicate. */
   private held: Array<{ bytes: Uint8Array; id: string | undefined }> | undefined;
   /** After a resume: the last id the subscriber has been given; live events up to it are dropped. */
   private floor: { incarnation: string; sequence: number } | undefined;
 
-  /** Whether the stream's first bytes were written. */
-  private started = false;
-
   constructor(
     readonly channel: string,
-    maxBacklog: number,
+    private readonly budget: BacklogBudget,
     /** With history on, the first bytes wait for the position, which catchUp writes with them. */
     positioned: boolean,
     /** Told once, when the stream is over, with why (for the debug line). */
     private readonly onDone: (why: string) => void,
   ) {
-    this.body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.controller = controller;
-          // The first bytes go out at once, so clients and proxies see the stream open.
-          if (!positioned) this.start(undefined);
-        },
-        cancel: () => this.gone(),
+    // The first bytes go out at once, so clients and proxies see the stream open.
+    if (!positioned) this.start(undefined);
+    const source: Bun.DirectUnderlyingSource<Uint8Array> = {
+      type: "direct",
+      // Bun calls this once, when it starts sending the body; the stream lasts until the promise settles.
+      pull: (controller) => {
+        const early = this.early ?? [];
+        this.early = undefined;
+        for (const bytes of early) controller.write(bytes);
+        if (this.endedEarly === "end") return controller.close();
+        // biome-ignore lint/suspicious/noExplicitAny: a rejection with no reason is Bun's silent reset.
+        if (this.endedEarly === "reset") return Promise.reject(undefined as any);
+        this.controller = controller;
+        return new Promise<void>((end, reset) => {
+          this.settle = { end, reset };
+        });
       },
-      // Counted in bytes: what Bun has not yet handed to the kernel is the subscriber's backlog.
-      { highWaterMark: maxBacklog, size: (chunk) => chunk?.byteLength ?? 0 },
-    );
+      // The client went away: Bun cancels the stream, and writes from now on would return 0.
+      cancel: () => this.gone(),
+    };
+    // Bun's own overload for a direct source is hidden by the DOM library's ReadableStream type.
+    this.body = new ReadableStream<Uint8Array>(source as unknown as UnderlyingDefaultSource<Uint8Array>);
   }
 
   holdLive(): void {
@@ -263,7 +297,7 @@ class SseStream {
   }
 
   /**
-   * Queues one event's bytes (`id` is the message's id, if it has one). Returns false if the subscriber is now
+   * Writes one event's bytes (`id` is the message's id, if it has one). Returns false if the subscriber is now
    * past --max-backlog: it has cut itself off and left.
    */
   send(bytes: Uint8Array, id: string | undefined): boolean {
@@ -280,19 +314,12 @@ class SseStream {
       // The live stream has passed the history: nothing later can be in it, so no more look-ups.
       this.floor = undefined;
     }
-    this.controller.enqueue(bytes);
-    if ((this.controller.desiredSize ?? 0) >= 0) return true;
-    this.slow = true;
-    // Dropped at once: an orderly end would only queue behind the backlog it cannot read.
-    this.finish("cut off: over --max-backlog");
-    // With no reason given, Bun resets the connection without printing an error of its own.
-    this.controller.error();
-    return false;
+    return this.write(bytes);
   }
 
   comment(bytes: Uint8Array): void {
     // Never before the first bytes: the position must come first, and the answer is not out yet anyway.
-    if (!this.done && this.started) this.controller.enqueue(bytes);
+    if (!this.done && this.started) this.write(bytes);
   }
 
   /**
@@ -309,8 +336,8 @@ class SseStream {
     const held = this.held ?? [];
     this.held = undefined;
     this.start(result.messages.length === 0 ? result.position : undefined);
-    if (result.gap !== undefined) this.controller.enqueue(gapEventBytes(result.gap));
-    for (const kept of result.messages) this.controller.enqueue(eventBytes(kept.message, kept.id));
+    if (result.gap !== undefined && !this.write(gapEventBytes(result.gap))) return;
+    for (const kept of result.messages) if (!this.write(eventBytes(kept.message, kept.id))) return;
     this.floor = result.position === undefined ? undefined : parseId(result.position);
     for (const event of held) if (!this.send(event.bytes, event.id)) return;
   }
@@ -320,22 +347,35 @@ class SseStream {
     if (this.done) return;
     this.start(undefined);
     this.finish(why);
-    this.controller.close();
+    if (this.settle === undefined) this.endedEarly = "end";
+    else this.settle.end();
   }
 
   endWith(comment: string, why: string): void {
     if (this.done) return;
     this.start(undefined);
-    this.controller.enqueue(commentBytes(comment));
+    this.write(commentBytes(comment));
     this.end(why);
+  }
+
+  /** Cut off for its backlog: dropped at once, since an orderly end would only queue behind what it cannot read. */
+  cutOff(why: string): void {
+    if (this.done) return;
+    this.slow = true;
+    // What was written before Bun started the stream goes too: the connection is reset.
+    this.early = undefined;
+    this.finish(why);
+    // With no reason given, Bun resets the connection without printing an error of its own.
+    if (this.settle === undefined) this.endedEarly = "reset";
+    else this.settle.reset(undefined);
   }
 
   /** The first bytes, once: how long EventSource waits to reconnect, the position if given, and a comment. */
   private start(position: string | undefined): void {
     if (this.started) return;
     this.started = true;
-    this.controller.enqueue(retryBytes(RECONNECT_MS, position));
-    this.controller.enqueue(commentBytes(`pinghub channel ${this.channel}`));
+    this.write(retryBytes(RECONNECT_MS, position));
+    this.write(commentBytes(`pinghub channel ${this.channel}`));
   }
 
   /** The client went away. */
@@ -343,9 +383,33 @@ class SseStream {
     if (!this.done) this.finish("the client went away");
   }
 
+  /** Writes bytes; false if that put the subscriber past --max-backlog, and so cut it off. */
+  private write(bytes: Uint8Array): boolean {
+    const controller = this.controller;
+    if (controller === undefined) {
+      this.early?.push(bytes);
+      return true;
+    }
+    const written = controller.write(bytes);
+    // The usual case: the socket took it, or Bun's buffer was empty; nothing to count.
+    if (typeof written === "number") return true;
+    // Progress is Bun's buffer having emptied since an earlier write found it backed up: Bun says when it has
+    // emptied, not how much went out meanwhile.
+    const progressed = !this.draining;
+    if (!this.draining) {
+      this.draining = true;
+      written.then(this.drained, this.drained);
+    }
+    this.budget.update(this, this.backlog + bytes.byteLength, progressed);
+    if (this.backlog <= this.budget.maxBacklog) return true;
+    this.cutOff(OVER_MAX_BACKLOG);
+    return false;
+  }
+
   private finish(why: string): void {
     this.done = true;
     this.held = undefined;
+    this.budget.update(this, 0);
     this.onDone(why);
   }
 }

@@ -5,6 +5,7 @@
 
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { type Decision, type DoorContext, EVERYONE } from "./access.ts";
+import { type Backlogged, OVER_MAX_BACKLOG } from "./backlog.ts";
 import type { Config } from "./config.ts";
 import { ExpiryWheel } from "./expiry.ts";
 import { closeClass, type Hub, WEBSOCKETS } from "./hub.ts";
@@ -23,6 +24,10 @@ export interface Subscriber {
   slow: boolean;
   /** The client's address, for debug lines; empty unless --log-level is debug. */
   client: string;
+  /** Why pinghub cut it off, for the debug line as it closes. */
+  why?: string;
+  /** Its account with the hub's backlog budget, made the first time it is found behind. */
+  behind?: BehindSocket;
   /** `?last=N`: the newest N kept messages are sent first (websocket-replay.ts); 0 for none. */
   last: number;
   // Set only with --websocket-publish no, --jwt-key or --auth-url: without them a websocket's data keeps its
@@ -90,7 +95,7 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
     fanOut(channel, subscribers, message, id) {
       // Bun answers 0 or -1 when some subscriber's send queue is building up. Only then do we look at the
       // subscribers one by one, to cut off those past --max-backlog (Bun's own limit is out of reach, below).
-      if (listening !== undefined && listening.publish(channel, message) <= 0) findSlow(subscribers);
+      if (listening !== undefined && listening.publish(channel, message) <= 0) findSlow(subscribers, message.length);
       // After the topic: a websocket that leaves the replay for its topic must not get this message twice.
       replay.deliver(channel, message, id);
       return subscribers.size;
@@ -99,13 +104,26 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
     slow: (ws) => ws.data.slow,
   });
 
-  function findSlow(subscribers: ReadonlySet<SubscriberSocket>): void {
+  /**
+   * Cuts off those past --max-backlog, and tells the hub's budget (backlog.ts) what the others hold, so that
+   * all backlogs together stay under --max-backlog-total. The hub checks that total after the fan-out.
+   */
+  function findSlow(subscribers: ReadonlySet<SubscriberSocket>, added: number): void {
+    const budget = hub.backlog;
     for (const ws of subscribers) {
-      if (ws.data.slow || ws.getBufferedAmount() <= hub.maxBacklog) continue;
-      ws.data.slow = true;
-      hub.slowSubscriber(ws.data.channel);
-      // Dropped at once: a close frame would only queue behind the backlog it cannot read.
-      ws.terminate();
+      if (ws.data.slow) continue;
+      const buffered = ws.getBufferedAmount();
+      if (buffered > budget.maxBacklog) {
+        hub.slowSubscriber(ws.data.channel);
+        cutOff(ws, OVER_MAX_BACKLOG);
+      } else if (buffered > 0 || ws.data.behind !== undefined) {
+        ws.data.behind ??= new BehindSocket(ws);
+        const before = ws.data.behind.backlog;
+        // Stuck: behind at the last check too, and falling further behind, having sent less than half of the
+        // message's bytes (at least its length in UTF-16 units) since. A member of a herd whose kernel buffers
+        // still take a trickle is stuck too, and the furthest behind of those go first.
+        budget.update(ws.data.behind, buffered, before === 0 || buffered < before + added / 2);
+      }
     }
   }
 
@@ -176,6 +194,12 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
     // Compression would cost CPU per subscriber on every message; notifications are small.
     perMessageDeflate: false,
 
+    // Bun calls this once a socket that was backed up can take more: its backlog is what is left, usually none.
+    drain(ws) {
+      const behind = ws.data.behind;
+      if (behind !== undefined && !ws.data.slow) hub.backlog.update(behind, ws.getBufferedAmount());
+    },
+
     open(ws) {
       const channel = ws.data.channel;
       if (group.join(channel, ws)) {
@@ -228,11 +252,15 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
     close(ws, reported, reason) {
       const bunClose = BUN_CLOSE_REASONS[reason];
       const code = bunClose?.code ?? reported;
+      if (ws.data.behind !== undefined) hub.backlog.update(ws.data.behind, 0);
       replay.leave(ws, ws.data.channel);
       if (group.leave(ws.data.channel, ws)) hub.counters.websocketsClosed[closeClass(code)]++;
       if (ws.data.expiry !== undefined) expiries.remove(ws.data.expiry, ws);
       if (bunClose !== undefined) refused(bunClose.refusal, ws.data.channel, ws.data.client);
-      debug?.(`websocket closed: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}, code ${code}`);
+      const why = ws.data.why === undefined ? "" : `, ${ws.data.why}`;
+      debug?.(
+        `websocket closed: channel ${JSON.stringify(ws.data.channel)} from ${ws.data.client}, code ${code}${why}`,
+      );
     },
   };
 
@@ -243,6 +271,24 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
       listening = server;
     },
   };
+}
+
+/** Drops a websocket at once: a close frame would only queue behind the backlog it cannot read. */
+function cutOff(ws: SubscriberSocket, why: string): void {
+  ws.data.slow = true;
+  ws.data.why = why;
+  ws.terminate();
+}
+
+/** A websocket as the backlog budget sees it, once it has been found behind. */
+class BehindSocket implements Backlogged {
+  backlog = 0;
+  stuck = false;
+  checkedTurn = 0;
+  constructor(private readonly ws: SubscriberSocket) {}
+  cutOff(why: string): void {
+    if (!this.ws.data.slow) cutOff(this.ws, why);
+  }
 }
 
 /** A close reason must fit in 123 bytes of UTF-8. */

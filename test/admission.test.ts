@@ -39,6 +39,8 @@ function door(group: SubscriberGroup<Member>, channel: string, member?: Member):
   };
 }
 
+const LIMITS = { maxBacklog: 1 << 20, maxBacklogTotal: 1 << 26 };
+
 async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -48,7 +50,7 @@ async function until(check: () => Promise<boolean> | boolean, what: string, time
 }
 
 test("single node: admission is synchronous, no promise, and the door opens at once", () => {
-  const hub = new Hub(1 << 20, undefined, localBroker());
+  const hub = new Hub(LIMITS, undefined, localBroker());
   const group = memberGroup(hub);
   const member: Member = { got: [] };
   expect(hub.admit("/now", door(group, "/now", member))).toBe("joined");
@@ -69,7 +71,7 @@ describe.skipIf(skipWithoutRedis())("cluster mode, with a real Redis", () => {
     redis = await startRedis();
     admin = redis.client();
     hub = new Hub(
-      1 << 20,
+      LIMITS,
       undefined,
       redisBroker({
         target: parseRedisUrl(redis.url),

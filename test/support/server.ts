@@ -28,7 +28,7 @@ export interface TestServer extends ChannelServer {
 export async function startServer(overrides: Partial<Config> = {}, hooks: ServerHooks = {}): Promise<TestServer> {
   const config = testConfig(overrides);
   // A single node's hub, as main.ts makes it without --redis.
-  const hub = new Hub(config.maxBacklog, undefined, localBroker(historySettings(config)));
+  const hub = new Hub(config, undefined, localBroker(historySettings(config)));
   const channels = await startChannelServer(config, hub, hooks);
   const port = channels.server.port ?? 0;
   return {

@@ -1,0 +1,108 @@
+// What subscribers that fall behind may cost the node: each one at most --max-backlog bytes queued in pinghub's
+// process, and all of them together at most --max-backlog-total. A subscriber's backlog is what Bun holds for
+// it beyond the kernel's socket buffers (a websocket's getBufferedAmount, a stream's bytes written since Bun
+// said the socket was backed up): it is copied for each subscriber, so a herd of clients that stop reading
+// would otherwise hold their number × --max-backlog, the readers waiting while it is copied.
+//
+// Nothing here runs per subscriber while subscribers keep up: a transport reports a backlog only when Bun has
+// said a socket is backed up (publish's answer, a write's promise), and the budget is checked once per message.
+//
+// Past the total, the first to go are the subscribers seen stuck: behind at two checks with (next to) nothing
+// sent in between, the two in different turns of the event loop (within one turn no socket can send: several messages
+// published in one turn would make every subscriber look stuck). Size alone would not do: while a herd first
+// fills its kernel buffers the node is busy, the readers' sockets (their kernel buffers small, since they read)
+// back up too, and a reader can hold as much here as a member of the herd whose kernel buffers took most of it.
+// A reader shows progress by the next turn; a socket that never reads never does.
+
+/** A subscriber that is behind, as a transport reports it. */
+export interface Backlogged {
+  /** Bytes last known queued for it in this process; set through BacklogBudget.update only. */
+  backlog: number;
+  /** Whether nothing was sent between two of its checks in different turns; set through update only. */
+  stuck: boolean;
+  /** The turn of its last check; set through update only. */
+  checkedTurn: number;
+  /** Drops its connection at once (a close would only queue behind the backlog); it is counted slow as it leaves. */
+  cutOff(why: string): void;
+}
+
+/** Why a subscriber was cut off, for the log. */
+export const OVER_MAX_BACKLOG = "cut off: over --max-backlog";
+export const OVER_MAX_BACKLOG_TOTAL = "cut off: furthest behind when all backlogs together passed --max-backlog-total";
+
+export class BacklogBudget {
+  /** The sum of every subscriber's last known backlog: an upper bound, since a backlog only shrinks unseen. */
+  total = 0;
+  /** Subscribers cut off because the total passed its limit. */
+  cutOffOverTotal = 0;
+  private readonly behind = new Set<Backlogged>();
+  /** Counts turns of the event loop, while anyone is behind: one setImmediate a turn at most. */
+  private turn = 0;
+  private turnCounted = false;
+  private readonly nextTurn = () => {
+    this.turn++;
+    this.turnCounted = false;
+  };
+
+  constructor(
+    /** Bytes one subscriber may fall behind (--max-backlog). */
+    readonly maxBacklog: number,
+    /** Bytes all subscribers together may fall behind (--max-backlog-total). */
+    readonly maxTotal: number,
+    /** Told after each cut of the subscribers furthest behind: how many, and the total before. */
+    private readonly onOverTotal: (cut: number, total: number) => void = () => {},
+  ) {}
+
+  /** Subscribers with a backlog now. */
+  get behindCount(): number {
+    return this.behind.size;
+  }
+
+  /**
+   * A subscriber's backlog is now `bytes` (0: drained, or gone); `progressed` unless the transport knows that
+   * nothing left it since its last check.
+   */
+  update(subscriber: Backlogged, bytes: number, progressed = true): void {
+    this.total += bytes - subscriber.backlog;
+    subscriber.backlog = bytes;
+    if (bytes === 0 || progressed) subscriber.stuck = false;
+    else if (subscriber.checkedTurn !== this.turn) subscriber.stuck = true;
+    subscriber.checkedTurn = this.turn;
+    if (bytes > 0) this.behind.add(subscriber);
+    else this.behind.delete(subscriber);
+  }
+
+  /**
+   * Once per message, after its fan-out: past --max-backlog-total, the stuck subscribers furthest behind are cut
+   * off until the total fits again. A herd that stopped reading is then cut off as a whole long before each of
+   * its members reaches --max-backlog, while a reader that keeps up, and so shows progress, stays. Only past
+   * twice the total are subscribers not yet seen stuck cut off too, furthest behind first.
+   */
+  enforce(): void {
+    if (this.behind.size > 0 && !this.turnCounted) {
+      this.turnCounted = true;
+      setImmediate(this.nextTurn);
+    }
+    if (this.total <= this.maxTotal) return;
+    const before = this.total;
+    const furthestFirst = [...this.behind].sort((a, b) => b.backlog - a.backlog);
+    let cut = this.cut(furthestFirst, this.maxTotal, true);
+    if (this.total > this.maxTotal * 2) cut += this.cut(furthestFirst, this.maxTotal, false);
+    if (cut === 0) return;
+    this.cutOffOverTotal += cut;
+    this.onOverTotal(cut, before);
+  }
+
+  private cut(furthestFirst: Backlogged[], limit: number, stuckOnly: boolean): number {
+    let cut = 0;
+    for (const subscriber of furthestFirst) {
+      if (this.total <= limit) break;
+      if (subscriber.backlog === 0 || (stuckOnly && !subscriber.stuck)) continue;
+      // Counted out here, not when the transport reports it gone: a websocket's close comes later.
+      this.update(subscriber, 0);
+      subscriber.cutOff(OVER_MAX_BACKLOG_TOTAL);
+      cut++;
+    }
+    return cut;
+  }
+}

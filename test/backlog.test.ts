@@ -1,0 +1,159 @@
+// Subscribers that fall behind, against a real server with real sockets: a herd that stops reading is cut off,
+// furthest behind first, once all backlogs together pass --max-backlog-total, while the readers beside it get
+// every message; a subscriber that reads slowly (a phone on a bad network) is not cut off under ordinary load.
+// The single-subscriber cut-off at --max-backlog is in limits.test.ts (websockets) and sse.test.ts (streams).
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { BacklogBudget, type Backlogged, OVER_MAX_BACKLOG_TOTAL } from "../src/backlog.ts";
+import { post, subscribe } from "./support/clients.ts";
+import { startServer, type TestServer } from "./support/server.ts";
+import { type SlowReader, slowReader } from "./support/slow-reader.ts";
+import { openEvents } from "./support/sse-client.ts";
+import { until } from "./support/until.ts";
+
+const servers: TestServer[] = [];
+const readers: SlowReader[] = [];
+afterEach(async () => {
+  for (const reader of readers.splice(0)) reader.close();
+  for (const server of servers.splice(0)) await server.stop();
+});
+
+/** The sequence numbers of the messages `m<n>|` in what a raw reader received, in order. */
+function sequence(text: string): number[] {
+  return [...text.matchAll(/m(\d+)\|/g)].map((match) => Number(match[1]));
+}
+
+describe("the budget itself", () => {
+  const subscriber = (name: string, cut: string[]): Backlogged => ({
+    backlog: 0,
+    stuck: false,
+    checkedTurn: 0,
+    cutOff: (why) => cut.push(`${name}: ${why}`),
+  });
+  /** Lets the event loop turn once: the budget counts turns while anyone is behind. */
+  const nextTurn = (budget: BacklogBudget) => {
+    budget.enforce();
+    return new Promise((resolve) => setImmediate(resolve));
+  };
+
+  test("past the total, the stuck subscribers furthest behind are cut off until it fits, and only they", async () => {
+    const cut: string[] = [];
+    const reports: Array<[number, number]> = [];
+    const budget = new BacklogBudget(1000, 100, (count, total) => reports.push([count, total]));
+    const [a, b, c, d, reader] = ["a", "b", "c", "d", "reader"].map((n) => subscriber(n, cut)) as [
+      Backlogged,
+      Backlogged,
+      Backlogged,
+      Backlogged,
+      Backlogged,
+    ];
+    for (const s of [a, b, c, d, reader]) budget.update(s, 10);
+    // Nothing sent since, but within one turn: no one is stuck yet, and under twice the total no one is cut.
+    budget.update(a, 20, false);
+    budget.update(c, 40, false);
+    budget.enforce();
+    expect([a.stuck, c.stuck, cut.length]).toEqual([false, false, 0]);
+    await nextTurn(budget);
+    budget.update(a, 50, false);
+    budget.update(b, 20, false);
+    budget.update(c, 80, false);
+    budget.update(d, 30, false);
+    // The largest backlog, but it sent something since the last check: a reader the node is slow to serve.
+    budget.update(reader, 90, true);
+    expect(budget.total).toBe(270);
+    expect([a.stuck, b.stuck, c.stuck, d.stuck, reader.stuck]).toEqual([true, true, true, true, false]);
+    budget.enforce();
+    // 270 → 190 without c → 140 without a → 110 without d → 90 without b: the reader stays.
+    expect(cut).toEqual(["c", "a", "d", "b"].map((name) => `${name}: ${OVER_MAX_BACKLOG_TOTAL}`));
+    expect([budget.total, budget.behindCount, budget.cutOffOverTotal]).toEqual([90, 1, 4]);
+    expect(reports).toEqual([[4, 270]]);
+    budget.update(reader, 0);
+    expect([budget.total, budget.behindCount, cut.length]).toEqual([0, 0, 4]);
+  });
+
+  test("past twice the total, subscribers not seen stuck are cut off too, furthest behind first", () => {
+    const cut: string[] = [];
+    const budget = new BacklogBudget(1000, 100);
+    const [a, b] = ["a", "b"].map((n) => subscriber(n, cut)) as [Backlogged, Backlogged];
+    budget.update(a, 90);
+    budget.update(b, 60);
+    budget.enforce();
+    // 150: over the total, under twice it, and no one stuck.
+    expect(cut).toEqual([]);
+    budget.update(b, 130);
+    budget.enforce();
+    // 220: over twice the total: the furthest behind go until it fits.
+    expect(cut).toEqual([`b: ${OVER_MAX_BACKLOG_TOTAL}`]);
+    expect(budget.total).toBe(90);
+  });
+});
+
+describe("a herd that stops reading", () => {
+  test("websockets and SSE streams that never read are cut off by the total, long before --max-backlog; the readers get everything", async () => {
+    const server = await startServer({ maxBacklog: 1 << 20, maxBacklogTotal: 256 * 1024 });
+    servers.push(server);
+    const path = "/herd";
+    const STALLED = 24;
+    for (let i = 0; i < STALLED; i++) {
+      readers.push(await slowReader(server.port, path, i % 2 === 0 ? "websocket" : "sse", 0));
+    }
+    const ws = await subscribe(server.ws(path));
+    const sse = await openEvents(server.http(path));
+    await until(
+      () => server.hub.subscriberCount(path) === STALLED + 2,
+      () => `${STALLED + 2} subscribers; there are ${server.hub.subscriberCount(path)}`,
+    );
+    const padding = "h".repeat(16 * 1024);
+    let sent = 0;
+    // In batches the readers take at once; the herd falls behind until it is cut off. Its kernel buffers take
+    // some megabytes each first, so this may take a few hundred messages.
+    while (server.hub.counters.slowSubscribers < STALLED && sent < 5000) {
+      for (let i = 0; i < 10; i++) await post(server.http(path), `m${sent++}| ${padding}`);
+      await ws.received(sent, 20_000);
+    }
+    expect(server.hub.counters.slowSubscribers).toBe(STALLED);
+    // Every one of them by the total: none came near its own 1 MiB.
+    expect(server.hub.backlog.cutOffOverTotal).toBe(STALLED);
+    expect(server.hub.subscriberCount(path)).toBe(2);
+    const expected = Array.from({ length: sent }, (_, i) => i);
+    expect((await ws.received(sent, 20_000)).map((m) => Number(m.slice(1, m.indexOf("|"))))).toEqual(expected);
+    expect((await sse.received(sent, 20_000)).map((e) => Number(e.data.slice(1, e.data.indexOf("|"))))).toEqual(
+      expected,
+    );
+    for (const reader of readers) reader.resume();
+    await until(() => readers.every((r) => r.ended), "every stalled connection is dropped");
+    expect(server.hub.backlog.total).toBe(0);
+    ws.close();
+    sse.close();
+  }, 60_000);
+});
+
+describe("a subscriber on a slow network", () => {
+  test("reading at 50 KB/s, under ordinary load with a burst, it is not cut off and gets every message", async () => {
+    // The defaults of --max-backlog and --max-backlog-total, as deployed.
+    const server = await startServer();
+    servers.push(server);
+    const path = "/phone";
+    const RATE_BYTES_PER_S = 50_000;
+    const phones = [
+      await slowReader(server.port, path, "websocket", RATE_BYTES_PER_S),
+      await slowReader(server.port, path, "sse", RATE_BYTES_PER_S),
+    ];
+    readers.push(...phones);
+    const padding = "p".repeat(2000);
+    let sent = 0;
+    // A burst of 200 KB (four seconds of its reading), then 20 KB/s for three seconds: 260 KB in all.
+    for (let i = 0; i < 100; i++) await post(server.http(path), `m${sent++}| ${padding}`);
+    for (let i = 0; i < 30; i++) {
+      await post(server.http(path), `m${sent++}| ${padding}`);
+      await Bun.sleep(100);
+    }
+    const expected = Array.from({ length: sent }, (_, i) => i);
+    for (const phone of phones) {
+      await until(() => sequence(phone.text()).length === sent || phone.ended, "the phone has read everything", 30_000);
+      expect(phone.ended).toBe(false);
+      expect(sequence(phone.text())).toEqual(expected);
+    }
+    expect(server.hub.counters.slowSubscribers).toBe(0);
+  }, 60_000);
+});
