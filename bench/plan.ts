@@ -54,6 +54,11 @@ export interface Plan {
    */
   sentinel: { pairs: number; postPairs: number };
   rcluster: { pairs: number; postPairs: number };
+  /**
+   * The auth scenario: pinghub without authorization against --jwt-key (idle.connections connects, each with a
+   * token of its own; the fan-out and POST as sized above) and against --auth-url (POST, answers cached), in pairs.
+   */
+  auth: { pairs: number; postPairs: number };
   growth: {
     /** Floor/pinghub pairs per point: fewer than the headline scenarios, as there are many points. */
     pairs: number;
@@ -89,6 +94,7 @@ export const FULL: Plan = {
   workers: { pairs: 3, postPairs: 5 },
   sentinel: { pairs: 3, postPairs: 5 },
   rcluster: { pairs: 3, postPairs: 5 },
+  auth: { pairs: 5, postPairs: 9 },
   growth: {
     pairs: 3,
     seconds: 1.5,
@@ -123,6 +129,7 @@ export const SMOKE: Plan = {
   workers: { pairs: 1, postPairs: 1 },
   sentinel: { pairs: 1, postPairs: 1 },
   rcluster: { pairs: 1, postPairs: 1 },
+  auth: { pairs: 1, postPairs: 1 },
   growth: {
     pairs: 1,
     seconds: 0.2,

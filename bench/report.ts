@@ -11,6 +11,7 @@ import type { CpuUse } from "./measure.ts";
 import type { RedisPlace } from "./pinning.ts";
 import type { Plan } from "./plan.ts";
 import type { Results } from "./results.ts";
+import type { ConnectRun } from "./scenarios/connect.ts";
 import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
 import type { HerdRun } from "./scenarios/herd.ts";
@@ -20,6 +21,7 @@ import { median } from "./stats.ts";
 import {
   type Comparison,
   FLOOR,
+  FORWARD_AUTH,
   judged,
   PAIRED_SCENARIOS,
   type PairedScenario,
@@ -130,6 +132,7 @@ export function renderReport(results: Results, plotFile: string | undefined): st
     }
     pairedSection(out, results, scenario, measured.redisPlace);
   }
+  if (results.auth) authSection(out, results);
   return `${lines.join("\n")}\n`;
 }
 
@@ -216,6 +219,40 @@ function pairedSection(out: Out, results: Results, scenario: PairedScenario, red
   if (post) {
     out(`### POST ${comparison.part}: ${postSize(plan)}`, "");
     postSection(out, comparison, post, redis);
+  }
+}
+
+/** The auth scenario: the connects, then the fan-out and POST with JWT, then POST with forward auth. */
+function authSection(out: Out, results: Results): void {
+  const auth = results.auth;
+  if (auth === undefined) return;
+  const labels = PAIRED_SCENARIOS.auth.labels;
+  out(`## ${PAIRED_SCENARIOS.auth.heading}`, "");
+  const connects: Array<[string, ConnectRun[], ConnectRun[]] | undefined> = [
+    auth.connect && ["a token each (a signature checked per connect)", auth.connect.pinghub, auth.connect.jwt],
+    auth.connectShared && [
+      "one token for all (checked once, then remembered)",
+      auth.connectShared.pinghub,
+      auth.connectShared.jwt,
+    ],
+  ];
+  for (const part of connects) {
+    if (part === undefined) continue;
+    const [how, base, measured] = part;
+    const n = base[0]?.connections ?? measured[0]?.connections ?? 0;
+    out(`### ${n} websocket connects, each on a channel of its own, ${how}`, "");
+    pairedTable(out, labels, [base, measured], undefined, [
+      ["server CPU per connect", (r) => r.serverCpuMicrosPerConnect, micros],
+      ["connect time, all of them", (r) => r.connectMs, ms],
+      ["other processes' CPU share", (r) => r.otherShare, pct],
+    ]);
+    out("");
+  }
+  pairedSection(out, results, "auth");
+  const forward = FORWARD_AUTH.post(results);
+  if (forward) {
+    out(`### POST ${FORWARD_AUTH.part}: ${postSize(results.plan)}`, "");
+    postSection(out, FORWARD_AUTH, forward);
   }
 }
 
@@ -408,6 +445,11 @@ function redoneSummary(results: Results): string {
     ["history fan-out", results.history?.fanout],
     ["history POST", results.history?.post],
     ["stalled herd", results.herd],
+    ["auth connects", results.auth?.connect],
+    ["auth connects (one token)", results.auth?.connectShared],
+    ["auth fan-out", results.auth?.fanout],
+    ["auth POST", results.auth?.post],
+    ["auth POST (forward)", results.auth?.forwardPost],
   ];
   const redone = new Map<string, number>();
   let waited = 0;

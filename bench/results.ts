@@ -6,12 +6,21 @@ import type { Transport } from "./load/fanout.ts";
 import type { Machine } from "./measure.ts";
 import type { RedisPlace } from "./pinning.ts";
 import type { Plan } from "./plan.ts";
+import type { ConnectRun } from "./scenarios/connect.ts";
 import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { GrowthPoint, GrowthRun } from "./scenarios/growth.ts";
 import type { HerdRun } from "./scenarios/herd.ts";
 import type { IdleRun } from "./scenarios/idle.ts";
 import type { PostRun } from "./scenarios/post.ts";
-import type { ClusterKind, HistoryKind, RclusterKind, SentinelKind, WorkersKind } from "./servers.ts";
+import type {
+  ClusterKind,
+  ForwardKind,
+  HistoryKind,
+  JwtKind,
+  RclusterKind,
+  SentinelKind,
+  WorkersKind,
+} from "./servers.ts";
 
 /** A comparison's runs with the peer's (Nchan's) runs of the same rounds, when Nchan is installed. */
 export type WithPeer<T, K extends string, P extends string = "nchan"> = Alternated<T, K> & Partial<Record<P, T[]>>;
@@ -40,6 +49,21 @@ export interface Results {
   sentinel?: BrokerResults<SentinelKind>;
   /** A cluster node on one Redis against one on a Redis Cluster (sharded pub/sub). */
   rcluster?: BrokerResults<RclusterKind>;
+  auth?: AuthResults;
+}
+
+/**
+ * The auth scenario: pinghub without authorization (`pinghub`) against --jwt-key (`jwt`) for connects, fan-out
+ * and POST, and against --auth-url with a cached answer (`forward`) for POST, in pairs.
+ */
+export interface AuthResults {
+  /** Each connect with a token of its own: a signature checked per connect. */
+  connect?: Alternated<ConnectRun, JwtKind>;
+  /** Every connect with the same token: checked once, then remembered. */
+  connectShared?: Alternated<ConnectRun, JwtKind>;
+  fanout?: Alternated<FanoutRun, JwtKind>;
+  post?: Alternated<PostRun, JwtKind>;
+  forwardPost?: Alternated<PostRun, ForwardKind>;
 }
 
 /** The cluster scenario: a single node (`pinghub`) against a cluster node (`cluster`), in pairs. */

@@ -9,7 +9,7 @@
 //   bun run bench                      the full run, about 20 minutes; writes bench/results/
 //   bun run bench --smoke              every scenario at tiny sizes, in seconds (CI); writes to a temp folder
 //   bun run bench --only fanout,post   some scenarios only (fanout, idle, post, growth, sse, history, cluster,
-//                                      herd, workers, sentinel, rcluster)
+//                                      herd, workers, sentinel, rcluster, auth)
 //   bun run bench --out DIR            where report.md, results.json and growth.svg go
 //   bun run bench --post-tool bun      the Bun POST load generator even where wrk is installed
 //   bun run bench --pairs N            N floor/pinghub (single/cluster) pairs in every scenario instead of the plan's
@@ -40,6 +40,7 @@ import { FULL, type Plan, SMOKE } from "./plan.ts";
 import { renderGrowthSvg } from "./plot.ts";
 import { renderReport } from "./report.ts";
 import type { BrokerResults, Results, WithPeer } from "./results.ts";
+import { connectRun, type TokenUse } from "./scenarios/connect.ts";
 import { type FanoutRun, fanoutOtherShare, fanoutRun } from "./scenarios/fanout.ts";
 import { growthPoints, growthRun } from "./scenarios/growth.ts";
 import { herdOtherShare, herdRun } from "./scenarios/herd.ts";
@@ -47,8 +48,10 @@ import { idleRun } from "./scenarios/idle.ts";
 import { type PostRun, postRun } from "./scenarios/post.ts";
 import {
   CLUSTER_KINDS,
+  FORWARD_KINDS,
   HISTORY_KINDS,
   HISTORY_MESSAGES,
+  JWT_KINDS,
   killAllServers,
   RCLUSTER_KINDS,
   SENTINEL_KINDS,
@@ -79,6 +82,7 @@ const SCENARIOS = [
   "workers",
   "sentinel",
   "rcluster",
+  "auth",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -122,6 +126,7 @@ const plan: Plan =
         workers: { pairs, postPairs: pairs },
         sentinel: { pairs, postPairs: pairs },
         rcluster: { pairs, postPairs: pairs },
+        auth: { pairs, postPairs: pairs },
         growth: { ...chosen.growth, pairs },
       };
 const only = (flags.only?.split(",") ?? SCENARIOS) as Scenario[];
@@ -252,6 +257,8 @@ try {
   if (only.includes("sentinel")) await runBroker("sentinel", SENTINEL_KINDS, pinning);
   writeOutputs();
   if (only.includes("rcluster")) await runBroker("rcluster", RCLUSTER_KINDS, pinning);
+  writeOutputs();
+  if (only.includes("auth")) await runAuth(pinning);
 } catch (error) {
   killAllServers();
   fail(`benchmark failed: ${(error as Error).stack ?? error}`);
@@ -340,6 +347,44 @@ async function runHistory(pinning: Pinning): Promise<void> {
   const history: NonNullable<Results["history"]> = { messages: HISTORY_MESSAGES };
   results.history = history;
   await pairedFanoutAndPost("history", plan.history, HISTORY_KINDS, pinning, history);
+}
+
+/**
+ * Scenario 15, authorization: pinghub without it against --jwt-key (connects with a token each and with one
+ * token for all, fan-out, POST), and against --auth-url with cached answers (POST); in pairs, alternating.
+ */
+async function runAuth(pinning: Pinning): Promise<void> {
+  const auth: NonNullable<Results["auth"]> = {};
+  results.auth = auth;
+  const connects = (use: TokenUse) =>
+    alternate(
+      plan.auth.pairs,
+      async (kind, pair) => {
+        const run = await connectRun(kind, plan.idle, pinning, use);
+        note(
+          `auth connect (${use} token) ${kind.padEnd(7)} pair ${pair + 1}: ` +
+            `${fix(run.serverCpuMicrosPerConnect, 1)} µs server CPU/connect, ${run.connections} in ` +
+            `${fix(run.connectMs, 0)} ms; other ${pct(run.otherShare)}`,
+        );
+        return run;
+      },
+      (run) => run.otherShare,
+      plan.patience,
+      JWT_KINDS,
+    );
+  auth.connect = await connects("own");
+  writeOutputs();
+  auth.connectShared = await connects("shared");
+  writeOutputs();
+  await pairedFanoutAndPost("auth", plan.auth, JWT_KINDS, pinning, auth);
+  writeOutputs();
+  auth.forwardPost = await alternate(
+    plan.auth.postPairs,
+    async (kind, pair) => notePost("auth post", kind, pair, await postRun(kind, plan.post, postTool, pinning)),
+    (run) => run.cpu.other / run.cpu.seconds,
+    plan.patience,
+    FORWARD_KINDS,
+  );
 }
 
 /**

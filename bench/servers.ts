@@ -15,11 +15,22 @@ import { type RedisClusterSetup, startRedisCluster } from "../test/support/redis
 import { startRedisServer } from "../test/support/redis-server.ts";
 import { type SentinelSetup, startSentinels } from "../test/support/sentinel.ts";
 import { until } from "../test/support/until.ts";
+import { forwardAuthUrl, jwtKeyFile, WIDE_TOKEN_QUERY } from "./auth-setup.ts";
 import type { RedisPids } from "./measure.ts";
 import { nchanCommand, nginxWorker } from "./peers/nchan.ts";
 import { type Pinning, pinRunning, redisCommand, serverCommand } from "./pinning.ts";
 
-export type ServerKind = "floor" | "pinghub" | "cluster" | "history" | "workers" | "sentinel" | "rcluster" | NchanKind;
+export type ServerKind =
+  | "floor"
+  | "pinghub"
+  | "cluster"
+  | "history"
+  | "workers"
+  | "sentinel"
+  | "rcluster"
+  | "jwt"
+  | "forward"
+  | NchanKind;
 /** The peer: Nchan on a single node, and Nchan publishing through Redis (nostore). */
 export type NchanKind = "nchan" | "nchan-redis";
 /** The headline comparison: the floor, then pinghub. */
@@ -44,6 +55,11 @@ export const RCLUSTER_KINDS = ["cluster", "rcluster"] as const;
 export type RclusterKind = (typeof RCLUSTER_KINDS)[number];
 /** Workers of a "workers" server: one per core of a 2-core machine. */
 export const WORKERS = 2;
+/** The auth scenario's comparisons: pinghub without authorization, then with --jwt-key, or with --auth-url. */
+export const JWT_KINDS = ["pinghub", "jwt"] as const;
+export type JwtKind = (typeof JWT_KINDS)[number];
+export const FORWARD_KINDS = ["pinghub", "forward"] as const;
+export type ForwardKind = (typeof FORWARD_KINDS)[number];
 /** Messages a "history" node keeps per channel: `--history 100`. */
 export const HISTORY_MESSAGES = 100;
 
@@ -65,6 +81,11 @@ export interface RunningServer {
   port: number;
   /** A cluster node's redis-server (or Sentinel's, a Redis Cluster's): pids, to read CPU time from /proc. */
   redisPid: RedisPids;
+  /**
+   * What every request's path takes after it: `?token=...` for a "jwt" server (a token granting everything
+   * under /bench/), "" for the others. A "forward" server's application allows everything, cached.
+   */
+  query: string;
   /** Stops the server (then its redis-server) and waits for it to exit; its sockets close from its side. */
   stop(): Promise<void>;
 }
@@ -99,6 +120,8 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
             ...(redis === undefined ? [] : ["--redis", redis.url]),
             ...(kind === "history" ? ["--history", String(HISTORY_MESSAGES)] : []),
             ...(kind === "workers" ? ["--workers", String(WORKERS)] : []),
+            ...(kind === "jwt" ? ["--jwt-key", await jwtKeyFile()] : []),
+            ...(kind === "forward" ? ["--auth-url", forwardAuthUrl()] : []),
           ];
   if (nchan !== undefined) directories.add(nchan.dir);
   const removeDir = () => {
@@ -135,6 +158,7 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
     rootPid: started.pid,
     port,
     redisPid: redis?.pids,
+    query: kind === "jwt" ? await WIDE_TOKEN_QUERY : "",
     async stop() {
       await stopProcess(started);
       await redis?.stop();

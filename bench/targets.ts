@@ -10,6 +10,7 @@ import { KIB } from "./format.ts";
 import type { PhaseResult } from "./load/fanout.ts";
 import type { Plan } from "./plan.ts";
 import type { Results } from "./results.ts";
+import type { ConnectRun } from "./scenarios/connect.ts";
 import type { FanoutRun } from "./scenarios/fanout.ts";
 import type { PostRun } from "./scenarios/post.ts";
 import { median } from "./stats.ts";
@@ -36,7 +37,7 @@ export interface PairedTarget {
 /** Each side's runs, pair by pair: the side compared against, then the side measured. */
 export type Sides<T> = [base: readonly T[], measured: readonly T[]];
 
-/** What a comparison asks of the measured side: the targets of issues 6 (floor), 10 (cluster), 11, 19 and 20. */
+/** What a comparison asks of the measured side: the targets of issues 6 (floor), 10 (cluster), 11, 17, 19 and 20. */
 interface Goals {
   /**
    * Ceiling on measured / base server CPU per delivery, in every phase or in the fixed-rate ones only; "none":
@@ -203,7 +204,31 @@ export const PAIRED_SCENARIOS = {
     fanout: (r) => r.rcluster?.fanout && [r.rcluster.fanout.cluster, r.rcluster.fanout.rcluster],
     post: (r) => r.rcluster?.post && [r.rcluster.post.cluster, r.rcluster.post.rcluster],
   },
+  // Issue 17: authorization, decided at the upgrade, against none.
+  auth: {
+    labels: ["no authorization", "JWT", "JWT / none"],
+    than: "no authorization",
+    // Authorization is decided at the upgrade: a message costs the same with it as without.
+    goals: { cpuPerDelivery: { most: 1.1, phases: "rates" }, disconnected: true, post: 0.8 },
+    heading: "15. Authorization: JWT and forward auth against none",
+    targetsTitle: "Auth targets",
+    part: "with JWT",
+    fanout: (r) => r.auth?.fanout && [r.auth.fanout.pinghub, r.auth.fanout.jwt],
+    post: (r) => r.auth?.post && [r.auth.post.pinghub, r.auth.post.jwt],
+  },
 } satisfies Record<string, Comparison>;
+
+/** The auth scenario's POST with --auth-url, its answers cached, against none: a part of that scenario's own. */
+export const FORWARD_AUTH: Comparison = {
+  labels: ["no authorization", "forward auth", "forward / none"],
+  than: "no authorization",
+  goals: { cpuPerDelivery: { most: 1.1, phases: "rates" }, disconnected: true, post: 0.8 },
+  heading: PAIRED_SCENARIOS.auth.heading,
+  targetsTitle: PAIRED_SCENARIOS.auth.targetsTitle,
+  part: "with forward auth, answers cached",
+  fanout: () => undefined,
+  post: (r) => r.auth?.forwardPost && [r.auth.forwardPost.pinghub, r.auth.forwardPost.forward],
+};
 export type PairedScenario = keyof typeof PAIRED_SCENARIOS;
 
 /** Whether the figures of a run can be judged: a smoke run's cannot (tiny sizes, one pair, no waiting). */
@@ -239,9 +264,52 @@ export function targets(results: Results): PairedTarget[] {
 export function pairedTargets(results: Results, scenario: PairedScenario): PairedTarget[] {
   const comparison: Comparison = PAIRED_SCENARIOS[scenario];
   return [
+    ...(scenario === "auth" ? connectTargets(results) : []),
     ...fanoutTargets(comparison, comparison.fanout(results)),
-    ...postTargets(comparison, comparison.post(results), results.plan),
+    ...postTargets(comparison, comparison.post(results), results.plan, scenario === "auth" ? ", JWT" : ""),
+    ...(scenario === "auth"
+      ? postTargets(FORWARD_AUTH, FORWARD_AUTH.post(results), results.plan, ", forward auth")
+      : []),
   ];
+}
+
+/**
+ * The auth scenario's connects: server CPU per connect with a token each, at most 1.3 × none (issue 17); with one
+ * token for all, reported.
+ */
+function connectTargets(results: Results): PairedTarget[] {
+  const { auth, plan } = results;
+  const cpu = (r: ConnectRun) => r.serverCpuMicrosPerConnect;
+  const than = PAIRED_SCENARIOS.auth.than;
+  const n = plan.idle.connections;
+  const list: PairedTarget[] = [];
+  if (auth?.connect) {
+    const sides: Sides<ConnectRun> = [auth.connect.pinghub, auth.connect.jwt];
+    list.push(
+      ratioTarget(
+        `${n} websocket connects, a token each: server CPU per connect`,
+        "µs",
+        sides,
+        cpu,
+        { most: 1.3 },
+        than,
+      ),
+    );
+  }
+  if (auth?.connectShared) {
+    const sides: Sides<ConnectRun> = [auth.connectShared.pinghub, auth.connectShared.jwt];
+    list.push(
+      ratioTarget(
+        `${n} websocket connects, one token for all: server CPU per connect`,
+        "µs",
+        sides,
+        cpu,
+        undefined,
+        than,
+      ),
+    );
+  }
+  return list;
 }
 
 function fanoutTargets({ goals, than }: Comparison, sides: Sides<FanoutRun> | undefined): PairedTarget[] {
@@ -310,9 +378,15 @@ function fanoutTargets({ goals, than }: Comparison, sides: Sides<FanoutRun> | un
   return list;
 }
 
-function postTargets({ goals, than, peer }: Comparison, sides: Sides<PostRun> | undefined, plan: Plan): PairedTarget[] {
+function postTargets(
+  { goals, than, peer }: Comparison,
+  sides: Sides<PostRun> | undefined,
+  plan: Plan,
+  /** Which POST, where a comparison has two. */
+  which = "",
+): PairedTarget[] {
   if (sides === undefined || goals.post === undefined) return [];
-  const name = `POST, ${plan.post.connections} keep-alive connections: requests/s`;
+  const name = `POST${which}, ${plan.post.connections} keep-alive connections: requests/s`;
   const list = [ratioTarget(name, "/s", sides, (r) => r.requestsPerSecond, atLeast(goals.post), than)];
   // Beside Nchan, what each side delivered of what it accepted: Nchan answers 202 to POSTs its subscriber
   // never receives (BENCHMARKS.md, "Peers: Nchan"), so requests/s alone would flatter it.

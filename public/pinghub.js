@@ -15,6 +15,11 @@
 // It keeps the connection up by itself: an empty keepalive message every 30 s (the server echoes it to the
 // sender alone; it never reaches onMessage), and after any close a new connection with exponential backoff and
 // jitter, until close() is called. The pinghub channel page is built on this module.
+//
+// Where pinghub asks for a token (--jwt-key), give `token`: a string, or a function returning one (or a promise
+// of one), called before every connection and reconnection, so that a token that expired (pinghub closes the
+// websocket at its `exp`) is replaced by a fresh one. It goes in the URL's `token` query parameter, the one
+// place a browser's WebSocket can carry it.
 
 /** Milliseconds between keepalive messages, as the original pinghub page sent them. */
 export const KEEPALIVE_MS = 30_000;
@@ -50,6 +55,8 @@ export const CLOSE_NO_ANSWER = 4000;
  * @property {number} [keepaliveMs] time between keepalives (default 30 s); 0 turns keepalives off
  * @property {number} [minRetryMs] the shortest reconnect delay before jitter (default 1 s)
  * @property {number} [maxRetryMs] the longest reconnect delay before jitter (default 30 s)
+ * @property {string | (() => string | Promise<string>)} [token] a token for pinghub's --jwt-key, or a function
+ *   called before each (re)connect for a fresh one; a function that throws counts as a failed attempt
  */
 
 /**
@@ -79,6 +86,21 @@ export function websocketUrl(url) {
   return target.href;
 }
 
+/** The query parameter pinghub reads a token from. */
+export const TOKEN_PARAMETER = "token";
+
+/**
+ * The websocket URL with `token` in its query, replacing any token already there.
+ * @param {string} url
+ * @param {string} token
+ * @returns {string}
+ */
+export function withToken(url, token) {
+  const target = new URL(url);
+  target.searchParams.set(TOKEN_PARAMETER, token);
+  return target.href;
+}
+
 /**
  * Subscribes to the channel at `url` (http:, https:, ws: or wss:, absolute or relative to the page) and keeps
  * the subscription up until close().
@@ -104,6 +126,8 @@ export function connect(url, options = {}) {
   let retryTimer;
   /** @type {ReturnType<typeof setInterval> | undefined} */
   let keepaliveTimer;
+  /** Counts attempts, so that a token arriving after a newer attempt (or close()) is not used. */
+  let generation = 0;
 
   /** @param {PinghubState} next */
   const setState = (next) => {
@@ -116,9 +140,31 @@ export function connect(url, options = {}) {
     retryTimer = undefined;
     setState({ status: "connecting", attempt });
     openedAt = 0;
+    const token = options.token;
+    if (typeof token !== "function") {
+      openWith(token);
+      return;
+    }
+    const mine = ++generation;
+    Promise.resolve()
+      .then(token)
+      .then(
+        (fresh) => {
+          if (mine === generation && !stopped) openWith(fresh);
+        },
+        (error) => {
+          if (mine === generation && !stopped) {
+            dropped(null, 1006, `no token: ${error instanceof Error ? error.message : String(error)}`);
+          }
+        },
+      );
+  };
+
+  /** @param {string | undefined} token */
+  const openWith = (token) => {
     let ws;
     try {
-      ws = new WebSocket(target);
+      ws = new WebSocket(token === undefined || token === "" ? target : withToken(target, token));
     } catch (error) {
       // Blocked before it started (a Content-Security-Policy, say): count it as a failed attempt.
       dropped(null, 1006, error instanceof Error ? error.message : String(error));
@@ -196,6 +242,7 @@ export function connect(url, options = {}) {
     close() {
       if (stopped) return;
       stopped = true;
+      generation++;
       clearTimeout(retryTimer);
       clearInterval(keepaliveTimer);
       globalThis.removeEventListener?.("online", reconnectNow);

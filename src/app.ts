@@ -66,7 +66,10 @@ export function createApp(config: Config, post: PostPublisher, refused: Refuse, 
     return c.body(null, 204, {
       "Access-Control-Allow-Origin": origin,
       "Access-Control-Allow-Methods": "GET, POST",
-      "Access-Control-Allow-Headers": "Last-Event-ID, Content-Type",
+      // Authorization (a bearer token for --jwt-key or --auth-url) only for the sites --origin names: a token in
+      // the query (?token=) needs no preflight and works from any site the token was given to.
+      "Access-Control-Allow-Headers":
+        config.origin === undefined ? "Last-Event-ID, Content-Type" : "Last-Event-ID, Content-Type, Authorization",
       "Access-Control-Max-Age": "86400",
       // As for the stream itself (sse.ts): cookies only for the sites --origin names.
       ...(config.origin === undefined ? {} : { "Access-Control-Allow-Credentials": "true" }),

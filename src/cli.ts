@@ -32,6 +32,14 @@ const serverArgs: ArgsDef = Object.fromEntries(
   }),
 );
 
+/** The clients' token, for a server with --jwt-key: a flag of watch and publish, or TOKEN_VARIABLE. */
+const TOKEN_ARG: ArgDef = {
+  type: "string",
+  valueHint: "TOKEN",
+  description: "a token for a server with --jwt-key (or PINGHUB_TOKEN, which other users cannot read)",
+};
+export const TOKEN_VARIABLE = "PINGHUB_TOKEN";
+
 const COMMANDS = {
   serve: {
     meta: { name: "serve", description: "serve channels (the flags below)" },
@@ -45,6 +53,7 @@ const COMMANDS = {
       sse: { type: "boolean", description: "subscribe by Server-Sent Events instead of a websocket" },
       ids: { type: "boolean", description: "with --sse: print each message's id and a space before it" },
       last: { type: "string", valueHint: "N", description: "first the newest N messages the history keeps" },
+      token: TOKEN_ARG,
     },
   },
   publish: {
@@ -52,6 +61,7 @@ const COMMANDS = {
     args: {
       url: { type: "positional", required: true, description: "the channel, http(s)://" },
       message: { type: "positional", required: false, description: "the message; standard input without it" },
+      token: TOKEN_ARG,
     },
   },
 } satisfies Record<string, CommandDef>;
@@ -67,16 +77,14 @@ const BOOLEANS = new Map(
   ),
 );
 
-/** The client commands' flags with a value (--last N), by name, with the command that takes each. */
-const OPTIONS = new Map(
-  Object.entries(COMMANDS)
-    .filter(([command]) => command !== "serve")
-    .flatMap(([command, def]) =>
-      Object.entries<ArgDef>(def.args)
-        .filter(([, arg]) => arg.type === "string")
-        .map(([name]) => [name, command as CommandName] as const),
-    ),
-);
+/** The client commands' flags with a value (--last N, --token), by name, with the commands that take each. */
+const OPTIONS = new Map<string, CommandName[]>();
+for (const [command, def] of Object.entries(COMMANDS)) {
+  if (command === "serve") continue;
+  for (const [name, arg] of Object.entries<ArgDef>(def.args)) {
+    if (arg.type === "string") OPTIONS.set(name, [...(OPTIONS.get(name) ?? []), command as CommandName]);
+  }
+}
 
 /** Everything argv may hold before a command is chosen: every flag and boolean, and --help and --version. */
 const everyArg: ArgsDef = {
@@ -89,8 +97,16 @@ const everyArg: ArgsDef = {
 
 /** The client commands, run instead of the server: `pinghub watch URL`, `pinghub publish URL [MESSAGE]`. */
 export type ClientCommand =
-  | { kind: "watch"; url: string; reconnect: boolean; sse: boolean; ids: boolean; last: number }
-  | { kind: "publish"; url: string; message: string | undefined };
+  | {
+      kind: "watch";
+      url: string;
+      reconnect: boolean;
+      sse: boolean;
+      ids: boolean;
+      last: number;
+      token: string | undefined;
+    }
+  | { kind: "publish"; url: string; message: string | undefined; token: string | undefined };
 
 export type CliResult =
   | { kind: "run"; config: Config }
@@ -114,12 +130,12 @@ export async function parseCommandLine(argv: string[], env: Record<string, strin
   for (const [name, owner] of BOOLEANS) {
     if (parsed[name] === true && owner !== command) return usageError(`--${name} is for pinghub ${owner}`);
   }
-  for (const [name, owner] of OPTIONS) {
-    if (owner !== command && flagValues(normalised, name).length > 0) {
-      return usageError(`--${name} is for pinghub ${owner}`);
+  for (const [name, owners] of OPTIONS) {
+    if (!owners.includes(command) && flagValues(normalised, name).length > 0) {
+      return usageError(`--${name} is for pinghub ${owners.join(" and ")}`);
     }
   }
-  if (command !== "serve") return clientCommand(command, operands, parsed, normalised);
+  if (command !== "serve") return clientCommand(command, operands, parsed, normalised, env);
   if (operands[0] !== undefined) {
     return usageError(`unexpected argument "${operands[0]}" (the commands are ${Object.keys(COMMANDS).join(", ")})`);
   }
@@ -145,20 +161,30 @@ function clientCommand(
   operands: string[],
   parsed: Record<string, unknown>,
   normalised: string[],
+  env: Record<string, string | undefined>,
 ): CliResult {
   const serverFlag = FLAG_NAMES.find((name) => flagValues(normalised, name).length > 0);
   if (serverFlag !== undefined) return usageError(`--${serverFlag} is a server flag, not one for pinghub ${command}`);
+  const tokens = flagValues(normalised, "token");
+  if (tokens.includes("")) return usageError("flag --token needs a value");
+  // On the command line a token shows in `ps`: PINGHUB_TOKEN keeps it out of sight.
+  const token = tokens.at(-1) ?? (env[TOKEN_VARIABLE] || undefined);
   const [url, message, extra] = operands;
   if (url === undefined) return usageError(`pinghub ${command} needs a channel URL`);
   if (command === "watch") {
     if (message !== undefined) return usageError(`unexpected argument "${message}" after the URL`);
-    return watchCommand(url, parsed, normalised);
+    return watchCommand(url, parsed, normalised, token);
   }
   if (extra !== undefined) return usageError(`unexpected argument "${extra}": quote a message with spaces`);
-  return { kind: "publish", url, message };
+  return { kind: "publish", url, message, token };
 }
 
-function watchCommand(url: string, parsed: Record<string, unknown>, normalised: string[]): CliResult {
+function watchCommand(
+  url: string,
+  parsed: Record<string, unknown>,
+  normalised: string[],
+  token: string | undefined,
+): CliResult {
   const [sse, ids, reconnect] = [parsed.sse === true, parsed.ids === true, parsed.reconnect === true];
   const value = flagValues(normalised, "last").at(-1);
   if (value !== undefined && !/^\d+$/.test(value)) {
@@ -168,7 +194,7 @@ function watchCommand(url: string, parsed: Record<string, unknown>, normalised: 
   if (ids && !sse) return usageError("--ids needs --sse: a websocket's messages carry no id");
   // A websocket has no id to come back with: every reconnection would be given the same messages again.
   if (last > 0 && reconnect && !sse) return usageError("--last with --reconnect needs --sse");
-  return { kind: "watch", url, reconnect, sse, ids, last };
+  return { kind: "watch", url, reconnect, sse, ids, last, token };
 }
 
 /** Every value given for a flag, in order: `--name VALUE` and `--name=VALUE` ("" for a flag with none). */
@@ -207,7 +233,8 @@ function helpText(): string {
     "Events: --ids prints each message's id and a space before it, a gap the server reports goes to",
     "stderr, and --reconnect comes back with the last id seen, so that with --history nothing is missed.",
     "--last N asks for the newest N messages the history keeps first. publish prints the subscribers (or",
-    "cluster nodes) the message reached, or the server's reason for refusing it and exits 1.",
+    "cluster nodes) the message reached, or the server's reason for refusing it and exits 1. Against a",
+    "server with --jwt-key, both take --token TOKEN, or the variable PINGHUB_TOKEN.",
     "",
     "Flags of serve (each also written -flag, as the original did, and read from the variable shown):",
   );

@@ -1,7 +1,7 @@
 // The command-line client, so that a newcomer sees a message arrive without writing a script or finding a
 // websocket tool: `pinghub watch URL` prints a channel's messages, `pinghub publish URL [MESSAGE]` POSTs one.
 
-import { connect } from "../public/pinghub.js";
+import { connect, withToken } from "../public/pinghub.js";
 import { LAST_PARAMETER } from "./last-query.ts";
 import { NODES_HEADER, SUBSCRIBERS_HEADER } from "./post.ts";
 import { watchSse } from "./watch-sse.ts";
@@ -51,6 +51,11 @@ export interface WatchOptions {
   ids: boolean;
   /** ?last=N: the newest N kept messages first; 0 for none. */
   last: number;
+  /**
+   * A token for a server with --jwt-key: in the query for a websocket (as pinghub.js sends it), in the
+   * Authorization header for SSE. Never printed.
+   */
+  token: string | undefined;
 }
 
 /**
@@ -110,12 +115,16 @@ export function watch(given: string, options: WatchOptions, io: Output = stdio):
       urls[side] = url.href;
     }
   }
+  const token = options.token;
   /** Why an attempt that never opened failed: the close's own code and reason when the server sent one. */
   const refusal = (code: number, reason: string): Promise<string> =>
-    code === CLOSE_ABNORMAL ? whyNotOpened(urls.http) : Promise.resolve(`close ${code} ${reason || "(no reason)"}`);
+    code === CLOSE_ABNORMAL
+      ? whyNotOpened(token === undefined ? urls.http : withToken(urls.http, token))
+      : Promise.resolve(`close ${code} ${reason || "(no reason)"}`);
   if (options.reconnect) {
     // pinghub.js itself: the browser library's keepalive and backoff, and its reconnecting for ever.
     connect(urls.ws, {
+      token,
       onMessage: (text: string) => io.out(messageLine(text)),
       onState: (state: { status: string; code?: number; reason?: string; wasLive?: boolean; delayMs?: number }) => {
         if (state.status === "live") io.err(`watching ${urls.ws}\n`);
@@ -132,7 +141,7 @@ export function watch(given: string, options: WatchOptions, io: Output = stdio):
     return new Promise(() => {});
   }
   return new Promise((resolve) => {
-    const ws = new WebSocket(urls.ws);
+    const ws = new WebSocket(token === undefined ? urls.ws : withToken(urls.ws, token));
     let opened = false;
     ws.onopen = () => {
       opened = true;
@@ -151,8 +160,16 @@ export function watch(given: string, options: WatchOptions, io: Output = stdio):
   });
 }
 
-/** POSTs the message (or standard input) and prints whom it reached; a refusal prints the server's reason. */
-export async function publish(given: string, message: string | undefined, io: Output = stdio): Promise<number> {
+/**
+ * POSTs the message (or standard input) and prints whom it reached; a refusal prints the server's reason. A
+ * token goes in the Authorization header.
+ */
+export async function publish(
+  given: string,
+  message: string | undefined,
+  io: Output = stdio,
+  token?: string,
+): Promise<number> {
   const urls = channelUrls(given);
   if (urls === undefined) {
     io.err(`pinghub publish: "${given}" is not an http, https, ws or wss URL\n`);
@@ -161,7 +178,8 @@ export async function publish(given: string, message: string | undefined, io: Ou
   const body = message ?? (await Bun.stdin.bytes());
   let response: Response;
   try {
-    response = await fetch(urls.http, { method: "POST", body });
+    const headers: Record<string, string> = token === undefined ? {} : { Authorization: `Bearer ${token}` };
+    response = await fetch(urls.http, { method: "POST", body, headers });
   } catch (error) {
     io.err(`pinghub publish: cannot reach ${urls.http}: ${connectionError(error)}\n`);
     return 1;

@@ -5,11 +5,13 @@
 // half-started server.
 
 import { ConfigError } from "./config-error.ts";
+import { loadJwtKey } from "./jwt-access.ts";
 import { parsePemFile, redisTlsFits } from "./redis-tls.ts";
 import { parseRedisUrl } from "./redis-url.ts";
 import {
   LOG_LEVELS,
   parseCount,
+  parseHttpUrl,
   parseIdleTimeout,
   parseListen,
   parseLogFile,
@@ -17,9 +19,11 @@ import {
   parseMetricsListen,
   parseOrigins,
   parsePositiveInt,
+  parseSeconds,
   parseSocketMode,
   parseText,
   parseWorkers,
+  parseYesNo,
 } from "./setting-values.ts";
 
 export { formatListen, type Listen, type LogLevel, type TcpListen } from "./setting-values.ts";
@@ -42,6 +46,8 @@ export interface Setting {
   readonly repeatable?: true;
   /** One sentence for --help, which wraps it. */
   readonly help: string;
+  /** The environment variable, for the one row whose value is not itself the setting (a file's path). */
+  readonly env?: string;
 }
 
 /** Keeps each row's own types (its key's name, its parser's return type), from which Config is built. */
@@ -228,6 +234,58 @@ export const SETTINGS = table({
     parse: parseSocketMode,
     help: "permissions of a UNIX socket",
   },
+  "websocket-publish": {
+    key: "websocketPublish",
+    hint: "yes|no",
+    // As the original: every websocket subscriber may publish to its channel.
+    default: "yes",
+    parse: parseYesNo,
+    help:
+      "whether websockets may publish by sending messages; with no, a message closes the websocket with 1008 " +
+      "(POST still publishes)",
+  },
+  "jwt-key": {
+    key: "jwtKey",
+    hint: "file",
+    // Read while the settings are checked, so that a key that cannot be used stops pinghub before anything is
+    // bound. Without it, no JWT.
+    parse: loadJwtKey,
+    // The variable names a file, as the _FILE variables of container images do: the key itself never goes in
+    // the environment.
+    env: "PINGHUB_JWT_KEY_FILE",
+    help:
+      "every subscribe and publish needs a JSON Web Token granting it (claim pinghub), checked with this file: " +
+      "an HMAC secret (HS256/384/512) or a PEM public key (RS, PS, ES, EdDSA)",
+  },
+  "jwt-audience": {
+    key: "jwtAudience",
+    hint: "audience",
+    parse: parseText,
+    help: "with --jwt-key: a token's aud must include this",
+  },
+  "jwt-issuer": {
+    key: "jwtIssuer",
+    hint: "issuer",
+    parse: parseText,
+    help: "with --jwt-key: a token's iss must be this",
+  },
+  "auth-url": {
+    key: "authUrl",
+    hint: "url",
+    // Without it, no forward auth.
+    parse: parseHttpUrl,
+    help:
+      "before each subscribe and POST, ask this URL of your application with the client's Cookie and " +
+      "Authorization: 2xx allows, 401/403 refuses, anything else is 503 (not with --jwt-key)",
+  },
+  "auth-timeout": {
+    key: "authTimeout",
+    hint: "seconds",
+    // An application on the same network answers in milliseconds; two seconds is trouble, not load.
+    default: "2",
+    parse: parseSeconds,
+    help: "how long --auth-url has to answer before the client gets 503",
+  },
 });
 
 export type FlagName = keyof typeof SETTINGS;
@@ -243,8 +301,10 @@ type ValueOf<Row> = Row extends { parse: (value: string, name: string) => infer 
 /** Every setting, checked and typed: the table's rows under their keys. */
 export type Config = { [F in FlagName as (typeof SETTINGS)[F]["key"]]: ValueOf<(typeof SETTINGS)[F]> };
 
-/** `max-backlog` → `PINGHUB_MAX_BACKLOG`. */
-export const envName = (flag: string) => `PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}`;
+/** `max-backlog` → `PINGHUB_MAX_BACKLOG`, unless the row names its variable. */
+export const envName = (flag: string) =>
+  (Object.hasOwn(SETTINGS, flag) ? (SETTINGS[flag as FlagName] as Setting).env : undefined) ??
+  `PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}`;
 
 /**
  * Each setting from its flag's value (`flags`, by flag name: a repeatable flag's values already joined by
@@ -271,19 +331,25 @@ export function toConfig(
     config[row.key] = value === undefined ? undefined : row.parse(value, name);
     names[flag] = `${name} "${value}"`;
   }
-  // The checks across settings: the TLS files only with rediss://, a certificate only with its key; --workers
-  // with what it needs.
+  // The checks across settings: one way to authorize at most; the TLS files only with rediss://, a certificate
+  // only with its key; --workers with what it needs.
   redisTlsFits(config as Config);
   checkTogether(config as Config, names);
   return config as Config;
 }
 
-/** The checks no single row can make: settings that only make sense together. */
+/** The checks no single row can make: settings that only make sense together, or only apart. */
 function checkTogether(config: Config, given: Partial<Record<FlagName, string>>): void {
   if (config.workers > 1 && config.redis === undefined) {
     throw new ConfigError(`bad ${given.workers}: more than one worker needs --redis, which carries their channels`);
   }
   if (config.workers > 1 && config.listen.kind === "unix") {
     throw new ConfigError(`bad ${given.workers}: workers share a TCP port, not a UNIX socket (--addr)`);
+  }
+  if (config.jwtKey !== undefined && config.authUrl !== undefined) {
+    throw new ConfigError("--jwt-key and --auth-url cannot be used together: choose one way to authorize");
+  }
+  if (config.jwtKey === undefined && (config.jwtAudience ?? config.jwtIssuer) !== undefined) {
+    throw new ConfigError("--jwt-audience and --jwt-issuer need --jwt-key");
   }
 }

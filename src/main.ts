@@ -21,6 +21,8 @@ import { superviseWorkers } from "./workers.ts";
 
 /** How long a cluster node waits for Redis at start-up before it serves without it. */
 const STARTUP_WAIT_MS = 3000;
+/** Shortest time between two warnings that --auth-url did not answer yes or no. */
+const AUTH_WARNING_INTERVAL_MS = 10_000;
 
 async function main(): Promise<number> {
   const cli = await parseCommandLine(process.argv.slice(2), process.env);
@@ -32,7 +34,7 @@ async function main(): Promise<number> {
     case "watch":
       return watch(cli.url, cli);
     case "publish":
-      return publish(cli.url, cli.message);
+      return publish(cli.url, cli.message, undefined, cli.token);
     case "run":
       return run(cli.config);
   }
@@ -121,7 +123,7 @@ async function run(config: Config): Promise<number> {
   );
   let metrics: Metrics;
   try {
-    metrics = createMetrics(hub, health, config.metrics);
+    metrics = createMetrics(hub, health, config.metrics, config.authUrl !== undefined);
   } catch (error) {
     const where = config.metrics === undefined ? "" : ` on ${formatListen(config.metrics)}`;
     return fatal(`pinghub: cannot serve metrics${where}: ${(error as Error).message}`);
@@ -137,6 +139,7 @@ async function run(config: Config): Promise<number> {
       debug: config.logLevel === "debug" ? (line) => logger.debug(line) : undefined,
       httpMiddleware: metrics.httpMiddleware,
       error: (error) => logger.warn(`request failed: ${error.message}`),
+      forwardAuth: { ...metrics.forwardAuth, trouble: authTrouble(config, logger) },
     });
   } catch (error) {
     await metrics.stop();
@@ -153,6 +156,10 @@ async function run(config: Config): Promise<number> {
     link = linkToParent(metrics.registry, () => (health.serving ? hub.unavailable : "shutting down"));
     link.ready(channels.server.port ?? 0);
   }
+
+  const authorizing = describeAccess(config);
+  if (authorizing !== undefined) logger.info(authorizing);
+  if (!config.websocketPublish) logger.info("websockets subscribe only (--websocket-publish no): publish by POST");
 
   const stopWatching = watchDescriptors(logger);
   process.on("SIGHUP", () => {
@@ -253,6 +260,49 @@ async function runWorkers(config: Config, stopSignal: Promise<string>): Promise<
 /** `1 channel`, `2 channels`. */
 function counted(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/**
+ * A warning when --auth-url does not answer yes or no, at most one per AUTH_WARNING_INTERVAL_MS: an application
+ * that is down would otherwise write a line per client.
+ */
+function authTrouble(config: Config, logger: Log["logger"]): (line: string) => void {
+  let last = 0;
+  let quiet = 0;
+  const where = config.authUrl === undefined ? "" : safeUrl(config.authUrl);
+  return (line) => {
+    const now = Date.now();
+    if (now - last < AUTH_WARNING_INTERVAL_MS) {
+      quiet++;
+      return;
+    }
+    const also = quiet === 0 ? "" : ` (and ${quiet} more since the last warning)`;
+    logger.warn(`forward auth: ${where}: ${line}; refusing with 503${also}`);
+    last = now;
+    quiet = 0;
+  };
+}
+
+/** A URL without user, password or query: the log is no place for credentials an operator put in it. */
+function safeUrl(given: string): string {
+  const url = new URL(given);
+  return `${url.origin}${url.pathname}`;
+}
+
+/** The start-up line that says who may subscribe and publish, or undefined when everyone may. */
+function describeAccess(config: Config): string | undefined {
+  if (config.jwtKey !== undefined) {
+    const checks = [
+      config.jwtAudience === undefined ? undefined : `audience ${JSON.stringify(config.jwtAudience)}`,
+      config.jwtIssuer === undefined ? undefined : `issuer ${JSON.stringify(config.jwtIssuer)}`,
+    ].filter((check) => check !== undefined);
+    const also = checks.length === 0 ? "" : `, ${checks.join(", ")}`;
+    return `authorizing by JWT: tokens checked with ${config.jwtKey.description}${also}`;
+  }
+  if (config.authUrl !== undefined) {
+    return `authorizing by asking ${safeUrl(config.authUrl)} (timeout ${config.authTimeout} s)`;
+  }
+  return undefined;
 }
 
 process.exit(await main());

@@ -7,8 +7,9 @@
 
 import { prometheus } from "@hono/prometheus";
 import type { MiddlewareHandler } from "hono";
-import { type Aggregator, Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { type Aggregator, Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import pkg from "../package.json" with { type: "json" };
+import { AUTH_RESULTS, type ForwardAuthHooks } from "./forward-auth.ts";
 import { CLOSE_CLASSES, type Hub } from "./hub.ts";
 import { REFUSAL_REASONS, type RefusalReason } from "./refusal.ts";
 import { formatListen, type TcpListen } from "./setting-values.ts";
@@ -18,6 +19,8 @@ export interface Metrics {
   /** Counts HTTP requests handled by the Hono app, by method, status and route pattern. */
   httpMiddleware: MiddlewareHandler;
   refused(reason: RefusalReason): void;
+  /** The --auth-url calls and cache hits, counted where createMetrics was told of forward auth. */
+  forwardAuth: ForwardAuthHooks;
   /** Stops the metrics server, if there is one. */
   stop(): Promise<void>;
   /** `http://HOST:PORT` with the port bound (--mport 0 picks one), or undefined when --mport is off. */
@@ -30,7 +33,13 @@ export interface Health {
 }
 
 /** With `address` undefined (--mport off) nothing is served; the registry is still built. */
-export function createMetrics(hub: Hub, health: Health, address: TcpListen | undefined): Metrics {
+export function createMetrics(
+  hub: Hub,
+  health: Health,
+  address: TcpListen | undefined,
+  /** With --auth-url: its calls' series exist. */
+  forwardAuth = false,
+): Metrics {
   // Registered in the order a scrape lists them: pinghub's own series first, then HTTP and the runtime's.
   const registry = new Registry();
   new Gauge({
@@ -145,6 +154,8 @@ export function createMetrics(hub: Hub, health: Health, address: TcpListen | und
   // Every reason is present from the start, at zero, so rate() works from the first scrape.
   for (const reason of REFUSAL_REASONS) refusals.inc({ reason }, 0);
 
+  const authHooks = forwardAuth ? forwardAuthMetrics(registry) : {};
+
   collectDefaultMetrics({ register: registry });
   // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool says so); the
   // same figures remain, by type, in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
@@ -181,6 +192,7 @@ export function createMetrics(hub: Hub, health: Health, address: TcpListen | und
     registry,
     httpMiddleware: registerMetrics,
     refused: (reason) => refusals.inc({ reason }),
+    forwardAuth: authHooks,
     url:
       address === undefined || server === undefined
         ? undefined
@@ -188,6 +200,36 @@ export function createMetrics(hub: Hub, health: Health, address: TcpListen | und
     async stop() {
       await server?.stop(true);
     },
+  };
+}
+
+/** Calls to --auth-url, by how they ended, how long they took, and the checks its cache answered instead. */
+function forwardAuthMetrics(registry: Registry): ForwardAuthHooks {
+  const requests = new Counter({
+    name: "pinghub_auth_requests_total",
+    help: "Calls to the --auth-url application, by result.",
+    labelNames: ["result"],
+    registers: [registry],
+  });
+  for (const result of AUTH_RESULTS) requests.inc({ result }, 0);
+  const duration = new Histogram({
+    name: "pinghub_auth_request_duration_seconds",
+    help: "Time the --auth-url application took to answer (or to time out).",
+    // From a local answer (1 ms) to past the default --auth-timeout.
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const hits = new Counter({
+    name: "pinghub_auth_cache_hits_total",
+    help: "Checks answered from the --auth-url answers kept for their max-age, without a call.",
+    registers: [registry],
+  });
+  return {
+    answered(result, seconds) {
+      requests.inc({ result });
+      duration.observe(seconds);
+    },
+    cacheHit: () => hits.inc(),
   };
 }
 

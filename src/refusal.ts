@@ -14,6 +14,13 @@ export const REFUSAL_REASONS = [
   "binary",
   "bad_upgrade",
   "redis_down",
+  // Authorization (access.ts): no token or a bad one, a token or the application saying no, an expired token
+  // (refused, or ending what it opened), --auth-url not answering yes or no, a websocket publishing where it may not.
+  "unauthorized",
+  "forbidden",
+  "token_expired",
+  "auth_unavailable",
+  "websocket_publish_off",
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 

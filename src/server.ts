@@ -3,10 +3,13 @@
 
 import type { Server } from "bun";
 import type { MiddlewareHandler } from "hono";
+import { type Access, createAccess, type Decision } from "./access.ts";
 import { createApp } from "./app.ts";
 import { channelFromUrl } from "./channel-path.ts";
 import type { Config } from "./config.ts";
+import type { ForwardAuthHooks } from "./forward-auth.ts";
 import type { Hub } from "./hub.ts";
+import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { createPostPublisher } from "./post.ts";
 import { createRefuse, type RefusalReason } from "./refusal.ts";
 import { createSseSubscribers, wantsEventStream } from "./sse.ts";
@@ -22,6 +25,8 @@ export interface ServerHooks {
   httpMiddleware?: MiddlewareHandler;
   /** An error thrown while handling a request; the client gets 500. */
   error?: (error: Error) => void;
+  /** The calls to --auth-url, for the metrics and the log. */
+  forwardAuth?: ForwardAuthHooks;
 }
 
 /** Close code and reason for every websocket when the server stops: clients should reconnect elsewhere. */
@@ -48,10 +53,18 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
     () => listening as Server<unknown> | undefined,
   );
   const debug = hooks.debug;
+  // Who may subscribe and publish: every door's first question; undefined when everyone may (no flag given).
+  const access: Access | undefined = createAccess(
+    config,
+    // The connection's own address, for X-Forwarded-For: looked up only by forward auth.
+    (req) => listening?.requestIP(req)?.address ?? "unix socket",
+    hooks.forwardAuth,
+  );
+  const doors = { refused, debug, access };
   const post = createPostPublisher(hub, config, refused);
   // Each door admits its subscribers through the hub (admission.ts); a later transport is one more of these.
-  const websockets = createWebsockets(hub, config, refused, debug);
-  const sse = createSseSubscribers(hub, config, refused, debug);
+  const websockets = createWebsockets(hub, config, doors);
+  const sse = createSseSubscribers(hub, config, doors);
   const app = createApp(config, post, refused, { middleware: hooks.httpMiddleware, error: hooks.error });
   const listen = config.listen;
   if (listen.kind === "unix") await prepareUnixSocket(listen.path);
@@ -63,7 +76,18 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
         refused("bad_path", undefined, req);
         return new Response(`${error}\n`, { status: 400 });
       }
-      if (req.method === "POST") return post.publish(req, channel) ?? app.fetch(req, { channel });
+      if (req.method === "POST") {
+        if (access === undefined) return post.publish(req, channel) ?? app.fetch(req, { channel });
+        // The Origin first: a page of another site gets its 403 without the application being asked.
+        if (!originAllowed(config.origin, req.headers.get("origin"))) {
+          refused("bad_origin", channel, req);
+          return forbiddenOrigin(config.origin);
+        }
+        // A publisher's remembered token or cached answer is decided at once: no promise, no closure per POST.
+        const decision = access.check(req, channel, "publish");
+        if (!(decision instanceof Promise)) return publishIfAllowed(decision, req, channel);
+        return decision.then((d) => publishIfAllowed(d, req, channel));
+      }
       if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
         if (req.method === "GET" && wantsEventStream(req)) return sse.subscribe(req, server, channel);
         return app.fetch(req, { channel });
@@ -79,6 +103,15 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
     // count, from the Content-Length before reading, or as a chunked body's bytes arrive.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   };
+  /** A POST that access has answered: published (the common case, before the Hono app) or refused. */
+  function publishIfAllowed(decision: Decision, req: Request, channel: string) {
+    if (!decision.allowed) {
+      refused(decision.reason, channel, req);
+      return decision.response;
+    }
+    return post.publish(req, channel) ?? app.fetch(req, { channel });
+  }
+
   const server =
     listen.kind === "unix"
       ? withSocketMode(config.socketMode, () => Bun.serve({ ...serveOptions, unix: listen.path }))

@@ -151,3 +151,32 @@ export function parseWorkers(value: string, name: string): number {
   }
   return n;
 }
+/** `yes` or `no`. */
+export function parseYesNo(value: string, name: string): boolean {
+  if (value === "yes") return true;
+  if (value === "no") return false;
+  throw new ConfigError(`bad ${name} "${value}": expected yes or no`);
+}
+
+/** Seconds above zero, fractions allowed (`0.5`), up to an hour. */
+export function parseSeconds(value: string, name: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > 3600) {
+    throw new ConfigError(`bad ${name} "${value}": expected seconds above 0, up to 3600, such as 2 or 0.5`);
+  }
+  return n;
+}
+
+/** An http:// or https:// URL, normalised. */
+export function parseHttpUrl(value: string, name: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`bad ${name} "${value}": not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(`bad ${name} "${value}": expected an http:// or https:// URL`);
+  }
+  return url.href;
+}

@@ -11,14 +11,16 @@
 // Origin, a bad path) gets an error status.
 
 import type { Server } from "bun";
+import type { Decision, DoorContext } from "./access.ts";
 import { type BacklogBudget, type Backlogged, OVER_MAX_BACKLOG } from "./backlog.ts";
 import type { Config } from "./config.ts";
+import { ExpiryWheel } from "./expiry.ts";
 import { parseId, type Resume } from "./history.ts";
 import { EVENT_STREAMS, type Hub } from "./hub.ts";
 import { lastFromUrl } from "./last-query.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { plainText } from "./plain-text.ts";
-import { clientAddress, type Refuse } from "./refusal.ts";
+import { clientAddress } from "./refusal.ts";
 import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
 
 /** A comment at least this often keeps proxies (nginx's proxy_read_timeout is 60 s) from closing a quiet stream. */
@@ -40,13 +42,10 @@ export function wantsEventStream(req: Request): boolean {
   return req.headers.get("accept")?.includes("text/event-stream") === true;
 }
 
-export function createSseSubscribers(
-  hub: Hub,
-  config: Config,
-  refused: Refuse,
-  /** At --log-level debug: one line per stream opened and closed. */
-  debug?: (line: string) => void,
-): SseSubscribers {
+export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext): SseSubscribers {
+  const { refused, debug, access } = door;
+  // Streams whose token expires wait here to be ended, each as the function that ends it: one timer for all.
+  const expiries = new ExpiryWheel<() => void>((end) => end());
   const group = hub.group<SseStream>(EVENT_STREAMS, {
     fanOut(_channel, streams, message, id) {
       // The event's bytes are built once, here, for every stream of the channel; Bun copies them into each
@@ -100,11 +99,19 @@ export function createSseSubscribers(
    * Opens a stream, joined to the channel before the history is read, so that nothing published meanwhile falls
    * between the two; until the history is written, live events wait in the stream. With history on, the answer
    * waits for the history (a round trip to Redis in cluster mode), so that the stream's first bytes name its
-   * position.
+   * position. A token's `expiresAtMs` ends it.
    */
-  function start(req: Request, client: string, channel: string, from: From): Response | Promise<Response> {
+  function start(
+    req: Request,
+    client: string,
+    channel: string,
+    from: From,
+    expiresAtMs: number | undefined,
+  ): Response | Promise<Response> {
     const history = hub.broker.history;
+    let expiry: { slot: number; end: () => void } | undefined;
     const stream = new SseStream(channel, hub.backlog, history, (why) => {
+      if (expiry !== undefined) expiries.remove(expiry.slot, expiry.end);
       if (why === OVER_MAX_BACKLOG) hub.slowSubscriber(channel);
       if (!group.leave(channel, stream)) return;
       open.delete(stream);
@@ -120,6 +127,15 @@ export function createSseSubscribers(
     if (read) stream.holdLive();
     if (!group.join(channel, stream)) return respond();
     debug?.(`SSE stream opened: channel ${JSON.stringify(channel)} from ${client}`);
+    // A token's exp ends the stream, and EventSource comes back with a fresh token (pinghub.js asks for one).
+    if (expiresAtMs !== undefined) {
+      const end = () => {
+        expiry = undefined;
+        refused("token_expired", channel, req);
+        stream.endWith("token expired", "its token expired");
+      };
+      expiry = { slot: expiries.add(expiresAtMs, end), end };
+    }
     open.add(stream);
     heartbeat ??= setInterval(beat, HEARTBEAT_MS);
     req.signal.addEventListener("abort", () => stream.gone(), { once: true });
@@ -154,22 +170,45 @@ export function createSseSubscribers(
         refused("bad_query", channel, req);
         return plainText(`${last.error}\n`, 400);
       }
-      // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
-      server.timeout(req, 0);
-      const from = { lastId: lastEventId(req), last: last.count };
-      const client = debug === undefined ? "" : clientAddress(req, server);
-      // A stream with history opens once the history is read, so its door answers with a promise; a promise of
-      // a promise is one promise once awaited, as Bun does.
-      return hub.admit<Response | Promise<Response>>(channel, {
-        open: () => start(req, client, channel, from),
-        unavailable: (reason) => comeBackLater(req, channel, reason),
-      }) as Response | Promise<Response>;
+      if (access === undefined) return admit(req, server, channel, last.count, undefined);
+      const decision = access.check(req, channel, "subscribe");
+      if (!(decision instanceof Promise)) return admitIfAllowed(req, server, channel, last.count, decision);
+      return decision.then((d) => admitIfAllowed(req, server, channel, last.count, d));
     },
     stop() {
       if (heartbeat !== undefined) clearInterval(heartbeat);
       heartbeat = undefined;
+      expiries.stop();
     },
   };
+
+  /** A subscriber that access answered: admitted, or refused with an answer, not a stream. */
+  function admitIfAllowed(req: Request, server: Server<unknown>, channel: string, last: number, decision: Decision) {
+    if (decision.allowed) return admit(req, server, channel, last, decision.expiresAtMs);
+    // EventSource gives up on an answer that is not a stream, which is meant: a token missing or bad.
+    refused(decision.reason, channel, req);
+    return decision.response;
+  }
+
+  /** A subscriber allowed in, until `expiresAtMs` if its token says: admitted through the hub, then streamed. */
+  function admit(
+    req: Request,
+    server: Server<unknown>,
+    channel: string,
+    last: number,
+    expiresAtMs: number | undefined,
+  ) {
+    // Bun's idle timeout for HTTP requests would cut a quiet stream; the heartbeat keeps it alive instead.
+    server.timeout(req, 0);
+    const from = { lastId: lastEventId(req), last };
+    const client = debug === undefined ? "" : clientAddress(req, server);
+    // A stream with history opens once the history is read, so its door answers with a promise; a promise of
+    // a promise is one promise once awaited, as Bun does.
+    return hub.admit<Response | Promise<Response>>(channel, {
+      open: () => start(req, client, channel, from, expiresAtMs),
+      unavailable: (reason) => comeBackLater(req, channel, reason),
+    }) as Response | Promise<Response>;
+  }
 }
 
 /** Where a new stream starts: after the message the client last saw, else with the newest `last` kept. */

@@ -13,6 +13,8 @@ export interface SseWatchOptions {
   reconnect: boolean;
   /** Ask for the newest N kept messages first (?last=N), on a connection that has no id to resume from. */
   last: number;
+  /** A token for a server with --jwt-key, sent as `Authorization: Bearer`. */
+  token?: string;
 }
 
 export interface WatchOutput {
@@ -49,6 +51,7 @@ export async function watchSse(
     else if (options.last > 0) target.searchParams.set(LAST_PARAMETER, String(options.last));
     const headers: Record<string, string> = { Accept: "text/event-stream" };
     if (state.lastEventId !== "") headers["Last-Event-ID"] = state.lastEventId;
+    if (options.token !== undefined) headers.Authorization = `Bearer ${options.token}`;
     const from = () => (state.lastEventId === "" ? "" : ` from id ${state.lastEventId}`);
     let response: Response;
     try {

@@ -4,13 +4,15 @@
 // reaches them all natively, so no JavaScript runs per subscriber.
 
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import { type Decision, type DoorContext, EVERYONE } from "./access.ts";
 import { type Backlogged, OVER_MAX_BACKLOG } from "./backlog.ts";
 import type { Config } from "./config.ts";
+import { ExpiryWheel } from "./expiry.ts";
 import { closeClass, type Hub, WEBSOCKETS } from "./hub.ts";
 import { lastFromUrl } from "./last-query.ts";
 import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { plainText } from "./plain-text.ts";
-import { clientAddress, type RefusalReason, type Refuse } from "./refusal.ts";
+import { clientAddress, type RefusalReason } from "./refusal.ts";
 import type { SubscriberGroup } from "./subscribers.ts";
 import { CLOSE_TRY_AGAIN_LATER, tryAgainLater } from "./try-again.ts";
 import { WebsocketReplay } from "./websocket-replay.ts";
@@ -28,12 +30,36 @@ export interface Subscriber {
   behind?: BehindSocket;
   /** `?last=N`: the newest N kept messages are sent first (websocket-replay.ts); 0 for none. */
   last: number;
+  // Set only with --websocket-publish no, --jwt-key or --auth-url: without them a websocket's data keeps its
+  // four fields, and its memory, as before.
+  /** Why a message from it is refused (decided at its upgrade: access.ts); absent when it may publish. */
+  publishRefused?: PublishRefusal;
+  /** When its token expires, in ms since the epoch; then its slot in the expiry wheel, once open. */
+  expiresAtMs?: number;
+  expiry?: number;
+}
+
+/** A websocket's message refused: counted under `reason`, the websocket closed with 1008 and `text`. */
+export interface PublishRefusal {
+  reason: RefusalReason;
+  text: string;
 }
 
 export type SubscriberSocket = ServerWebSocket<Subscriber>;
 
 /** Close codes pinghub sends itself; Bun sends 1007 (not UTF-8) and 1009 (too large) on its own. */
 export const CLOSE_UNSUPPORTED_DATA = 1003;
+/** RFC 6455's "policy violation": a message it may not publish, a token expired. */
+export const CLOSE_POLICY_VIOLATION = 1008;
+
+/** --websocket-publish no: websockets subscribe only, POST publishes. */
+export const PUBLISHING_OFF: PublishRefusal = {
+  reason: "websocket_publish_off",
+  text: "publishing by websocket is off",
+};
+/** The websocket's token, or the application, did not grant it publish on its channel. */
+export const NOT_ALLOWED_TO_PUBLISH: PublishRefusal = { reason: "forbidden", text: "not allowed to publish" };
+export const TOKEN_EXPIRED = "token expired";
 
 /** The reasons Bun gives its own closes, which it reports to us as 1006 with this text, and the codes it sent. */
 const BUN_CLOSE_REASONS: Record<string, { refusal: RefusalReason; code: number }> = {
@@ -54,13 +80,14 @@ export interface Websockets {
   attach(server: Server<Subscriber>): void;
 }
 
-export function createWebsockets(
-  hub: Hub,
-  config: Config,
-  refused: Refuse,
-  /** At --log-level debug: one line per websocket opened and closed. */
-  debug?: (line: string) => void,
-): Websockets {
+export function createWebsockets(hub: Hub, config: Config, door: DoorContext): Websockets {
+  const { refused, debug, access } = door;
+  // Websockets whose token expires wait here to be closed: one timer for them all, nothing per message.
+  const expiries = new ExpiryWheel<SubscriberSocket>((ws) => {
+    ws.data.expiry = undefined;
+    refused("token_expired", ws.data.channel, ws.data.client);
+    ws.close(CLOSE_POLICY_VIOLATION, TOKEN_EXPIRED);
+  });
   let listening: Server<Subscriber> | undefined;
   /** Websockets that asked for recent messages (?last=N) and get them before their topic's. */
   const replay = new WebsocketReplay();
@@ -110,11 +137,35 @@ export function createWebsockets(
       refused("bad_query", channel, req);
       return plainText(`${badLast}\n`, 400);
     }
+    if (access === undefined) return admit(req, server, channel, last, EVERYONE);
+    // A token seen before or a cached answer is decided at once: no promise, no closure per upgrade.
+    const decision = access.check(req, channel, "subscribe");
+    if (!(decision instanceof Promise)) return admit(req, server, channel, last, decision);
+    return decision.then((d) => admit(req, server, channel, last, d));
+  }
+
+  /** A websocket allowed in, with its rights, admitted through the hub and upgraded; or its refusal. */
+  function admit(req: Request, server: Server<Subscriber>, channel: string, last: number, rights: Decision) {
+    if (!rights.allowed) {
+      refused(rights.reason, channel, req);
+      return rights.response;
+    }
+    // Decided once, here: whether its messages are published, and when its token ends it.
+    const publishRefused = !config.websocketPublish
+      ? PUBLISHING_OFF
+      : rights.publish
+        ? undefined
+        : NOT_ALLOWED_TO_PUBLISH;
+    const expiresAtMs = rights.expiresAtMs;
     return hub.admit<Response | undefined>(channel, {
       // Bun runs the websocket's open, and so its joining the group, inside upgrade.
       open() {
         const client = debug === undefined ? "" : clientAddress(req, server as Server<unknown>);
-        if (server.upgrade(req, { data: { channel, slow: false, client, last } })) return undefined;
+        const data: Subscriber =
+          publishRefused === undefined && expiresAtMs === undefined
+            ? { channel, slow: false, client, last }
+            : { channel, slow: false, client, last, publishRefused, expiresAtMs, expiry: undefined };
+        if (server.upgrade(req, { data })) return undefined;
         refused("bad_upgrade", channel, req);
         return new Response("bad websocket upgrade: expected GET with Sec-WebSocket-Key and Version 13\n", {
           status: 400,
@@ -162,6 +213,11 @@ export function createWebsockets(
           });
         }
       }
+      const expiresAtMs = ws.data.expiresAtMs;
+      if (expiresAtMs !== undefined) {
+        // One place in a shared wheel, not a timer per websocket, and nothing per message.
+        ws.data.expiry = expiries.add(expiresAtMs, ws);
+      }
       debug?.(`websocket opened: channel ${JSON.stringify(channel)} from ${ws.data.client}`);
     },
 
@@ -174,6 +230,13 @@ export function createWebsockets(
       // An empty message is a keepalive: answered to its sender alone, never published.
       if (message.length === 0) {
         ws.send("");
+        return;
+      }
+      // Decided once, at the upgrade: a property read per message, whatever the way of authorizing.
+      const refusal = ws.data.publishRefused;
+      if (refusal !== undefined) {
+        refused(refusal.reason, ws.data.channel, ws.data.client);
+        ws.close(CLOSE_POLICY_VIOLATION, refusal.text);
         return;
       }
       const published = hub.publishWebsocket(ws.data.channel, message);
@@ -192,6 +255,7 @@ export function createWebsockets(
       if (ws.data.behind !== undefined) hub.backlog.update(ws.data.behind, 0);
       replay.leave(ws, ws.data.channel);
       if (group.leave(ws.data.channel, ws)) hub.counters.websocketsClosed[closeClass(code)]++;
+      if (ws.data.expiry !== undefined) expiries.remove(ws.data.expiry, ws);
       if (bunClose !== undefined) refused(bunClose.refusal, ws.data.channel, ws.data.client);
       const why = ws.data.why === undefined ? "" : `, ${ws.data.why}`;
       debug?.(

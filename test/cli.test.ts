@@ -170,7 +170,8 @@ describe("--help", () => {
       const setting: Setting = SETTINGS[flag];
       const line = lines.find((l) => l.includes(`--${flag}=`));
       expect(line, `--${flag} is missing from --help`).toBeDefined();
-      expect(line).toContain(`[env PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}]`);
+      // A row may name its own variable (--jwt-key's PINGHUB_JWT_KEY_FILE, which holds a path, not the key).
+      expect(line).toContain(`[env ${setting.env ?? `PINGHUB_${flag.toUpperCase().replaceAll("-", "_")}`}]`);
       if (setting.default === undefined) expect(line).not.toContain("(default");
       else expect(line).toContain(`(default: ${setting.default})`);
     }
@@ -619,7 +620,7 @@ describe("parseCommandLine", () => {
   });
 
   test("watch and publish are client commands, with their URL and message", async () => {
-    const plain = { reconnect: false, sse: false, ids: false, last: 0 };
+    const plain = { reconnect: false, sse: false, ids: false, last: 0, token: undefined };
     expect(await parseCommandLine(["watch", "http://127.0.0.1:8081/x"], {})).toEqual({
       kind: "watch",
       url: "http://127.0.0.1:8081/x",
@@ -639,6 +640,7 @@ describe("parseCommandLine", () => {
         sse: true,
         ids: true,
         last: 5,
+        token: undefined,
       },
     );
     expect(await parseCommandLine(["watch", "http://h/x", "--last=3"], {})).toEqual({
@@ -651,12 +653,40 @@ describe("parseCommandLine", () => {
       kind: "publish",
       url: "http://h/x",
       message: "hello there",
+      token: undefined,
     });
     expect(await parseCommandLine(["publish", "http://h/x"], {})).toEqual({
       kind: "publish",
       url: "http://h/x",
       message: undefined,
+      token: undefined,
     });
+  });
+
+  test("--token, or PINGHUB_TOKEN, for watch and publish only", async () => {
+    expect(await parseCommandLine(["watch", "http://h/x", "--token", "t1"], { PINGHUB_TOKEN: "t2" })).toEqual({
+      kind: "watch",
+      url: "http://h/x",
+      reconnect: false,
+      sse: false,
+      ids: false,
+      last: 0,
+      token: "t1",
+    });
+    expect(await parseCommandLine(["publish", "http://h/x", "m"], { PINGHUB_TOKEN: "t2" })).toEqual({
+      kind: "publish",
+      url: "http://h/x",
+      message: "m",
+      token: "t2",
+    });
+    for (const [argv, says] of [
+      [["--token", "t"], /--token is for pinghub watch and publish/],
+      [["watch", "http://h/x", "--token"], /flag --token needs a value/],
+    ] as const) {
+      const result = await parseCommandLine([...argv], {});
+      expect(result.kind === "exit" && result.status).toBe(2);
+      expect(result.kind === "exit" && result.stderr).toMatch(says);
+    }
   });
 });
 

@@ -29,6 +29,8 @@ export interface FanoutShape {
   messageSize: number;
   /** Websockets unless given. */
   transport?: Transport;
+  /** After every path: `?token=...` for a server that asks for one. */
+  query?: string;
 }
 
 export type Pace = { kind: "rate"; messagesPerSecond: number } | { kind: "window"; inFlightPerChannel: number };
@@ -103,7 +105,7 @@ export class FanoutLoad {
   static async open(shape: FanoutShape): Promise<FanoutLoad> {
     const load = new FanoutLoad(shape);
     const perChannel = shape.subscribersPerChannel;
-    const path = (c: number) => `/bench/fanout/${c}`;
+    const path = (c: number) => `/bench/fanout/${c}${shape.query ?? ""}`;
     const closed = () => {
       if (!load.closing) load.disconnected++;
     };

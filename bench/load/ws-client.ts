@@ -301,11 +301,11 @@ export async function closeAll(conns: readonly WsConnection[]): Promise<void> {
  * code compiled and buffers allocated once, which a memory baseline taken after this does not count against
  * every connection.
  */
-export async function warmUp(port: number, connections = 64): Promise<void> {
+export async function warmUp(port: number, connections = 64, query = ""): Promise<void> {
   const conns = await connectAll({
     port,
     count: connections,
-    path: (i) => `/bench/warm-up/${i}`,
+    path: (i) => `/bench/warm-up/${i}${query}`,
     channel: (i) => i,
     handlers: { text() {} },
   });

@@ -37,6 +37,7 @@ export async function fanoutRun(
       subscribersPerChannel: plan.subscribers,
       messageSize: plan.messageSize,
       transport,
+      query: server.query,
     });
   } catch (error) {
     await server.stop();

@@ -30,7 +30,7 @@ export async function postRun(
   const subscriber = await connectAll({
     port: server.port,
     count: 1,
-    path: () => CHANNEL,
+    path: () => `${CHANNEL}${server.query}`,
     channel: () => 0,
     handlers: {
       text() {
@@ -39,7 +39,7 @@ export async function postRun(
     },
   });
   try {
-    const load = { port: server.port, path: CHANNEL, connections: plan.connections, tool };
+    const load = { port: server.port, path: `${CHANNEL}${server.query}`, connections: plan.connections, tool };
     if (plan.warmupSeconds > 0) await runPost({ ...load, seconds: plan.warmupSeconds });
     await Bun.sleep(100);
     delivered = 0;

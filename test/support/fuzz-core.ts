@@ -113,6 +113,11 @@ export const emptyTally = (): Tally => ({
   binary: 0,
   bad_upgrade: 0,
   redis_down: 0,
+  unauthorized: 0,
+  forbidden: 0,
+  token_expired: 0,
+  auth_unavailable: 0,
+  websocket_publish_off: 0,
 });
 
 /** Exactly these refusals, or (for a case whose outcome depends on what random bytes happen to mean) up to `any` more. */
