@@ -147,12 +147,16 @@ describe.skipIf(skip)("Redis Cluster", () => {
 
       // Every POST answered 200 reaches every subscriber of its channel on the node that accepted it, and, outside
       // the moments when the nodes re-subscribe one after the other (the window the README states), on every node;
-      // each subscriber hears its channel in one order.
+      // each subscriber hears its channel in one order. The README's second window: while the slot moves, a node
+      // whose publish is redirected to the new owner before its own subscription has moved there (the server's
+      // SUNSUBSCRIBE push and the slot map refresh are still on their way) publishes a message of the moved channel
+      // that its own subscribers miss; only that channel, only between the move's start and both nodes' `is back`.
       const last = Object.fromEntries(
         await Promise.all(channels.map(async (c) => [c, await post(`${nodes[0]?.url}${c}`, `last ${c}`)] as const)),
       );
       for (const channel of channels) expect(last[channel]?.status).toBe(200);
-      const inWindow = (at: number) => (at > killedAt && at < bothBack) || (at > movedAt && at < bothMoved);
+      const inMove = (at: number) => at > movedAt && at < bothMoved;
+      const inWindow = (at: number) => (at > killedAt && at < bothBack) || inMove(at);
       for (const channel of channels) {
         const sent = accepted.filter((a) => a.channel === channel);
         for (const [i, s] of (audience.get(channel) ?? []).entries()) {
@@ -161,7 +165,9 @@ describe.skipIf(skip)("Redis Cluster", () => {
           const heard = s.messages.filter((m) => m.startsWith("m "));
           const order = sent.map((a) => a.message);
           expect(heard).toEqual(order.filter((m) => heard.includes(m)));
-          const owed = sent.filter((a) => a.node === i || !inWindow(a.at)).map((a) => a.message);
+          const owed = sent
+            .filter((a) => !inWindow(a.at) || (a.node === i && !(a.channel === moved && inMove(a.at))))
+            .map((a) => a.message);
           expect(owed.filter((m) => !heard.includes(m))).toEqual([]);
         }
       }
