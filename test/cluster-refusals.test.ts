@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NODES_HEADER } from "../src/post.ts";
 import { post } from "./support/clients.ts";
-import { type ClusterNode, startClusterNode, subscriberPool } from "./support/cluster-node.ts";
+import { type ClusterNode, clusterNodes, subscriberPool } from "./support/cluster-node.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { ROOT } from "./support/server.ts";
@@ -19,22 +19,17 @@ const skip = skipWithoutRedis();
 // One test waits for the node to ask Redis about its rights again (every 10 s).
 setDefaultTimeout(30_000);
 
-const nodes: ClusterNode[] = [];
+const nodes = clusterNodes();
+const node = nodes.start;
 const pool = subscriberPool();
 let redis: RedisServer | undefined;
 
 afterEach(async () => {
   pool.closeAll();
-  await Promise.all(nodes.splice(0).map((node) => node.stop()));
+  await nodes.stopAll();
   await redis?.stop();
   redis = undefined;
 });
-
-async function node(url: string, args: string[] = []): Promise<ClusterNode> {
-  const started = await startClusterNode(url, args);
-  nodes.push(started);
-  return started;
-}
 
 /** Starts Redis and gives it an ACL user `name` with password `pw` and these rules. */
 async function redisWithUser(name: string, rules: string[]): Promise<{ r: RedisServer; url: string }> {

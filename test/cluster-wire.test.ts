@@ -8,7 +8,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { post } from "./support/clients.ts";
-import { type ClusterNode, startClusterNode, subscriberPool } from "./support/cluster-node.ts";
+import { clusterNodes, subscriberPool } from "./support/cluster-node.ts";
 import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { inScratch } from "./support/scratch.ts";
 import { openEvents } from "./support/sse-client.ts";
@@ -17,22 +17,17 @@ import { until } from "./support/until.ts";
 const REDIS_CLI = "/usr/bin/redis-cli";
 const skip = skipWithoutRedis();
 
-const nodes: ClusterNode[] = [];
+const nodes = clusterNodes();
+const node = nodes.start;
 const pool = subscriberPool();
 let redis: RedisServer | undefined;
 
 afterEach(async () => {
   pool.closeAll();
-  await Promise.all(nodes.splice(0).map((node) => node.stop()));
+  await nodes.stopAll();
   await redis?.stop();
   redis = undefined;
 });
-
-async function node(url: string, args: string[] = []): Promise<ClusterNode> {
-  const started = await startClusterNode(url, args);
-  nodes.push(started);
-  return started;
-}
 
 /** `redis-cli PUBLISH channel payload`, as another program would; `stdin` sends the payload from a file (-x). */
 function redisCli(port: number, channel: string, payload: string | { file: string }): number {

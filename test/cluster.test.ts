@@ -9,59 +9,26 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NODES_HEADER } from "../src/post.ts";
-import { post, type Subscriber, subscribe } from "./support/clients.ts";
+import { post, type Subscriber } from "./support/clients.ts";
+import { health, killAll, type ServingNode, scrape, startServingNode, subscriberPool } from "./support/cluster-node.ts";
 import { fdLimit } from "./support/process-stats.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { numsub, type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
-import { freePort, type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { freePort, sample } from "./support/server.ts";
 import { until } from "./support/until.ts";
 
-interface Node extends PinghubProcess {
-  /** `http://127.0.0.1:PORT` */
-  url: string;
-  port: number;
-  ws(path: string): string;
-  /** `http://127.0.0.1:MPORT` */
-  metrics: string;
-}
+type Node = ServingNode;
 
 const running: Node[] = [];
-const subscribers: Subscriber[] = [];
+const pool = subscriberPool();
+const open = pool.open;
 let redis: RedisServer | undefined;
 
 /** Starts a cluster node on free ports and waits until it serves. */
 async function startNode(redisUrl: string, env: Record<string, string> = {}, args: string[] = []): Promise<Node> {
-  const mport = freePort();
-  const node = spawnPinghub(
-    ["--addr", "127.0.0.1:0", "--mport", String(mport), ...(redisUrl === "" ? [] : ["--redis", redisUrl]), ...args],
-    env,
-  );
-  const [, url = ""] = await node.waitForStderr(/serving (http:\/\/[^\s,]+)/);
-  const port = Number(new URL(url).port);
-  const started = {
-    ...node,
-    url,
-    port,
-    ws: (path: string) => `ws://127.0.0.1:${port}${path}`,
-    metrics: `http://127.0.0.1:${mport}`,
-  };
+  const started = await startServingNode([...(redisUrl === "" ? [] : ["--redis", redisUrl]), ...args], env);
   running.push(started);
   return started;
-}
-
-async function open(url: string): Promise<Subscriber> {
-  const s = await subscribe(url);
-  subscribers.push(s);
-  return s;
-}
-
-async function health(node: Node): Promise<{ status: number; text: string }> {
-  const response = await fetch(`${node.metrics}/healthz`);
-  return { status: response.status, text: await response.text() };
-}
-
-async function scrape(node: Node): Promise<string> {
-  return (await fetch(`${node.metrics}/metrics`)).text();
 }
 
 /** The number of stderr lines matching `pattern`. */
@@ -76,10 +43,8 @@ const skip = skipWithoutRedis();
 setDefaultTimeout(20_000);
 
 afterEach(async () => {
-  for (const s of subscribers.splice(0)) s.close();
-  const nodes = running.splice(0);
-  for (const node of nodes) node.proc.kill("SIGKILL");
-  await Promise.all(nodes.map((node) => node.exited));
+  pool.closeAll();
+  await killAll(running);
   await redis?.stop();
   redis = undefined;
 });

@@ -6,43 +6,25 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import calculateSlot from "cluster-key-slot";
 import { Cluster } from "ioredis";
-import { post, type Subscriber, subscribe } from "./support/clients.ts";
-import { freePort } from "./support/ports.ts";
+import { post, type Subscriber } from "./support/clients.ts";
+import { killAll, type ServingNode, startServingNode, subscriberPool } from "./support/cluster-node.ts";
 import { skipWithoutRedis } from "./support/redis.ts";
 import { type RedisClusterSetup, startRedisCluster } from "./support/redis-cluster.ts";
 import { inScratch } from "./support/scratch.ts";
-import { type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { sample } from "./support/server.ts";
 import { until } from "./support/until.ts";
 
-interface Node extends PinghubProcess {
-  url: string;
-  ws(path: string): string;
-  metrics: string;
-}
+type Node = ServingNode;
 
 const running: Node[] = [];
-const subscribers: Subscriber[] = [];
+const pool = subscriberPool();
+const open = pool.open;
 let cluster: RedisClusterSetup | undefined;
 
 async function startNode(redisUrl: string, args: string[] = []): Promise<Node> {
-  const mport = freePort();
-  const node = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", String(mport), "--redis", redisUrl, ...args]);
-  const [, url = ""] = await node.waitForStderr(/serving (http:\/\/[^\s,]+)/);
-  const port = new URL(url).port;
-  const started = {
-    ...node,
-    url,
-    ws: (p: string) => `ws://127.0.0.1:${port}${p}`,
-    metrics: `http://127.0.0.1:${mport}`,
-  };
+  const started = await startServingNode(["--redis", redisUrl, ...args]);
   running.push(started);
   return started;
-}
-
-async function open(url: string): Promise<Subscriber> {
-  const s = await subscribe(url);
-  subscribers.push(s);
-  return s;
 }
 
 /** Waits until every node's stderr matches `pattern`; returns when. */
@@ -58,10 +40,8 @@ const skip = skipWithoutRedis();
 setDefaultTimeout(90_000);
 
 afterEach(async () => {
-  for (const s of subscribers.splice(0)) s.close();
-  const nodes = running.splice(0);
-  for (const node of nodes) node.proc.kill("SIGKILL");
-  await Promise.all(nodes.map((node) => node.exited));
+  pool.closeAll();
+  await killAll(running);
   await cluster?.stop();
   cluster = undefined;
 });

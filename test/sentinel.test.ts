@@ -4,53 +4,33 @@
 // 10 s, and deliver again to subscribers that never reconnected; nothing answered 200 may be lost.
 
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { post, type Subscriber, subscribe } from "./support/clients.ts";
-import { freePort } from "./support/ports.ts";
+import { post, type Subscriber } from "./support/clients.ts";
+import { killAll, type ServingNode, startServingNode, subscriberPool } from "./support/cluster-node.ts";
 import { skipWithoutRedis } from "./support/redis.ts";
 import { inScratch } from "./support/scratch.ts";
 import { type SentinelSetup, skipWithoutSentinel, startSentinels } from "./support/sentinel.ts";
-import { type PinghubProcess, sample, spawnPinghub } from "./support/server.ts";
+import { sample } from "./support/server.ts";
 import { until } from "./support/until.ts";
 
-interface Node extends PinghubProcess {
-  url: string;
-  ws(path: string): string;
-  metrics: string;
-}
+type Node = ServingNode;
 
 const running: Node[] = [];
-const subscribers: Subscriber[] = [];
+const pool = subscriberPool();
+const open = pool.open;
 let setup: SentinelSetup | undefined;
 
 async function startNode(redisUrl: string): Promise<Node> {
-  const mport = freePort();
-  const node = spawnPinghub(["--addr", "127.0.0.1:0", "--mport", String(mport), "--redis", redisUrl]);
-  const [, url = ""] = await node.waitForStderr(/serving (http:\/\/[^\s,]+)/);
-  const port = new URL(url).port;
-  const started = {
-    ...node,
-    url,
-    ws: (path: string) => `ws://127.0.0.1:${port}${path}`,
-    metrics: `http://127.0.0.1:${mport}`,
-  };
+  const started = await startServingNode(["--redis", redisUrl]);
   running.push(started);
   return started;
-}
-
-async function open(url: string): Promise<Subscriber> {
-  const s = await subscribe(url);
-  subscribers.push(s);
-  return s;
 }
 
 const skip = skipWithoutRedis() || skipWithoutSentinel();
 setDefaultTimeout(60_000);
 
 afterEach(async () => {
-  for (const s of subscribers.splice(0)) s.close();
-  const nodes = running.splice(0);
-  for (const node of nodes) node.proc.kill("SIGKILL");
-  await Promise.all(nodes.map((node) => node.exited));
+  pool.closeAll();
+  await killAll(running);
   await setup?.stop();
   setup = undefined;
 });

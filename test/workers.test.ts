@@ -8,7 +8,8 @@ import { readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { parseCommandLine } from "../src/cli.ts";
 import { NODES_HEADER } from "../src/post.ts";
-import { post, type Subscriber, subscribe } from "./support/clients.ts";
+import { post, type Subscriber } from "./support/clients.ts";
+import { health, scrape, subscriberPool } from "./support/cluster-node.ts";
 import { freePort } from "./support/ports.ts";
 import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { inScratch } from "./support/scratch.ts";
@@ -26,7 +27,8 @@ interface Workers extends PinghubProcess {
 }
 
 const running: Workers[] = [];
-const subscribers: Subscriber[] = [];
+const pool = subscriberPool();
+const open = pool.open;
 let redis: RedisServer | undefined;
 
 /** Starts `pinghub --workers N` on free ports and waits until the parent says every worker serves. */
@@ -65,21 +67,6 @@ async function startWorkers(count: number, args: string[] = []): Promise<Workers
   return started;
 }
 
-async function open(url: string): Promise<Subscriber> {
-  const s = await subscribe(url);
-  subscribers.push(s);
-  return s;
-}
-
-async function scrape(workers: Workers): Promise<string> {
-  return (await fetch(`${workers.metrics}/metrics`)).text();
-}
-
-async function health(workers: Workers): Promise<{ status: number; text: string }> {
-  const response = await fetch(`${workers.metrics}/healthz`);
-  return { status: response.status, text: await response.text() };
-}
-
 /** The log file's text so far; empty before it exists. */
 function readLog(file: string): string {
   try {
@@ -95,7 +82,7 @@ const skip = skipWithoutRedis();
 setDefaultTimeout(30_000);
 
 afterEach(async () => {
-  for (const s of subscribers.splice(0)) s.close();
+  pool.closeAll();
   const all = running.splice(0);
   for (const workers of all) {
     // The parent's SIGKILL would leave its workers to notice the closed IPC channel; kill them too, at once.
