@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NODES_HEADER } from "../src/post.ts";
 import { post } from "./support/clients.ts";
-import { type ClusterNode, clusterNodes, subscriberPool } from "./support/cluster-node.ts";
+import { type ClusterNode, clusterBed } from "./support/cluster-node.ts";
 import { RawWebSocket } from "./support/raw-websocket.ts";
 import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { ROOT } from "./support/server.ts";
@@ -19,22 +19,14 @@ const skip = skipWithoutRedis();
 // One test waits for the node to ask Redis about its rights again (every 10 s).
 setDefaultTimeout(30_000);
 
-const nodes = clusterNodes();
-const node = nodes.start;
-const pool = subscriberPool();
-let redis: RedisServer | undefined;
-
-afterEach(async () => {
-  pool.closeAll();
-  await nodes.stopAll();
-  await redis?.stop();
-  redis = undefined;
-});
+const bed = clusterBed();
+const node = bed.node;
+afterEach(bed.stopAll);
 
 /** Starts Redis and gives it an ACL user `name` with password `pw` and these rules. */
 async function redisWithUser(name: string, rules: string[]): Promise<{ r: RedisServer; url: string }> {
   const r = await startRedis();
-  redis = r;
+  bed.redis = r;
   await r.client().call("ACL", "SETUSER", name, "on", ">pw", ...rules);
   return { r, url: `redis://${name}:pw@127.0.0.1:${r.port}` };
 }
@@ -70,7 +62,7 @@ describe.skipIf(skip)("a refused SUBSCRIBE", () => {
       upgradeStatus(n, "/w2"),
     ]);
     expect([ok, ...refused]).toEqual([101, 503, 503, 503]);
-    const s = await pool.open(n.ws("/ok2"));
+    const s = await bed.open(n.ws("/ok2"));
     expect((await post(`${n.url}/ok2`, "still works")).headers.get(NODES_HEADER)).toBe("1");
     expect(await s.received(1)).toEqual(["still works"]);
     // Only the channels Redis gave count: /ok2, and /ok1 until its delay runs out.
@@ -114,7 +106,7 @@ describe.skipIf(skip)("a Redis user lacking a command pinghub needs", () => {
     await r.client().call("ACL", "SETUSER", "nopublish", "+publish");
     await until(async () => (await n.health()).status === 200, "healthz 200 once PUBLISH is granted", 20_000);
     expect(n.lines(/warn cluster: the redis user now has the rights pinghub needs/)).toBe(1);
-    const s = await pool.open(n.ws("/x"));
+    const s = await bed.open(n.ws("/x"));
     expect((await post(`${n.url}/x`, "granted")).status).toBe(200);
     expect(await s.received(1)).toEqual(["granted"]);
   });
@@ -134,7 +126,7 @@ describe.skipIf(skip)("a Redis user lacking a command pinghub needs", () => {
 describe.skipIf(skip)("Redis out of memory (maxmemory, noeviction)", () => {
   test("a POST with --history is refused with Redis's OOM reason, logged once; memory back, it is taken", async () => {
     const r = await startRedis(undefined, ["--maxmemory-policy", "noeviction"]);
-    redis = r;
+    bed.redis = r;
     const n = await node(r.url, ["--history", "10"]);
     const admin = r.client();
     await admin.config("SET", "maxmemory", "1");
@@ -161,7 +153,7 @@ describe.skipIf(skip)("the README's ACL user for pinghub", () => {
     const n = await node(url, ["--history", "10"]);
     expect((await n.health()).text).toBe("ok\n");
     expect(n.lines(/warn/)).toBe(0);
-    const s = await pool.open(n.ws("/acl"));
+    const s = await bed.open(n.ws("/acl"));
     const first = await openEvents(`${n.url}/acl`);
     expect((await post(`${n.url}/acl`, "first")).status).toBe(200);
     expect(await s.received(1)).toEqual(["first"]);
@@ -189,7 +181,7 @@ describe.skipIf(skip)("a Redis user without SET", () => {
     ).toBe(1);
     expect(n.lines(/warn/)).toBe(1);
     expect((await n.health()).text).toBe("ok\n");
-    const s = await pool.open(n.ws("/noset"));
+    const s = await bed.open(n.ws("/noset"));
     expect((await post(`${n.url}/noset`, "hi")).status).toBe(200);
     expect(await s.received(1)).toEqual(["hi"]);
   });

@@ -8,8 +8,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { post } from "./support/clients.ts";
-import { clusterNodes, subscriberPool } from "./support/cluster-node.ts";
-import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
+import { clusterBed } from "./support/cluster-node.ts";
+import { skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { inScratch } from "./support/scratch.ts";
 import { openEvents } from "./support/sse-client.ts";
 import { until } from "./support/until.ts";
@@ -17,17 +17,9 @@ import { until } from "./support/until.ts";
 const REDIS_CLI = "/usr/bin/redis-cli";
 const skip = skipWithoutRedis();
 
-const nodes = clusterNodes();
-const node = nodes.start;
-const pool = subscriberPool();
-let redis: RedisServer | undefined;
-
-afterEach(async () => {
-  pool.closeAll();
-  await nodes.stopAll();
-  await redis?.stop();
-  redis = undefined;
-});
+const bed = clusterBed();
+const node = bed.node;
+afterEach(bed.stopAll);
 
 /** `redis-cli PUBLISH channel payload`, as another program would; `stdin` sends the payload from a file (-x). */
 function redisCli(port: number, channel: string, payload: string | { file: string }): number {
@@ -42,9 +34,9 @@ function redisCli(port: number, channel: string, payload: string | { file: strin
 describe.skipIf(skip)("payloads on pinghub's Redis channels", () => {
   test("another program's: pinghub's shape delivered, anything else dropped whole on every node and counted", async () => {
     const r = await startRedis();
-    redis = r;
+    bed.redis = r;
     const [a, b] = [await node(r.url), await node(r.url, ["--max-message-size", "1000"])];
-    const ws = await pool.open(a.ws("/x"));
+    const ws = await bed.open(a.ws("/x"));
     const sse = await openEvents(`${b.url}/x`);
     expect(sse.status).toBe(200);
 
@@ -96,10 +88,10 @@ describe.skipIf(skip)("payloads on pinghub's Redis channels", () => {
 
   test("nodes started with different --history: each says so once, and drops the other's batches", async () => {
     const r = await startRedis();
-    redis = r;
+    bed.redis = r;
     const [withHistory, without] = [await node(r.url, ["--history", "10"]), await node(r.url)];
-    const onWith = await pool.open(withHistory.ws("/h"));
-    const onWithout = await pool.open(without.ws("/h"));
+    const onWith = await bed.open(withHistory.ws("/h"));
+    const onWithout = await bed.open(without.ws("/h"));
     for (let i = 0; i < 3; i++) {
       expect((await post(`${withHistory.url}/h`, `with ${i}`)).status).toBe(200);
       expect((await post(`${without.url}/h`, `without ${i}`)).status).toBe(200);
@@ -122,7 +114,7 @@ describe.skipIf(skip)("payloads on pinghub's Redis channels", () => {
 
   test("nodes started with different --history sizes: the second says so in one line, naming both", async () => {
     const r = await startRedis();
-    redis = r;
+    bed.redis = r;
     const first = await node(r.url, ["--history", "5"]);
     // A node serves only once it has compared its settings: its log is complete when it serves.
     const second = await node(r.url, ["--history", "100", "--history-ttl", "60"]);
@@ -138,7 +130,7 @@ describe.skipIf(skip)("payloads on pinghub's Redis channels", () => {
 
   test("nodes started with the same --history: no warning", async () => {
     const r = await startRedis();
-    redis = r;
+    bed.redis = r;
     const [a, b] = [await node(r.url, ["--history", "5"]), await node(r.url, ["--history", "5"])];
     for (const n of [a, b]) {
       expect(n.lines(/warn cluster: this node runs with --history|could not compare/)).toBe(0);

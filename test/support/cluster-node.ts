@@ -5,6 +5,7 @@
 import type { Subscriber } from "./clients.ts";
 import { subscribe } from "./clients.ts";
 import { freePort } from "./ports.ts";
+import type { RedisServer } from "./redis.ts";
 import { type PinghubProcess, sample, spawnPinghub } from "./server.ts";
 
 /** A pinghub process serving on free ports. */
@@ -108,19 +109,30 @@ export async function startClusterNode(redisUrl: string, args: string[] = [], en
   return started;
 }
 
-/** Cluster nodes started by `start`, remembered so that `stopAll` stops whatever a test left running. */
-export function clusterNodes() {
+/**
+ * What a test of cluster nodes on one Redis starts, remembered so that `stopAll` (its afterEach) closes the
+ * subscribers, stops the nodes and then the Redis that a failed test left running.
+ */
+export function clusterBed() {
   const nodes: ClusterNode[] = [];
-  return {
-    async start(redisUrl: string, args: string[] = []): Promise<ClusterNode> {
+  const pool = subscriberPool();
+  const bed = {
+    /** The Redis to stop after the test. */
+    redis: undefined as RedisServer | undefined,
+    async node(redisUrl: string, args: string[] = []): Promise<ClusterNode> {
       const started = await startClusterNode(redisUrl, args);
       nodes.push(started);
       return started;
     },
+    open: pool.open,
     async stopAll() {
+      pool.closeAll();
       await Promise.all(nodes.splice(0).map((node) => node.stop()));
+      await bed.redis?.stop();
+      bed.redis = undefined;
     },
   };
+  return bed;
 }
 
 /** Opens websocket subscribers and remembers them, so that `closeAll` closes whatever a failed test left open. */
