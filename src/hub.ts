@@ -75,6 +75,8 @@ export class Hub implements GroupOwner {
   private shutdown: { code: number; reason: string } | undefined;
   private readonly groups: SubscriberGroup<unknown>[] = [];
   private readonly admission: Admission;
+  /** Messages held back for a turn while a herd that stopped reading is told from the readers (see hold). */
+  private held: Array<{ channel: string; message: string; id: string | undefined }> | undefined;
 
   constructor(
     limits: BacklogLimits,
@@ -227,8 +229,40 @@ export class Hub implements GroupOwner {
   /**
    * Hands a message to this node's subscribers of the channel, as the broker says; returns how many. `id` is
    * the message's id when history is on: streams carry it, websockets keep the original protocol without.
+   * Two comparisons unless subscribers are so far behind that the message's copies would pass
+   * --max-backlog-total: then it waits a turn (hold).
    */
   private deliver(channel: string, message: string, id: string | undefined): number {
+    if (this.held !== undefined || this.backlog.wouldPass(message.length)) return this.hold(channel, message, id);
+    return this.fanOut(channel, message, id);
+  }
+
+  /**
+   * Holds a message, one copy, until the next turn of the event loop, where the budget can tell the stuck
+   * subscribers it would be copied into from the readers (backlog.ts); later messages wait behind it, in order.
+   * Returns the subscribers it will go to, as a fan-out would.
+   */
+  private hold(channel: string, message: string, id: string | undefined): number {
+    if (this.held === undefined) {
+      this.held = [];
+      setImmediate(this.release);
+    }
+    this.held.push({ channel, message, id });
+    let subscribers = 0;
+    for (const group of this.groups) subscribers += group.count(channel);
+    return subscribers;
+  }
+
+  private readonly release = () => {
+    const held = this.held ?? [];
+    this.held = undefined;
+    let bytes = 0;
+    for (const m of held) bytes += m.message.length;
+    this.backlog.cutStuck(bytes);
+    for (const m of held) this.fanOut(m.channel, m.message, m.id);
+  };
+
+  private fanOut(channel: string, message: string, id: string | undefined): number {
     let delivered = 0;
     const groups = this.groups;
     // An indexed loop: no iterator object on the per-message path.

@@ -238,6 +238,7 @@ class SseStream implements Backlogged {
   backlog = 0;
   stuck = false;
   checkedTurn = 0;
+  movedTurn = 0;
   readonly body: ReadableStream<Uint8Array>;
   /** Set when Bun starts the stream, a moment after the response is returned: until then, `early` holds. */
   private controller: ReadableStreamDirectController | undefined;

@@ -285,7 +285,11 @@ class BehindSocket implements Backlogged {
   backlog = 0;
   stuck = false;
   checkedTurn = 0;
+  movedTurn = 0;
   constructor(private readonly ws: SubscriberSocket) {}
+  measure(): number {
+    return this.ws.data.slow ? 0 : this.ws.getBufferedAmount();
+  }
   cutOff(why: string): void {
     if (!this.ws.data.slow) cutOff(this.ws, why);
   }

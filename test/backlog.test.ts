@@ -28,6 +28,7 @@ describe("the budget itself", () => {
     backlog: 0,
     stuck: false,
     checkedTurn: 0,
+    movedTurn: 0,
     cutOff: (why) => cut.push(`${name}: ${why}`),
   });
   /** Lets the event loop turn once: the budget counts turns while anyone is behind. */
