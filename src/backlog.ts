@@ -43,7 +43,7 @@ export interface Backlogged {
 
 /** Why a subscriber was cut off, for the log. */
 export const OVER_MAX_BACKLOG = "cut off: over --max-backlog";
-export const OVER_MAX_BACKLOG_TOTAL = "cut off: furthest behind when all backlogs together passed --max-backlog-total";
+export const OVER_MAX_BACKLOG_TOTAL = "cut off: stuck longest when all backlogs together passed --max-backlog-total";
 
 export class BacklogBudget {
   /** The sum of every subscriber's last known backlog: an upper bound, since a backlog only shrinks unseen. */
@@ -64,7 +64,7 @@ export class BacklogBudget {
     readonly maxBacklog: number,
     /** Bytes all subscribers together may fall behind (--max-backlog-total). */
     readonly maxTotal: number,
-    /** Told after each cut of the subscribers furthest behind: how many, and the total before. */
+    /** Told after each cut of the subscribers stuck longest: how many, and the total before. */
     private readonly onOverTotal: (cut: number, total: number) => void = () => {},
   ) {}
 
@@ -127,8 +127,8 @@ export class BacklogBudget {
   }
 
   /**
-   * Once per message, after its fan-out: past --max-backlog-total, the stuck subscribers furthest behind are cut
-   * off until the total fits again, longest stuck first, then furthest behind. A herd that stopped reading is then cut off as a whole long before each of
+   * Once per message, after its fan-out: past --max-backlog-total, the stuck subscribers are cut off until the
+   * total fits again, longest stuck first, then furthest behind. A herd that stopped reading is then cut off as a whole long before each of
    * its members reaches --max-backlog, while a reader that keeps up, and so shows progress, stays. Only past
    * twice the total are subscribers not yet seen stuck cut off too, in the same order.
    */

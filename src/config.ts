@@ -135,7 +135,7 @@ export const SETTINGS = table({
     // buffers first, so it holds next to nothing here, and it shows progress (backlog.ts; README, "Limits").
     default: "16777216",
     parse: parsePositiveInt,
-    help: "bytes queued for all subscribers together; past it, those furthest behind are disconnected first",
+    help: "bytes queued for all subscribers together; past it, those stuck longest are disconnected first",
   },
   "idle-timeout": {
     key: "idleTimeout",

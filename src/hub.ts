@@ -36,7 +36,7 @@ export interface BacklogLimits {
 export interface HubEvents {
   /** A subscriber of `channel` was cut off for passing --max-backlog. */
   slowSubscriber?(channel: string): void;
-  /** All backlogs together passed --max-backlog-total (`total` bytes): `cut` subscribers furthest behind went. */
+  /** All backlogs together passed --max-backlog-total (`total` bytes): `cut` stuck subscribers went. */
   overBacklogTotal?(cut: number, total: number): void;
 }
 
