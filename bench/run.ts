@@ -278,10 +278,12 @@ if (judged(results)) {
   }
   for (const t of herdTargets(results)) {
     const verdict = t.met === undefined ? "info  " : t.met ? "met   " : "MISSED";
-    const go = t.go === undefined ? "" : `, Go ${fix(t.go, 1)} ${t.unit} (issue 20)`;
+    // A count (no unit) as a whole number.
+    const shown = (v: number) => (t.unit === "" ? fix(v, 0) : fix(v, 1, t.unit));
+    const go = t.go === undefined ? "" : `, Go ${shown(t.go)} (issue 20)`;
     note(
-      `target  ${verdict} herd: ${t.name}: ${fix(t.pinghub, 1)} ${t.unit}, rounds ${fix(t.range[0], 1)} to ` +
-        `${fix(t.range[1], 1)}${go} (goal: ${t.goal})`,
+      `target  ${verdict} herd: ${t.name}: ${shown(t.pinghub)}, rounds ${shown(t.range[0])} to ` +
+        `${shown(t.range[1])}${go} (goal: ${t.goal})`,
     );
   }
 } else {

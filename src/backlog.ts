@@ -128,9 +128,9 @@ export class BacklogBudget {
 
   /**
    * Once per message, after its fan-out: past --max-backlog-total, the stuck subscribers are cut off until the
-   * total fits again, longest stuck first, then furthest behind. A herd that stopped reading is then cut off as a whole long before each of
-   * its members reaches --max-backlog, while a reader that keeps up, and so shows progress, stays. Only past
-   * twice the total are subscribers not yet seen stuck cut off too, in the same order.
+   * total fits again, longest stuck first, then furthest behind. A herd that stopped reading is then cut off as a
+   * whole long before each of its members reaches --max-backlog, while a reader that keeps up, and so shows
+   * progress, stays. Only past twice the total are subscribers not yet seen stuck cut off too, in the same order.
    */
   enforce(): void {
     if (this.behind.size > 0 && !this.turnCounted) {
