@@ -18,7 +18,7 @@
 // that cannot take it, so a herd of 1000 seen stuck only after a 60 KB message has already cost 60 MB, and
 // after each of the messages queued behind it in the same turn (a node that was busy takes several at once)
 // another 60 MB. So when a message copied into everyone behind would pass the total (wouldPass), the hub holds
-// it, one copy, until the next turn, where the stuck can be told from the readers; cutStuck cuts them, then the
+// it, one copy, until the sockets have been polled again (1 ms), where the stuck can be told from the readers; cutStuck cuts them, then the
 // held messages go out in order. Longest stuck first, then furthest behind: a herd that stopped reading has not
 // moved since it fell behind, while a reader the machine starves for a moment moved a turn or two ago.
 
@@ -98,7 +98,7 @@ export class BacklogBudget {
   }
 
   /**
-   * Before messages held back by the hub (`bytes` in all) go out, in a later turn than the one they came in:
+   * Before messages held back by the hub (`bytes` in all) go out, once the sockets have been polled again:
    * those behind are looked at again, and the stuck ones are cut off, longest stuck first, until the total fits
    * with the messages copied into each stuck one left. Readers have moved since; a herd that stopped has not.
    */
