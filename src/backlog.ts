@@ -20,7 +20,8 @@
 // another 60 MB. So when a message copied into everyone behind would pass the total (wouldPass), the hub holds
 // it, one copy, until the sockets have been polled again (1 ms), where the stuck can be told from the readers; cutStuck cuts them, then the
 // held messages go out in order. Longest stuck first, then furthest behind: a herd that stopped reading has not
-// moved since it fell behind, while a reader the machine starves for a moment moved a turn or two ago.
+// moved since it fell behind, while a reader the machine starves for a moment moved a turn or two ago; and one
+// ever seen sending while behind goes after all that never were, however long ago it last moved.
 
 /** A subscriber that is behind, as a transport reports it. */
 export interface Backlogged {
@@ -32,6 +33,8 @@ export interface Backlogged {
   checkedTurn: number;
   /** The turn it last sent something, or fell behind; set through update only. */
   movedTurn: number;
+  /** Whether it was ever seen sending while behind: a reader, however slow; set through update only. */
+  moved: boolean;
   /**
    * Bytes queued for it now, for a transport that can look (a websocket's getBufferedAmount); without it, the
    * transport's own reports are all the budget knows.
@@ -78,11 +81,13 @@ export class BacklogBudget {
    * nothing left it since its last check.
    */
   update(subscriber: Backlogged, bytes: number, progressed = true): void {
+    const wasBehind = subscriber.backlog > 0;
     this.total += bytes - subscriber.backlog;
     subscriber.backlog = bytes;
     if (bytes === 0 || progressed) {
       subscriber.stuck = false;
       subscriber.movedTurn = this.turn;
+      if (wasBehind) subscriber.moved = true;
     } else if (subscriber.checkedTurn !== this.turn) subscriber.stuck = true;
     subscriber.checkedTurn = this.turn;
     if (bytes > 0) this.behind.add(subscriber);
@@ -130,7 +135,8 @@ export class BacklogBudget {
    * Once per message, after its fan-out: past --max-backlog-total, the stuck subscribers are cut off until the
    * total fits again, longest stuck first, then furthest behind. A herd that stopped reading is then cut off as a
    * whole long before each of its members reaches --max-backlog, while a reader that keeps up, and so shows
-   * progress, stays. Only past twice the total are subscribers not yet seen stuck cut off too, in the same order.
+   * progress, stays. Only past twice the total are subscribers not yet seen stuck cut off too, furthest behind
+   * first: none has shown anything else yet.
    */
   enforce(): void {
     if (this.behind.size > 0 && !this.turnCounted) {
@@ -139,9 +145,9 @@ export class BacklogBudget {
     }
     if (this.total <= this.maxTotal) return;
     const before = this.total;
-    const order = [...this.behind].sort(longestStuckFirst);
-    let cut = this.cut(order, this.maxTotal, true);
-    if (this.total > this.maxTotal * 2) cut += this.cut(order, this.maxTotal, false);
+    const behind = [...this.behind];
+    let cut = this.cut(behind.sort(longestStuckFirst), this.maxTotal, true);
+    if (this.total > this.maxTotal * 2) cut += this.cut(behind.sort(furthestFirst), this.maxTotal, false);
     if (cut === 0) return;
     this.cutOffOverTotal += cut;
     this.onOverTotal(cut, before);
@@ -161,7 +167,15 @@ export class BacklogBudget {
   }
 }
 
-/** The order in which subscribers are cut: the one that moved longest ago first, then the one furthest behind. */
+/**
+ * The order in which subscribers are cut: those never seen sending while behind before any seen doing so (a reader
+ * the machine starved for a while can have moved longer ago than a herd that only just filled its kernel buffers),
+ * then the one that moved longest ago, then the one furthest behind.
+ */
 function longestStuckFirst(a: Backlogged, b: Backlogged): number {
-  return a.movedTurn - b.movedTurn || b.backlog - a.backlog;
+  return Number(a.moved) - Number(b.moved) || a.movedTurn - b.movedTurn || b.backlog - a.backlog;
+}
+
+function furthestFirst(a: Backlogged, b: Backlogged): number {
+  return b.backlog - a.backlog;
 }

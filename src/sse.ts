@@ -239,6 +239,7 @@ class SseStream implements Backlogged {
   stuck = false;
   checkedTurn = 0;
   movedTurn = 0;
+  moved = false;
   readonly body: ReadableStream<Uint8Array>;
   /** Set when Bun starts the stream, a moment after the response is returned: until then, `early` holds. */
   private controller: ReadableStreamDirectController | undefined;

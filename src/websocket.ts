@@ -286,6 +286,7 @@ class BehindSocket implements Backlogged {
   stuck = false;
   checkedTurn = 0;
   movedTurn = 0;
+  moved = false;
   constructor(private readonly ws: SubscriberSocket) {}
   measure(): number {
     return this.ws.data.slow ? 0 : this.ws.getBufferedAmount();

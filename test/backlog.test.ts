@@ -30,6 +30,7 @@ describe("the budget itself", () => {
     stuck: false,
     checkedTurn: 0,
     movedTurn: 0,
+    moved: false,
     cutOff: (why) => cut.push(`${name}: ${why}`),
   });
   /** Lets the event loop turn once: the budget counts turns while anyone is behind. */
@@ -104,6 +105,7 @@ describe("before messages go out while a herd is behind", () => {
         stuck: false,
         checkedTurn: 0,
         movedTurn: 0,
+        moved: false,
         measure: () => now.get(name) ?? s.backlog,
         cutOff: (why) => cut.push(`${name}: ${why}`),
       };
@@ -135,6 +137,44 @@ describe("before messages go out while a herd is behind", () => {
     expect(cut).toEqual(["old1", "old2"].map((name) => `${name}: ${OVER_MAX_BACKLOG_TOTAL}`));
     expect([budget.total, budget.behindCount, budget.cutOffOverTotal]).toEqual([250, 2, 2]);
     expect([reader.stuck, new1.stuck]).toEqual([false, true]);
+  });
+
+  test("one ever seen sending while behind goes after every one never seen so, however long ago it moved", async () => {
+    const cut: string[] = [];
+    const budget = new BacklogBudget(1 << 20, 100);
+    const subscriber = (name: string): Backlogged => ({
+      backlog: 0,
+      stuck: false,
+      checkedTurn: 0,
+      movedTurn: 0,
+      moved: false,
+      cutOff: (why) => cut.push(`${name}: ${why}`),
+    });
+    const [reader, herd1, herd2] = ["reader", "herd1", "herd2"].map(subscriber) as [Backlogged, Backlogged, Backlogged];
+    budget.update(reader, 50);
+    // It sent some: a reader. Then the machine starves it, and it sends nothing for two turns.
+    budget.update(reader, 40);
+    budget.enforce();
+    await nextTurn();
+    budget.update(reader, 45, false);
+    // A herd that only now filled its kernel buffers.
+    budget.update(herd1, 30);
+    budget.update(herd2, 20);
+    budget.enforce();
+    await nextTurn();
+    budget.update(herd1, 60, false);
+    budget.update(herd2, 50, false);
+    budget.update(reader, 50, false);
+    expect([reader.stuck, herd1.stuck, herd2.stuck, reader.moved, herd1.moved]).toEqual([
+      true,
+      true,
+      true,
+      true,
+      false,
+    ]);
+    // 160: the reader moved longest ago, but it was seen moving; herd1 goes, and 100 fits.
+    budget.enforce();
+    expect(cut).toEqual([`herd1: ${OVER_MAX_BACKLOG_TOTAL}`]);
   });
 
   test("messages whose copies would pass the total are held, in order; the stuck are cut off before they go out", async () => {
@@ -169,6 +209,7 @@ describe("before messages go out while a herd is behind", () => {
           stuck: false,
           checkedTurn: 0,
           movedTurn: 0,
+          moved: false,
           measure: () => s.account.backlog,
           cutOff: () => {
             cut.push(name);
