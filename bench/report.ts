@@ -7,6 +7,7 @@
 
 import { type Alternated, medianOf, pairedDifferences, pairedRatio, pairedRatios } from "./compare.ts";
 import { bytes, figure, fixed, int, KIB, micros, micros3, ms, num, orDash, pct, signedMs } from "./format.ts";
+import { GO_HERD_FROM_ISSUE, type HerdTarget, herdTargets } from "./herd-targets.ts";
 import type { CpuUse } from "./measure.ts";
 import type { RedisPlace } from "./pinning.ts";
 import type { Plan } from "./plan.ts";
@@ -64,6 +65,7 @@ export function renderReport(results: Results, plotFile: string | undefined): st
       if (list.length === 0 && missing !== undefined) out(`## ${comparison.targetsTitle}`, "", missing, "");
       else targetsTable(out, comparison, list);
     }
+    herdTargetsTable(out, herdTargets(results), results.herd?.nchan !== undefined);
   } else out(`**${SMOKE_NOTE}**`, "");
 
   const floorFanout = FLOOR.fanout(results);
@@ -176,6 +178,32 @@ function herdSection(out: Out, runs: Results["herd"] & object, plan: Plan, nchan
     pairedTable(out, ["Nchan", "pinghub", "pinghub / Nchan"], [nchan, runs.pinghub], undefined, rows);
     out("");
   }
+}
+
+/** The stalled herd's targets: Go's figures from issue 20's table, Nchan's from the same rounds, every round judged. */
+function herdTargetsTable(out: Out, list: HerdTarget[], nchanRan: boolean): void {
+  if (list.length === 0) return;
+  const heading = "11. The stalled herd: subscribers that never read beside readers";
+  out(
+    "## Targets: the stalled herd (issue 20)",
+    "",
+    `See [${heading}](#${anchor(heading)}). Go's figures are issue 20's table (the original Go pinghub on this ` +
+      `machine, one core: readers' p50 ${GO_HERD_FROM_ISSUE.readersP50Ms} ms, p99 ${GO_HERD_FROM_ISSUE.readersP99Ms} ms, ` +
+      `peak RSS ${GO_HERD_FROM_ISSUE.peakRssBytes / 1e6} MB), not measured here: Go's server is not available. ` +
+      `Nchan's are ${nchanRan ? "from the same rounds" : "absent: it did not run"}. Every pinghub round must meet a goal.`,
+    "",
+    "| target | Go (issue 20) | Nchan | pinghub (median) | pinghub's rounds | goal | met |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  );
+  const shown = (v: number | undefined, unit: string) => (v === undefined ? "–" : figure(v, unit));
+  for (const t of list) {
+    const met = t.met === undefined ? "–" : t.met ? "yes" : "**no**";
+    out(
+      `| ${t.name} | ${shown(t.go, t.unit)} | ${shown(t.nchan, t.unit)} | ${figure(t.pinghub, t.unit)} | ` +
+        `${figure(t.range[0], t.unit)} to ${figure(t.range[1], t.unit)} | ${t.goal} | ${met} |`,
+    );
+  }
+  out("");
 }
 
 /** A comparison's targets: the base side, the measured side, the paired ratio or difference, the goal. */

@@ -30,6 +30,7 @@ import { parseArgs } from "node:util";
 import { missingRedisServer } from "../test/support/redis-server.ts";
 import { alternate } from "./compare.ts";
 import { fixed as fix, pct } from "./format.ts";
+import { herdTargets } from "./herd-targets.ts";
 import { TRANSPORTS } from "./load/fanout.ts";
 import { type PostTool, postToolAvailable } from "./load/post.ts";
 import { MAX_HTTP_REQUESTS } from "./load/sse-client.ts";
@@ -274,6 +275,16 @@ if (judged(results)) {
   }
   for (const scenario of Object.keys(PAIRED_SCENARIOS) as PairedScenario[]) {
     notePaired(scenario, pairedTargets(results, scenario), PAIRED_SCENARIOS[scenario].than);
+  }
+  for (const t of herdTargets(results)) {
+    const verdict = t.met === undefined ? "info  " : t.met ? "met   " : "MISSED";
+    // A count (no unit) as a whole number.
+    const shown = (v: number) => (t.unit === "" ? fix(v, 0) : fix(v, 1, t.unit));
+    const go = t.go === undefined ? "" : `, Go ${shown(t.go)} (issue 20)`;
+    note(
+      `target  ${verdict} herd: ${t.name}: ${shown(t.pinghub)}, rounds ${shown(t.range[0])} to ` +
+        `${shown(t.range[1])}${go} (goal: ${t.goal})`,
+    );
   }
 } else {
   note(SMOKE_NOTE);

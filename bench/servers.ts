@@ -20,6 +20,13 @@ import type { RedisPids } from "./measure.ts";
 import { nchanCommand, nginxWorker } from "./peers/nchan.ts";
 import { type Pinning, pinRunning, redisCommand, serverCommand } from "./pinning.ts";
 
+/**
+ * The environment pinghub is deployed with (package.json's `pinghub` script, examples/pinghub.service): Bun's
+ * allocator, mimalloc, gives memory back to the system at once rather than a second later, so what a herd of
+ * cut-off subscribers held leaves the resident memory as they go (README, "Limits").
+ */
+export const PINGHUB_ENV = { MIMALLOC_PURGE_DELAY: "0" };
+
 export type ServerKind =
   | "floor"
   | "pinghub"
@@ -132,7 +139,12 @@ export async function startServer(kind: ServerKind, pinning: Pinning): Promise<R
   let proc: Subprocess | undefined;
   let worker: number | undefined;
   try {
-    proc = await spawnListening(kind === "workers" ? command : serverCommand(pinning, command), port);
+    proc = await spawnListening(
+      kind === "workers" ? command : serverCommand(pinning, command),
+      port,
+      // pinghub as `bun run pinghub` and the systemd unit start it; the floor and Nchan as they are.
+      kind === "floor" || nchan !== undefined ? {} : PINGHUB_ENV,
+    );
     worker = proc.pid;
     // The port answers once the first worker listens; the others may not yet, and a connection the kernel
     // hashes only among listening workers would land unevenly. /healthz is 200 once every worker serves.
@@ -234,9 +246,10 @@ async function startRedis(pinning: Pinning): Promise<{ proc: Subprocess; port: n
 }
 
 /** Starts a process and waits until it accepts connections on `port`; it is killed if it does not. */
-async function spawnListening(command: string[], port: number): Promise<Subprocess> {
+async function spawnListening(command: string[], port: number, env: Record<string, string>): Promise<Subprocess> {
   const proc = Bun.spawn(command, {
     cwd: ROOT,
+    env: { ...process.env, ...env },
     stdin: "ignore",
     stdout: "ignore",
     // Warnings (a subscriber cut off for its backlog) go to the benchmark's own stderr, where they are seen.

@@ -129,13 +129,14 @@ export const SETTINGS = table({
     key: "maxBacklogTotal",
     hint: "bytes",
     // 16 MiB: what a herd of clients that stop reading may make the node hold in the process, whatever their
-    // number (without it, 10,000 of them could hold 10,000 × --max-backlog), plus about a message each before
-    // they are seen stuck. Measured: 1000 that never read beside readers, 60 KB messages at 50/s, peak RSS
-    // 150–210 MB against 1.35 GB without it. A subscriber that reads has its bursts taken by the kernel's socket
-    // buffers first, so it holds next to nothing here, and it shows progress (backlog.ts; README, "Limits").
+    // number (without it, 10,000 of them could hold 10,000 × --max-backlog), plus the part of a message each
+    // that the kernel did not take as their buffers filled. Measured: 1000 that never read beside readers, 60 KB
+    // messages at 50/s, peak RSS 95–142 MiB (60 MiB of it the node with its connections open) against 1.35 GB
+    // without it (README, "Behind readers: the backlog limits"). A subscriber that reads has its bursts taken by
+    // the kernel's socket buffers first, so it holds next to nothing here, and it shows progress (backlog.ts).
     default: "16777216",
     parse: parsePositiveInt,
-    help: "bytes queued for all subscribers together; past it, those furthest behind are disconnected first",
+    help: "bytes queued for all subscribers together; past it, those stuck longest are disconnected first",
   },
   "idle-timeout": {
     key: "idleTimeout",

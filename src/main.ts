@@ -115,7 +115,7 @@ async function run(config: Config): Promise<number> {
       // One line for a whole herd: each subscriber of it is in the debug log, as its connection closes.
       overBacklogTotal: (cut, total) =>
         logger.warn(
-          `slow subscribers cut off: ${cut} furthest behind, all backlogs together ${total} bytes, over ` +
+          `slow subscribers cut off: ${cut} stuck longest, all backlogs together ${total} bytes, over ` +
             `--max-backlog-total ${config.maxBacklogTotal}`,
         ),
     },

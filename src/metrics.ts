@@ -81,13 +81,13 @@ export function createMetrics(
   total(
     registry,
     "pinghub_slow_subscribers_total",
-    "Subscribers disconnected for their backlog: past --max-backlog, or furthest behind past --max-backlog-total.",
+    "Subscribers disconnected for their backlog: past --max-backlog, or stuck longest past --max-backlog-total.",
     () => totals.slowSubscribers,
   );
   total(
     registry,
     "pinghub_slow_subscribers_over_budget_total",
-    "Of those, the subscribers cut off furthest behind first because all backlogs together passed --max-backlog-total.",
+    "Of those, the subscribers cut off, stuck longest first, because all backlogs together passed --max-backlog-total.",
     () => hub.backlog.cutOffOverTotal,
   );
   gauge(

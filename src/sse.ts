@@ -238,6 +238,8 @@ class SseStream implements Backlogged {
   backlog = 0;
   stuck = false;
   checkedTurn = 0;
+  movedTurn = 0;
+  moved = false;
   readonly body: ReadableStream<Uint8Array>;
   /** Set when Bun starts the stream, a moment after the response is returned: until then, `early` holds. */
   private controller: ReadableStreamDirectController | undefined;

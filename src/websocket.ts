@@ -121,7 +121,7 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
         const before = ws.data.behind.backlog;
         // Stuck: behind at the last check too, and falling further behind, having sent less than half of the
         // message's bytes (at least its length in UTF-16 units) since. A member of a herd whose kernel buffers
-        // still take a trickle is stuck too, and the furthest behind of those go first.
+        // still take a trickle is stuck too; those stuck longest go first.
         budget.update(ws.data.behind, buffered, before === 0 || buffered < before + added / 2);
       }
     }
@@ -285,7 +285,12 @@ class BehindSocket implements Backlogged {
   backlog = 0;
   stuck = false;
   checkedTurn = 0;
+  movedTurn = 0;
+  moved = false;
   constructor(private readonly ws: SubscriberSocket) {}
+  measure(): number {
+    return this.ws.data.slow ? 0 : this.ws.getBufferedAmount();
+  }
   cutOff(why: string): void {
     if (!this.ws.data.slow) cutOff(this.ws, why);
   }

@@ -5,6 +5,7 @@
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { BacklogBudget, type Backlogged, OVER_MAX_BACKLOG_TOTAL } from "../src/backlog.ts";
+import { Hub } from "../src/hub.ts";
 import { post, subscribe } from "./support/clients.ts";
 import { startServer, type TestServer } from "./support/server.ts";
 import { type SlowReader, slowReader } from "./support/slow-reader.ts";
@@ -28,6 +29,8 @@ describe("the budget itself", () => {
     backlog: 0,
     stuck: false,
     checkedTurn: 0,
+    movedTurn: 0,
+    moved: false,
     cutOff: (why) => cut.push(`${name}: ${why}`),
   });
   /** Lets the event loop turn once: the budget counts turns while anyone is behind. */
@@ -85,6 +88,153 @@ describe("the budget itself", () => {
     // 220: over twice the total: the furthest behind go until it fits.
     expect(cut).toEqual([`b: ${OVER_MAX_BACKLOG_TOTAL}`]);
     expect(budget.total).toBe(90);
+  });
+});
+
+describe("before messages go out while a herd is behind", () => {
+  /** Lets the event loop turn once: the budget counts turns while anyone is behind. */
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+  test("the stuck are cut off longest stuck first, until the messages' copies fit; a reader that moved stays", async () => {
+    const cut: string[] = [];
+    const budget = new BacklogBudget(1 << 20, 1000);
+    const now = new Map<string, number>();
+    const subscriber = (name: string): Backlogged => {
+      const s: Backlogged = {
+        backlog: 0,
+        stuck: false,
+        checkedTurn: 0,
+        movedTurn: 0,
+        moved: false,
+        measure: () => now.get(name) ?? s.backlog,
+        cutOff: (why) => cut.push(`${name}: ${why}`),
+      };
+      return s;
+    };
+    const [old1, old2, reader, new1] = ["old1", "old2", "reader", "new1"].map(subscriber) as [
+      Backlogged,
+      Backlogged,
+      Backlogged,
+      Backlogged,
+    ];
+    expect(budget.wouldPass(1e9)).toBe(false);
+    budget.update(old1, 200);
+    budget.update(old2, 100);
+    budget.enforce();
+    await nextTurn();
+    // A turn later: a reader falls behind, and a member of the herd whose kernel buffers took a little longer.
+    budget.update(reader, 300);
+    budget.update(new1, 150);
+    budget.enforce();
+    await nextTurn();
+    // 750 held, and 400 more copied into each of the four would pass 1000.
+    expect(budget.wouldPass(400)).toBe(true);
+    // The reader has sent more than half of what it held since; the herd has sent nothing.
+    now.set("reader", 100);
+    budget.cutStuck(400);
+    // 550 + 3 × 400 = 1750: old1 (behind longest, and furthest) goes, then old2, behind longer than new1 though
+    // less far: 650 fits. Furthest first would have cut new1 before old2.
+    expect(cut).toEqual(["old1", "old2"].map((name) => `${name}: ${OVER_MAX_BACKLOG_TOTAL}`));
+    expect([budget.total, budget.behindCount, budget.cutOffOverTotal]).toEqual([250, 2, 2]);
+    expect([reader.stuck, new1.stuck]).toEqual([false, true]);
+  });
+
+  test("one ever seen sending while behind goes after every one never seen so, however long ago it moved", async () => {
+    const cut: string[] = [];
+    const budget = new BacklogBudget(1 << 20, 100);
+    const subscriber = (name: string): Backlogged => ({
+      backlog: 0,
+      stuck: false,
+      checkedTurn: 0,
+      movedTurn: 0,
+      moved: false,
+      cutOff: (why) => cut.push(`${name}: ${why}`),
+    });
+    const [reader, herd1, herd2] = ["reader", "herd1", "herd2"].map(subscriber) as [Backlogged, Backlogged, Backlogged];
+    budget.update(reader, 50);
+    // It sent some: a reader. Then the machine starves it, and it sends nothing for two turns.
+    budget.update(reader, 40);
+    budget.enforce();
+    await nextTurn();
+    budget.update(reader, 45, false);
+    // A herd that only now filled its kernel buffers.
+    budget.update(herd1, 30);
+    budget.update(herd2, 20);
+    budget.enforce();
+    await nextTurn();
+    budget.update(herd1, 60, false);
+    budget.update(herd2, 50, false);
+    budget.update(reader, 50, false);
+    expect([reader.stuck, herd1.stuck, herd2.stuck, reader.moved, herd1.moved]).toEqual([
+      true,
+      true,
+      true,
+      true,
+      false,
+    ]);
+    // 160: the reader moved longest ago, but it was seen moving; herd1 goes, and 100 fits.
+    budget.enforce();
+    expect(cut).toEqual([`herd1: ${OVER_MAX_BACKLOG_TOTAL}`]);
+  });
+
+  test("messages whose copies would pass the total are held, in order; the stuck are cut off before they go out", async () => {
+    // A transport of the test's own, on the real hub: a subscriber that reads takes each message at once, one
+    // that stopped holds each in full, as a websocket's buffer does once its kernel buffers are full.
+    interface Sub {
+      name: string;
+      reads: boolean;
+      got: string[];
+      account: Backlogged;
+    }
+    const hub = new Hub({ maxBacklog: 1 << 20, maxBacklogTotal: 1000 });
+    const cut: string[] = [];
+    const group = hub.group<Sub>("test", {
+      fanOut(_channel, subscribers, message) {
+        for (const s of subscribers) {
+          s.got.push(message[0] as string);
+          if (!s.reads) hub.backlog.update(s.account, s.account.backlog + message.length, false);
+        }
+        return subscribers.size;
+      },
+      end() {},
+      slow: (s) => cut.includes(s.name),
+    });
+    const join = (name: string, reads: boolean): Sub => {
+      const s: Sub = {
+        name,
+        reads,
+        got: [],
+        account: {
+          backlog: 0,
+          stuck: false,
+          checkedTurn: 0,
+          movedTurn: 0,
+          moved: false,
+          measure: () => s.account.backlog,
+          cutOff: () => {
+            cut.push(name);
+            group.leave("/c", s);
+          },
+        },
+      };
+      group.join("/c", s);
+      return s;
+    };
+    const stalled = ["a", "b", "c"].map((name) => join(name, false));
+    const reader = join("reader", true);
+    await hub.publishPost("/c", "x".repeat(200));
+    expect(hub.backlog.total).toBe(600);
+    // Two more in the same turn: copied into the three behind they would pass 1000. They are held, not lost.
+    expect([hub.publishPost("/c", "y".repeat(200)), hub.publishPost("/c", "z".repeat(200))]).toEqual([4, 4]);
+    expect(reader.got).toEqual(["x"]);
+    expect(hub.backlog.total).toBe(600);
+    await until(() => reader.got.length === 3, "the held messages went out");
+    // Released: none of the three moved. 600 + 3 × 400 = 1800 → 1200 → 600 with two of them gone: the
+    // third may take the two (600 in all).
+    expect(cut).toEqual(["a", "b"]);
+    expect(stalled.map((s) => s.got.join(""))).toEqual(["x", "x", "xyz"]);
+    expect(reader.got).toEqual(["x", "y", "z"]);
+    expect([hub.backlog.total, hub.backlog.cutOffOverTotal]).toEqual([600, 2]);
   });
 });
 
