@@ -123,7 +123,12 @@ export class RedisBroker implements Broker, ClusterStatus {
     // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment,
     // and for the settings compared, so that a node of another --history says so before it serves.
     this.ready = this.connections.ready.then(() => Promise.all([this.rights.known, settings?.check()])).then(() => {});
-    this.publisher = new RedisPublisher(this.connections.publisher, this.prefix, this.stored, this.refusal);
+    this.publisher = new RedisPublisher({
+      publish: (name, payload) => publisher.publish(name, payload),
+      name: (channel) => this.prefix + channel,
+      stored: this.stored,
+      refusal: this.refusal,
+    });
     const stored = this.stored;
     this.catchUp =
       history === undefined || stored === undefined
