@@ -17,7 +17,7 @@ import { CatchUp } from "./redis-catch-up.ts";
 import { type HealthReports, RedisConnections, type TlsFiles } from "./redis-connection.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
 import { RedisPublisher } from "./redis-publisher.ts";
-import { checkRights, RedisRights, redisReason } from "./redis-rights.ts";
+import { checkRights, RedisRights, redisQuestions, redisReason } from "./redis-rights.ts";
 import { HistorySettings, historySettings } from "./redis-settings.ts";
 import { type SubscribeCommand, Subscriptions } from "./redis-subscriptions.ts";
 import type { RedisTarget } from "./redis-url.ts";
@@ -104,7 +104,7 @@ export class RedisBroker implements Broker, ClusterStatus {
       history === undefined ? undefined : redisHistory(this.connections.publisher, history.size, history.ttlMs);
     const { publisher, subscriber } = this.connections;
     this.rights = new RedisRights(
-      () => checkRights(publisher, subscriber, this.prefix, this.stored),
+      () => checkRights(redisQuestions(publisher, subscriber), this.prefix, this.stored),
       options.target.display,
       this.prefix,
       options.warn,
