@@ -48,8 +48,8 @@ export function redisTlsFits(settings: TlsSettings): void {
     .map(([flag]) => flag);
   if (given.length === 0) return;
   const target = settings.redis;
-  if (target?.kind !== "tcp" || !target.tls) {
-    throw new ConfigError(`${given[0]} needs a rediss:// --redis: it is for TLS to Redis`);
+  if ((target?.kind !== "tcp" && target?.kind !== "cluster") || !target.tls) {
+    throw new ConfigError(`${given[0]} needs a rediss:// or rediss+cluster:// --redis: it is for TLS to Redis`);
   }
   if ((settings.redisCert === undefined) !== (settings.redisKey === undefined)) {
     throw new ConfigError("--redis-cert and --redis-key go together: give both or neither");

@@ -148,7 +148,7 @@ describe.skipIf(skip)("rediss:// with --redis-ca and a client certificate", () =
       {
         args: ["--redis-ca", file("ca.pem")],
         env: { PINGHUB_REDIS: `redis://127.0.0.1:${tlsPort}` },
-        says: /^pinghub: --redis-ca needs a rediss:\/\/ --redis: it is for TLS to Redis/,
+        says: /^pinghub: --redis-ca needs a rediss:\/\/ or rediss\+cluster:\/\/ --redis: it is for TLS to Redis/,
       },
       {
         args: ["--redis-cert", file("client.pem")],
