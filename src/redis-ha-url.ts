@@ -41,7 +41,8 @@ export const SENTINEL_DEFAULT_PORT = 26379;
 const CLUSTER_DEFAULT_PORT = 6379;
 const MAX_DB = 1_000_000;
 export const SENTINEL_FORM = "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER_NAME[/db]";
-export const CLUSTER_FORM = "redis+cluster://[[user]:password@]host[:port][,host[:port]...] (rediss+cluster:// for TLS)";
+export const CLUSTER_FORM =
+  "redis+cluster://[[user]:password@]host[:port][,host[:port]...] (rediss+cluster:// for TLS)";
 
 /** Parses a value whose scheme is redis+sentinel, redis+cluster or rediss+cluster (parseRedisUrl hands them here). */
 export function parseHaUrl(
