@@ -139,11 +139,13 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     });
     this.publishing = new Cluster(target.nodes, {
       ...clusterOptions("pinghub-publish"),
-      // Every publish of one turn of the event loop goes out in one write per master (see redis-connection.ts).
-      enableAutoPipelining: true,
       // A redirection comes back to the broker instead of being followed (redis-cluster-redirect.ts). ioredis then
       // rejects at the first error of any kind, so a closed connection or CLUSTERDOWN is refused at once too.
       maxRedirections: 0,
+      // No auto-pipelining here, unlike on one Redis: ioredis 6.0.0's Cluster pipeline, given a MOVED it may not
+      // follow, calls back with a reply missing (a TypeError thrown from a timer, which ends the process). The
+      // publisher already sends one command per channel per turn of the event loop (redis-publisher.ts).
+      enableAutoPipelining: false,
     });
     this.subscriber = new Cluster(target.nodes, { ...clusterOptions("pinghub-subscribe"), shardedSubscribers: true });
 

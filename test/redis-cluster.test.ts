@@ -143,9 +143,7 @@ describe.skipIf(skip)("Redis Cluster", () => {
           const heard = s.messages.filter((m) => m.startsWith("m "));
           const order = sent.map((a) => a.message);
           expect(heard).toEqual(order.filter((m) => heard.includes(m)));
-          const owed = sent
-            .filter((a) => !inWindow(a.at) || a.node === i)
-            .map((a) => a.message);
+          const owed = sent.filter((a) => !inWindow(a.at) || a.node === i).map((a) => a.message);
           expect(owed.filter((m) => !heard.includes(m))).toEqual([]);
         }
       }
