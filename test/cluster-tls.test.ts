@@ -1,19 +1,23 @@
 // TLS to Redis as operators run it (issue 16): Debian's redis-server on --tls-port with certificates this test
 // makes with openssl (a private CA, a server certificate for localhost and 127.0.0.1, a client certificate, and a
 // second CA that signed none of them). rediss:// by name and by IP address, --redis-ca, --redis-cert and
-// --redis-key, a wrong CA refused with one clear line, a client certificate required and given.
+// --redis-key, a wrong CA refused with one clear line, a client certificate required and given; and
+// rediss+cluster://, a Redis Cluster of three masters on TLS ports only (`tls-cluster yes`).
 
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import calculateSlot from "cluster-key-slot";
 import { post } from "./support/clients.ts";
 import { type ClusterNode, startClusterNode, subscriberPool } from "./support/cluster-node.ts";
 import { freePort, listening } from "./support/ports.ts";
 import { skipWithoutRedis } from "./support/redis.ts";
+import { REDIS_CLI } from "./support/redis-cluster.ts";
 import { redisServerCommand } from "./support/redis-server.ts";
 import { spawnPinghub } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 const OPENSSL = "/usr/bin/openssl";
 const skip = skipWithoutRedis();
@@ -141,6 +145,59 @@ describe.skipIf(skip)("rediss:// with --redis-ca and a client certificate", () =
     const n = await node("localhost", ["--redis-ca", file("ca.pem")]);
     expect((await n.health()).status).toBe(503);
     expect(n.lines(/warn cluster: redis at rediss:\/\/localhost:\d+\/0 unreachable/)).toBe(1);
+  });
+
+  test("rediss+cluster://: a Redis Cluster on TLS ports only carries messages between nodes, on every shard", async () => {
+    const certificates = ["--tls-cert-file", file("server.pem"), "--tls-key-file", file("server.key")];
+    const ports = [freePort(), freePort(), freePort()];
+    const masters = ports.map((port) =>
+      Bun.spawn(
+        redisServerCommand(0, [
+          ...["--tls-port", String(port), ...certificates, "--tls-ca-cert-file", file("ca.pem")],
+          // The cluster bus and CLUSTER SLOTS on TLS too: the ports the cluster gives clients are its TLS ones.
+          ...["--tls-cluster", "yes", "--cluster-enabled", "yes", "--dir", dir],
+          ...["--cluster-config-file", file(`nodes-${port}.conf`)],
+        ]),
+        { stdin: "ignore", stdout: "ignore", stderr: "ignore" },
+      ),
+    );
+    try {
+      await Promise.all(masters.map((m, i) => listening(m, ports[i] as number, "redis-server on its TLS port")));
+      const cli = [REDIS_CLI, "--tls", "--cacert", file("ca.pem"), "--cert", file("client.pem")];
+      const create = Bun.spawnSync(
+        [...cli, "--key", file("client.key"), "--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`)].concat(
+          "--cluster-yes",
+        ),
+        { stdout: "pipe", stderr: "pipe" },
+      );
+      expect(create.exitCode).toBe(0);
+      // Every master agrees the cluster is whole before it is used.
+      const clusterOk = (port: number) =>
+        Bun.spawnSync([...cli, "--key", file("client.key"), "-p", String(port), "cluster", "info"], { stdout: "pipe" })
+          .stdout.toString()
+          .includes("cluster_state:ok");
+      await until(() => ports.every(clusterOk), "cluster_state:ok on every master", 15_000);
+      const url = `rediss+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(",")}`;
+      const args = ["--redis-ca", file("ca.pem"), ...withClientCertificate()];
+      const [a, b] = [await startClusterNode(url, args), await startClusterNode(url, args)];
+      nodes.push(a, b);
+      for (const n of [a, b]) {
+        await until(async () => (await n.health()).status === 200, "the node reaches the TLS cluster", 15_000);
+      }
+      // Enough channels to land on each of the three masters' slots (redis-cli splits them in three even ranges).
+      const channels = Array.from({ length: 12 }, (_, i) => `/tls-${i}`);
+      const thirds = channels.map((c) => Math.min(2, Math.floor(calculateSlot(`pinghub:{${c}}`) / 5461)));
+      expect(new Set(thirds).size).toBe(3);
+      const subscribers = await Promise.all(channels.map((c) => pool.open(b.ws(c))));
+      for (const [i, channel] of channels.entries()) {
+        const response = await post(`${a.url}${channel}`, `over TLS ${i}`);
+        expect([response.status, response.headers.get("x-pinghub-nodes")]).toEqual([200, "1"]);
+        expect(await subscribers[i]?.received(1)).toEqual([`over TLS ${i}`]);
+      }
+    } finally {
+      for (const m of masters) m.kill("SIGKILL");
+      await Promise.all(masters.map((m) => m.exited));
+    }
   });
 
   test("bad TLS flags are usage errors: one line, exit 2", async () => {
