@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import calculateSlot from "cluster-key-slot";
 import { post } from "./support/clients.ts";
-import { type ClusterNode, startClusterNode, subscriberPool } from "./support/cluster-node.ts";
+import { type ClusterNode, clusterBed } from "./support/cluster-node.ts";
 import { freePort, listening } from "./support/ports.ts";
 import { skipWithoutRedis } from "./support/redis.ts";
 import { REDIS_CLI } from "./support/redis-cluster.ts";
@@ -27,8 +27,8 @@ setDefaultTimeout(20_000);
 let dir = "";
 let redis: Subprocess | undefined;
 let tlsPort = 0;
-const nodes: ClusterNode[] = [];
-const pool = subscriberPool();
+const bed = clusterBed();
+const pool = { open: bed.open };
 const file = (name: string) => join(dir, name);
 
 function openssl(...args: string[]): void {
@@ -93,10 +93,8 @@ async function startTlsRedis(): Promise<void> {
   await listening(redis, tlsPort, "redis-server on its TLS port");
 }
 
-async function node(host: string, args: string[]): Promise<ClusterNode> {
-  const started = await startClusterNode(`rediss://${host}:${tlsPort}`, args);
-  nodes.push(started);
-  return started;
+function node(host: string, args: string[]): Promise<ClusterNode> {
+  return bed.node(`rediss://${host}:${tlsPort}`, args);
 }
 
 const withClientCertificate = () => ["--redis-cert", file("client.pem"), "--redis-key", file("client.key")];
@@ -108,10 +106,7 @@ beforeAll(async () => {
   await startTlsRedis();
 });
 
-afterEach(async () => {
-  pool.closeAll();
-  await Promise.all(nodes.splice(0).map((n) => n.stop()));
-});
+afterEach(() => bed.stopAll());
 
 afterAll(async () => {
   redis?.kill("SIGKILL");
@@ -179,8 +174,7 @@ describe.skipIf(skip)("rediss:// with --redis-ca and a client certificate", () =
       await until(() => ports.every(clusterOk), "cluster_state:ok on every master", 15_000);
       const url = `rediss+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(",")}`;
       const args = ["--redis-ca", file("ca.pem"), ...withClientCertificate()];
-      const [a, b] = [await startClusterNode(url, args), await startClusterNode(url, args)];
-      nodes.push(a, b);
+      const [a, b] = [await bed.node(url, args), await bed.node(url, args)];
       for (const n of [a, b]) {
         await until(async () => (await n.health()).status === 200, "the node reaches the TLS cluster", 15_000);
       }
