@@ -25,6 +25,8 @@ import { NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
 import { oncePerMinute } from "./once-a-minute.ts";
 import { CatchUp } from "./redis-catch-up.ts";
 import {
+  CLOSED_RETRY_MS,
+  CLOSED_TRIES,
   MAX_TRIES,
   MIGRATING_RETRY_MS,
   RedirectGates,
@@ -369,6 +371,9 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     const asked = redirection(error);
     if (asked === undefined || tries > MAX_TRIES || this.closing) return undefined;
     if (asked.kind === "migrating") return Bun.sleep(MIGRATING_RETRY_MS);
+    if (asked.kind === "closed") {
+      return this.publishing.status === "ready" && tries <= CLOSED_TRIES ? Bun.sleep(CLOSED_RETRY_MS) : undefined;
+    }
     // The slot has a new owner: the channel is not heard until it is subscribed there (the old owner drops it).
     if (this.heardOn.get(channel) !== asked.node) this.notHeard([channel]);
     // The publishing client follows no redirection, so it learns the new owner only from its slot map.

@@ -16,7 +16,16 @@ export const MIGRATING_RETRY_MS = 50;
 /** Tries of one batch at most: REDIRECT_TIMEOUT_MS of migration, then a MOVED or two. */
 export const MAX_TRIES = Math.ceil(REDIRECT_TIMEOUT_MS / MIGRATING_RETRY_MS) + 2;
 
-export type Redirection = { kind: "moved"; node: string } | { kind: "migrating" };
+/**
+ * A batch that met a closed connection while the cluster client says it is ready is sent again after this, at
+ * most CLOSED_TRIES times: ioredis closes and replaces a master's connection as its slot map changes (seen at
+ * start-up, a burst of publishes meeting "Connection is closed." on a connection just replaced), and, following
+ * redirections, it would itself have sent the command again after its retryDelayOnFailover (100 ms).
+ */
+export const CLOSED_RETRY_MS = 100;
+export const CLOSED_TRIES = 3;
+
+export type Redirection = { kind: "moved"; node: string } | { kind: "migrating" } | { kind: "closed" };
 
 /**
  * ioredis, told to follow no redirection, rejects every failed command with one plain Error, "Too many Cluster
@@ -33,6 +42,7 @@ export function unwrapClusterError(error: Error): Error {
 
 /** What a Redis Cluster's redirection asks; undefined for any other error. */
 export function redirection(error: Error): Redirection | undefined {
+  if (error.message === "Connection is closed.") return { kind: "closed" };
   if (!(error instanceof ReplyError)) return undefined;
   const [word, , node] = error.message.split(" ");
   if (word === "MOVED" && node !== undefined) return { kind: "moved", node };

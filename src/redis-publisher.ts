@@ -45,6 +45,11 @@ function newBatch(): Batch {
 export class RedisPublisher {
   /** Messages published during this turn of the event loop, by channel, in the order they came. */
   private readonly batches = new Map<string, Batch>();
+  /**
+   * Channels with batches to be sent again (`retry`), with a promise that settles once all have been: a later batch
+   * of the channel waits for it, so that a channel's messages reach Redis in the order they were published.
+   */
+  private readonly retrying = new Map<string, Promise<void>>();
 
   constructor(private readonly parts: PublisherParts) {}
 
@@ -65,19 +70,43 @@ export class RedisPublisher {
 
   /** Sends each channel's batch as one PUBLISH (one script call with history), answering all its messages. */
   private readonly sendBatches = () => {
-    for (const [channel, batch] of this.batches) this.send(channel, batch, 0);
+    for (const [channel, batch] of this.batches) {
+      const before = this.retrying.get(channel);
+      if (before === undefined) this.send(channel, batch, 0);
+      else
+        this.holdBehind(
+          channel,
+          before.then(() => this.send(channel, batch, 0)),
+        );
+    }
     this.batches.clear();
   };
 
-  private send(channel: string, batch: Batch, tries: number): void {
+  /** Sends a batch; settles once it is answered (taken, or refused), after any sending again it took. */
+  private send(channel: string, batch: Batch, tries: number): Promise<void> {
     const { publish, name, stored } = this.parts;
     const key = name(channel);
     const published =
       stored === undefined ? publish(key, encodeBatch(batch.messages)) : stored.publish(key, batch.messages);
-    published.then(batch.resolve, (error: Error) => {
+    return published.then(batch.resolve, (error: Error) => {
       const again = this.parts.retry?.(channel, error, tries + 1);
-      if (again === undefined) batch.reject(this.parts.refusal(error));
-      else again.then(() => this.send(channel, batch, tries + 1), batch.reject);
+      if (again === undefined) {
+        batch.reject(this.parts.refusal(error));
+        return;
+      }
+      const resent = again.then(() => this.send(channel, batch, tries + 1), batch.reject);
+      this.holdBehind(channel, resent);
+      return resent;
+    });
+  }
+
+  /** The channel's later batches wait for `settled` too (and for whatever they already waited for). */
+  private holdBehind(channel: string, settled: Promise<void>): void {
+    const before = this.retrying.get(channel);
+    const all = before === undefined ? settled : Promise.all([before, settled]).then(() => {});
+    this.retrying.set(channel, all);
+    void all.then(() => {
+      if (this.retrying.get(channel) === all) this.retrying.delete(channel);
     });
   }
 }
