@@ -165,9 +165,11 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       refusal: (error) => this.refusal(unwrapClusterError(error)),
       retry: (channel, error, tries) => this.redirected(channel, unwrapClusterError(error), tries),
     });
+    // A channel this node has no subscribers of waits only for the publishing client to know the new owner.
     this.gates = new RedirectGates(
       (channel, node) =>
-        this.heardOn.get(channel) === node && this.publishing.slots[this.slotOf(channel)]?.[0] === node,
+        (!this.wanted.has(channel) || this.heardOn.get(channel) === node) &&
+        this.publishing.slots[this.slotOf(channel)]?.[0] === node,
       (channel) => new BrokerUnavailable(`redis cluster: ${JSON.stringify(channel)} is moving to another shard`),
     );
     const subscriber = this.subscriber;
@@ -375,7 +377,7 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       return this.publishing.status === "ready" && tries <= CLOSED_TRIES ? Bun.sleep(CLOSED_RETRY_MS) : undefined;
     }
     // The slot has a new owner: the channel is not heard until it is subscribed there (the old owner drops it).
-    if (this.heardOn.get(channel) !== asked.node) this.notHeard([channel]);
+    if (this.wanted.has(channel) && this.heardOn.get(channel) !== asked.node) this.notHeard([channel]);
     // The publishing client follows no redirection, so it learns the new owner only from its slot map.
     if (this.publishing.slots[this.slotOf(channel)]?.[0] !== asked.node) this.publishing.refreshSlotsCache();
     this.subscriber.refreshSlotsCache();

@@ -162,6 +162,8 @@ describe.skipIf(skip)("Redis Cluster", () => {
       cluster = await startRedisCluster(dir);
       const setup = cluster;
       const node = await startNode(setup.url);
+      // A second node, with no subscriber of the channel: its publishes need no subscription to move first.
+      const other = await startNode(setup.url);
       const channel = "/moving";
       const s = await open(node.ws(channel));
       // Several POSTs in flight at once, so that some reach the old owner after the slot has left it: Redis
@@ -178,6 +180,10 @@ describe.skipIf(skip)("Redis Cluster", () => {
         }
       };
       const lanes = [0, 1, 2, 3].map(poster);
+      const fromOther: number[] = [];
+      const otherLane = (async () => {
+        for (let i = 0; posting; i++) fromOther.push((await post(`${other.url}${channel}`, `other ${i}`)).status);
+      })();
       await until(() => accepted.length > 50, "POSTs flow", 10_000);
       const from = await setup.ownerOf(slotOf(channel));
       const to = setup.nodes.slice(0, 3).find((n) => n.port !== from)?.port as number;
@@ -185,7 +191,7 @@ describe.skipIf(skip)("Redis Cluster", () => {
       await setup.migrateSlot(slotOf(channel), to);
       await until(() => accepted.length > before + 200, "POSTs flow after the move", 20_000);
       posting = false;
-      await Promise.all(lanes);
+      await Promise.all([...lanes, otherLane]);
       const last = accepted.at(-1) as string;
       await until(() => s.messages.includes(last), "the last message accepted", 10_000);
       const heard = new Set(s.messages);
@@ -193,6 +199,9 @@ describe.skipIf(skip)("Redis Cluster", () => {
       // A refusal, if any (the node re-subscribing), is a 503 that says why.
       expect(refused.filter((text) => !/^503 unavailable: redis cluster: /.test(text))).toEqual([]);
       expect(s.messages.length).toBe(heard.size);
+      // The other node carried on through the move, and is up.
+      expect(fromOther.slice(-20).every((status) => status === 200)).toBe(true);
+      expect(sample(await (await fetch(`${other.metrics}/metrics`)).text(), "pinghub_redis_up")).toBe(1);
     });
   });
 
