@@ -225,6 +225,30 @@ describe.skipIf(skip)("Redis Cluster", () => {
     });
   });
 
+  test("a Redis user without SPUBLISH: the node says so in one line and refuses, as on one Redis", async () => {
+    await inScratch("redis-cluster-rights", async (dir) => {
+      cluster = await startRedisCluster(dir);
+      const setup = cluster;
+      // The user on every node of the cluster, as an operator's ACL file would have it.
+      for (const n of setup.nodes) {
+        const admin = n.client();
+        await admin.call("ACL", "SETUSER", "nospublish", "on", ">pw", "~*", "&*", "+@all", "-spublish");
+        admin.disconnect();
+      }
+      const url = setup.url.replace("redis+cluster://", "redis+cluster://nospublish:pw@");
+      const node = await startNode(url);
+      await node.waitForStderr(/warn cluster: the redis user lacks rights pinghub needs: SPUBLISH: NOPERM /, 10_000);
+      const health = await fetch(`${node.metrics}/healthz`);
+      expect(health.status).toBe(503);
+      expect(await health.text()).toMatch(
+        /^redis at redis\+cluster:\/\/nospublish:\*\*\*@127\.0\.0\.1:\d+.* refuses pinghub's commands: SPUBLISH: NOPERM [^\n]*'spublish' command\n$/,
+      );
+      const response = await post(`${node.url}/x`, "refused");
+      expect(response.status).toBe(503);
+      expect(response.text).toMatch(/refuses pinghub's commands: SPUBLISH/);
+    });
+  });
+
   test("with --history: the stream and the publishes share the channel's slot, pinghub:{/x}, and SSE resumes", async () => {
     await inScratch("redis-cluster-history", async (dir) => {
       cluster = await startRedisCluster(dir);
