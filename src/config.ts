@@ -163,7 +163,8 @@ export const SETTINGS = table({
     parse: parseRedisUrl,
     help:
       "cluster mode: share channels with every node on this Redis, redis://[[user]:password@]host[:port][/db], " +
-      "rediss://… or a socket path (pass a password through the environment, not the command line)",
+      "rediss://…, a socket path, redis+sentinel://…, redis+cluster://… or rediss+cluster://… (pass a password " +
+      "through the environment, not the command line)",
   },
   "redis-prefix": {
     key: "redisPrefix",
@@ -179,19 +180,19 @@ export const SETTINGS = table({
     key: "redisCa",
     hint: "file",
     parse: parsePemFile,
-    help: "with rediss://: trust this CA (PEM) for Redis's certificate instead of the system's",
+    help: "with rediss:// or rediss+cluster://: trust this CA (PEM) for Redis's certificate instead of the system's",
   },
   "redis-cert": {
     key: "redisCert",
     hint: "file",
     parse: parsePemFile,
-    help: "with rediss://: present this client certificate (PEM) to Redis; needs --redis-key",
+    help: "with rediss:// or rediss+cluster://: present this client certificate (PEM) to Redis; needs --redis-key",
   },
   "redis-key": {
     key: "redisKey",
     hint: "file",
     parse: parsePemFile,
-    help: "with rediss://: the private key (PEM) of --redis-cert",
+    help: "with rediss:// or rediss+cluster://: the private key (PEM) of --redis-cert",
   },
   history: {
     key: "history",

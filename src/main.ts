@@ -92,6 +92,7 @@ async function run(config: Config): Promise<number> {
       : redis.kind === "cluster"
         ? redisClusterBroker({
             target: redis,
+            tls: redisTlsFiles(config),
             prefix: config.redisPrefix,
             history,
             maxMessageBytes: config.maxMessageSize,

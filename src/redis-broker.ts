@@ -11,17 +11,19 @@
 
 import { ReplyError } from "ioredis";
 import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver, type Gap } from "./broker.ts";
-import { type GapReason, NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
+import { NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
 import { oncePerMinute } from "./once-a-minute.ts";
 import { CatchUp } from "./redis-catch-up.ts";
 import { type HealthReports, RedisConnections, type TlsFiles } from "./redis-connection.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
+import { RedisLosses } from "./redis-losses.ts";
 import { RedisPublisher } from "./redis-publisher.ts";
-import { checkRights, RedisRights, redisReason } from "./redis-rights.ts";
+import { redisRefusal } from "./redis-refusal.ts";
+import { checkRights, RedisRights, redisQuestions, redisReason } from "./redis-rights.ts";
 import { HistorySettings, historySettings } from "./redis-settings.ts";
 import { type SubscribeCommand, Subscriptions } from "./redis-subscriptions.ts";
 import type { RedisTarget } from "./redis-url.ts";
-import { type Dropped, readMessages, readPairs } from "./redis-wire.ts";
+import { readMessages, readPairs } from "./redis-wire.ts";
 
 export interface RedisBrokerOptions extends HealthReports {
   target: RedisTarget;
@@ -47,26 +49,26 @@ export class RedisBroker implements Broker, ClusterStatus {
   private readonly publisher: RedisPublisher;
   private readonly stored: RedisHistory | undefined;
   private readonly prefix: string;
-  /** Payloads from Redis dropped for not being pinghub's (redis-wire.ts). */
-  badMessages = 0;
+  /** Dropped payloads and gaps found catching up, counted and said (redis-losses.ts). */
+  private readonly losses: RedisLosses;
   /** The Redis user's rights: the node refuses while it lacks a command it needs. */
   private readonly rights: RedisRights;
   private readonly warnOnce: (key: string, line: string) => void;
-  private toldOtherHistory = false;
   /** With history: compares this node's --history with the cluster's at each connection (redis-settings.ts). */
   private readonly settings: HistorySettings | undefined;
   /** With history: what brings a node's channels up to date after it lost its subscriber connection. */
   private readonly catchUp: CatchUp | undefined;
-  /** Channels that found a gap catching up (see redis-catch-up.ts). */
-  lost = 0;
 
-  constructor(
-    private readonly options: RedisBrokerOptions,
-    deliver: Deliver,
-    private readonly gap: Gap,
-  ) {
+  constructor(options: RedisBrokerOptions, deliver: Deliver, gap: Gap) {
     this.prefix = options.prefix;
     this.warnOnce = oncePerMinute(options.warn);
+    this.losses = new RedisLosses(options.history !== undefined, options.warn, gap);
+    this.refusal = redisRefusal({
+      label: "redis",
+      redact: (text) => this.connections.redact(text),
+      warnOnce: this.warnOnce,
+      problem: () => this.problem,
+    });
     // Every change made while one turn of the event loop runs goes out in one command.
     this.channels = new Subscriptions({
       flushSoon: () => setImmediate(this.flush),
@@ -104,7 +106,7 @@ export class RedisBroker implements Broker, ClusterStatus {
       history === undefined ? undefined : redisHistory(this.connections.publisher, history.size, history.ttlMs);
     const { publisher, subscriber } = this.connections;
     this.rights = new RedisRights(
-      () => checkRights(publisher, subscriber, this.prefix, this.stored),
+      () => checkRights(redisQuestions(publisher, subscriber), this.prefix, this.stored),
       options.target.display,
       this.prefix,
       options.warn,
@@ -123,14 +125,19 @@ export class RedisBroker implements Broker, ClusterStatus {
     // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment,
     // and for the settings compared, so that a node of another --history says so before it serves.
     this.ready = this.connections.ready.then(() => Promise.all([this.rights.known, settings?.check()])).then(() => {});
-    this.publisher = new RedisPublisher(this.connections.publisher, this.prefix, this.stored, this.refusal);
+    this.publisher = new RedisPublisher({
+      publish: (name, payload) => publisher.publish(name, payload),
+      name: (channel) => this.prefix + channel,
+      stored: this.stored,
+      refusal: this.refusal,
+    });
     const stored = this.stored;
     this.catchUp =
       history === undefined || stored === undefined
         ? undefined
         : new CatchUp({
             deliver,
-            gap: (channel, reason, position) => this.missed(channel, reason, position),
+            gap: (channel, reason, position) => this.losses.missed(channel, reason, position),
             position: (channel) => stored.position(this.prefix + channel),
             // Redis refusing the script (out of memory, no permission) must not keep the node down: a gap.
             read: (channel, lastId) =>
@@ -151,17 +158,25 @@ export class RedisBroker implements Broker, ClusterStatus {
       subscriber.on("message", (redisChannel: string, payload: string) => {
         const channel = redisChannel.slice(prefixLength);
         const messages = readMessages(payload, maxBytes);
-        if (!Array.isArray(messages)) return this.dropped(channel, messages);
+        if (!Array.isArray(messages)) return this.losses.dropped(channel, messages);
         for (const message of messages) deliver(channel, message, undefined);
       });
     } else {
       subscriber.on("message", (redisChannel: string, payload: string) => {
         const channel = redisChannel.slice(prefixLength);
         const pairs = readPairs(payload, maxBytes);
-        if (!Array.isArray(pairs)) return this.dropped(channel, pairs);
+        if (!Array.isArray(pairs)) return this.losses.dropped(channel, pairs);
         catchUp.receive(channel, pairs);
       });
     }
+  }
+
+  get badMessages(): number {
+    return this.losses.badMessages;
+  }
+
+  get lost(): number {
+    return this.losses.lost;
   }
 
   get up(): boolean {
@@ -233,18 +248,6 @@ export class RedisBroker implements Broker, ClusterStatus {
     void catchUp.resume(Date.now()).then(() => this.connections.checkUp());
   }
 
-  /** A channel's subscribers here missed messages its history no longer held: SSE is told, websockets counted. */
-  private missed(channel: string, reason: GapReason, position: string | undefined): void {
-    this.lost++;
-    const websockets = this.gap(channel, reason, position);
-    const name = JSON.stringify(channel.length > 200 ? `${channel.slice(0, 200)}…` : channel);
-    this.warnOnce(
-      `gap\n${channel}`,
-      `cluster: subscribers of ${name} missed messages published while this node was away from redis: its history ` +
-        `no longer held them (${reason}); ${websockets} websockets could not be told (said once a minute per channel)`,
-    );
-  }
-
   /** Sends what the subscriptions changed since the last flush: every UNSUBSCRIBE, then every SUBSCRIBE. */
   private readonly flush = () => {
     const { unsubscribe, subscribe } = this.channels.flush();
@@ -274,39 +277,12 @@ export class RedisBroker implements Broker, ClusterStatus {
     );
   }
 
-  /**
-   * Turns a failed publish into the refusal the doors answer with: Redis's own one-line reason when Redis
-   * refused it (out of memory, no permission), logged once a minute per reason; else why Redis is away.
-   */
-  private readonly refusal = (error: Error): Error => {
-    if (error instanceof ReplyError) {
-      const reason = this.connections.redact(redisReason(error.message));
-      this.warnOnce(`refused ${reason}`, `cluster: redis refused a publish: ${reason}`);
-      return new BrokerUnavailable(`redis: ${reason}`);
-    }
-    return new BrokerUnavailable(this.problem ?? `redis: ${this.connections.redact(error.message)}`);
-  };
+  /** Turns a failed publish or read into the refusal the doors answer with (redis-refusal.ts). */
+  private readonly refusal: (error: Error) => Error;
 
   private readonly unavailable = (error: Error): never => {
     throw this.refusal(error);
   };
-
-  /** A payload that is not pinghub's: counted, logged once a minute per channel and reason, delivered to no one. */
-  private dropped(channel: string, { reason, otherHistory }: Dropped): void {
-    this.badMessages++;
-    if (otherHistory && !this.toldOtherHistory) {
-      this.toldOtherHistory = true;
-      this.options.warn(
-        `cluster: this node runs ${this.history ? "with" : "without"} --history, but another node publishes ` +
-          `${this.history ? "without" : "with"} it: give every node the same --history; its messages are dropped here`,
-      );
-    }
-    const name = JSON.stringify(channel.length > 200 ? `${channel.slice(0, 200)}…` : channel);
-    this.warnOnce(
-      `${channel}\n${reason}`,
-      `cluster: dropped a payload from redis on ${name}: ${reason} (said once a minute per channel and reason)`,
-    );
-  }
 }
 
 /** The broker for --redis, to give to the hub. */

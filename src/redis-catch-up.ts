@@ -44,17 +44,23 @@ export class CatchUp {
   private readonly lastIds = new Map<string, string | undefined>();
   /** Channels catching up, with the live messages that came meanwhile, in order. */
   private readonly held = new Map<string, Kept[]>();
-  /** When the subscriber connection was lost, for an outage long enough to outlast a stream. */
-  private lostAt = 0;
-  /** Counts losses of the subscriber connection: a catch-up that spans one more is not done. */
-  private losses = 0;
-  private running = false;
+  /** When each held channel was lost, for an outage long enough to outlast its stream. */
+  private readonly lostAt = new Map<string, number>();
+  /** Counts each channel's losses: a catch-up that spans one more is not done. */
+  private readonly losses = new Map<string, number>();
+  /** Channels whose stream is being read now: one read at a time per channel. */
+  private readonly reading = new Set<string>();
 
   constructor(private readonly parts: CatchUpParts) {}
 
   /** True while some channel has not caught up: the node is not up yet. */
   get pending(): boolean {
     return this.held.size > 0;
+  }
+
+  /** True while this channel has not caught up. */
+  holding(channel: string): boolean {
+    return this.held.has(channel);
   }
 
   /** A batch from Redis, checked (redis-wire.ts): delivered now, or held while its channel catches up. */
@@ -90,33 +96,45 @@ export class CatchUp {
   forget(channel: string): void {
     this.lastIds.delete(channel);
     this.held.delete(channel);
-  }
-
-  /** The subscriber connection is lost: from now on, every followed channel holds what comes until it caught up. */
-  lost(now: number): void {
-    if (this.held.size === 0) this.lostAt = now;
-    this.losses++;
-    for (const channel of this.lastIds.keys()) if (!this.held.has(channel)) this.held.set(channel, []);
+    this.lostAt.delete(channel);
+    this.losses.delete(channel);
   }
 
   /**
-   * Once subscribed again: reads each held channel's stream and delivers what it missed, then what was held.
-   * Resolves true when every channel caught up; false when some could not be read (Redis away again), to be
-   * tried again with the next connection.
+   * The node no longer hears these channels (by default every one it follows: the subscriber connection is lost;
+   * on a Redis Cluster, the channels of one shard): from now on each holds what comes until it caught up.
    */
-  async resume(now: number): Promise<boolean> {
-    if (this.running) return false;
-    this.running = true;
-    try {
-      const outageMs = now - this.lostAt;
-      await Promise.all([...this.held.keys()].map((channel) => this.catchUp(channel, outageMs)));
-    } finally {
-      this.running = false;
+  lost(now: number, channels: Iterable<string> = this.lastIds.keys()): void {
+    for (const channel of channels) {
+      if (!this.lastIds.has(channel)) continue;
+      this.losses.set(channel, (this.losses.get(channel) ?? 0) + 1);
+      if (this.held.has(channel)) continue;
+      this.held.set(channel, []);
+      this.lostAt.set(channel, now);
     }
-    return this.held.size === 0;
+  }
+
+  /**
+   * Once subscribed again: reads each held channel's stream (by default every one; on a Redis Cluster, those
+   * heard again) and delivers what it missed, then what was held. Resolves true when those channels caught up;
+   * false when some could not be read (Redis away again), to be tried again with the next subscription.
+   */
+  async resume(now: number, channels: Iterable<string> = this.held.keys()): Promise<boolean> {
+    const reading = [...channels].filter((channel) => this.held.has(channel) && !this.reading.has(channel));
+    await Promise.all(reading.map((channel) => this.catchUp(channel, now - (this.lostAt.get(channel) ?? now))));
+    return reading.every((channel) => !this.held.has(channel));
   }
 
   private async catchUp(channel: string, outageMs: number): Promise<void> {
+    this.reading.add(channel);
+    try {
+      await this.read(channel, outageMs);
+    } finally {
+      this.reading.delete(channel);
+    }
+  }
+
+  private async read(channel: string, outageMs: number): Promise<void> {
     const lastId = this.lastIds.get(channel);
     if (lastId === undefined) {
       // Lost before the node knew where the stream stood: what came meanwhile cannot be told apart.
@@ -124,7 +142,7 @@ export class CatchUp {
       if (held !== undefined) this.giveUp(channel, held);
       return;
     }
-    const losses = this.losses;
+    const losses = this.losses.get(channel);
     let reply: CatchUpReply | undefined;
     try {
       reply = await this.parts.read(channel, lastId);
@@ -139,8 +157,11 @@ export class CatchUp {
       return;
     }
     // Lost again meanwhile: what was read is delivered, and the channel holds again for the next catch-up.
-    if (this.losses !== losses) this.held.set(channel, []);
-    else this.held.delete(channel);
+    if (this.losses.get(channel) !== losses) this.held.set(channel, []);
+    else {
+      this.held.delete(channel);
+      this.lostAt.delete(channel);
+    }
     // What is new to this node, each id once: the stream's messages after lastId, then those held after them.
     const fresh: Kept[] = [];
     let last = lastId;
@@ -172,6 +193,7 @@ export class CatchUp {
   /** Stops catching up a channel: a gap, then what it holds, delivered as it came. */
   private giveUp(channel: string, held: Kept[]): void {
     this.held.delete(channel);
+    this.lostAt.delete(channel);
     // No position to give: the stream was not read. The held messages carry their own ids.
     this.parts.gap(channel, "messages dropped", undefined);
     for (const { id, message } of held) this.parts.deliver(channel, message, id);

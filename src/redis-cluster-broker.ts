@@ -3,33 +3,57 @@
 // tag, so that the channel's stream (with --history) and its publishes live in one slot, on one shard. A node
 // publishes with SPUBLISH to the master that owns the slot, and hears a channel with SSUBSCRIBE on that master.
 //
-// Two ioredis Cluster clients: one publishes (pipelined, no offline queue: a publish is answered at once), one
-// subscribes, holding a connection per master (ioredis's sharded subscribers). ioredis follows the cluster's
-// changes itself, a master failed over or a slot moved, and subscribes again where a slot went. What this file
-// adds is knowing, per channel, whether the node hears it now: a channel is heard once its SSUBSCRIBE was
-// confirmed by the master that owns its slot now. A publish to a channel this node has subscribers of, but does
-// not hear, is refused (503, 1013), never accepted and lost on this node; the other channels carry on meanwhile.
+// Built from the single Redis broker's parts: per-turn publish batches (redis-publisher.ts), the strict reading of
+// what Redis brings (redis-wire.ts), with --history the catching up after a channel was not heard
+// (redis-catch-up.ts), the Redis user's rights (redis-rights.ts), TLS (redis-tls.ts), the counted losses and the
+// refusals (redis-losses.ts, redis-refusal.ts). What this file adds is what only a Redis Cluster has: slots and
+// their owners. A channel is heard once its SSUBSCRIBE was confirmed by the master that owns its slot now; a master
+// lost, or a slot moved, makes its channels unheard until they are subscribed where they went (and, with history,
+// caught up from their streams). A publish to a channel not heard is refused (503, 1013), never accepted and lost
+// on this node; the other channels carry on meanwhile. A publish that Redis redirects (MOVED) waits until the node
+// hears its channel on the new owner (redis-cluster-redirect.ts).
+//
+// Two ioredis Cluster clients. One publishes, pipelined, with no offline queue (a publish is answered at once) and
+// following no redirection itself. The other holds a connection per master for SSUBSCRIBE (ioredis's sharded
+// subscribers) and asks everything else (history reads, the rights, the settings key), following redirections.
 
 import calculateSlot from "cluster-key-slot";
-import { Cluster, type ClusterOptions, type RedisOptions } from "ioredis";
-import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver } from "./broker.ts";
+import { Cluster, type ClusterOptions, type RedisOptions, ReplyError } from "ioredis";
+import { type Broker, BrokerUnavailable, type ClusterStatus, type Deliver, type Gap } from "./broker.ts";
+import { ChannelWaiters } from "./channel-waiters.ts";
 import { NO_HISTORY, NOTHING_KEPT, type Resume } from "./history.ts";
 import { oncePerMinute } from "./once-a-minute.ts";
+import { CatchUp } from "./redis-catch-up.ts";
+import {
+  CLOSED_RETRY_MS,
+  CLOSED_TRIES,
+  MAX_TRIES,
+  MIGRATING_RETRY_MS,
+  RedirectGates,
+  redirection,
+  unwrapClusterError,
+} from "./redis-cluster-redirect.ts";
+import type { HealthReports } from "./redis-connection.ts";
 import type { ClusterTarget } from "./redis-ha-url.ts";
 import { type RedisHistory, redisHistory } from "./redis-history.ts";
+import { RedisLosses } from "./redis-losses.ts";
+import { RedisPublisher } from "./redis-publisher.ts";
+import { redisRefusal } from "./redis-refusal.ts";
+import { checkRights, type PubSubQuestions, RedisRights, redisReason } from "./redis-rights.ts";
 import { HistorySettings, historySettings } from "./redis-settings.ts";
-import { type Dropped, encodeBatch, readMessages, readPairs } from "./redis-wire.ts";
+import { clusterTlsOptions, type TlsFiles } from "./redis-tls.ts";
+import { readMessages, readPairs } from "./redis-wire.ts";
 
-export interface RedisClusterBrokerOptions {
+export interface RedisClusterBrokerOptions extends HealthReports {
   target: ClusterTarget;
+  /** Certificates for rediss+cluster:// (--redis-ca, --redis-cert, --redis-key), read at start-up. */
+  tls?: TlsFiles;
   prefix: string;
   history: { size: number; ttlMs: number } | undefined;
   /** --max-message-size: a message from Redis over it is dropped, as on one Redis (redis-wire.ts). */
   maxMessageBytes: number;
-  /** Writes a warning to the log (a foreign payload, kept to once a minute per channel and reason). */
+  /** Writes a warning to the log: Redis's refusals, foreign payloads, missing rights (each kept rare). */
   warn(line: string): void;
-  onDown(reason: string): void;
-  onUp(channels: number, first: boolean): void;
 }
 
 /** Longest wait between two tries to reach the cluster. */
@@ -38,22 +62,10 @@ const MAX_RETRY_DELAY_MS = 2000;
 const CONNECT_TIMEOUT_MS = 2000;
 /** TCP keepalive: a node gone without a word (a network cut) is noticed within seconds rather than hours. */
 const KEEPALIVE_MS = 5000;
-/** A refused or lost SSUBSCRIBE is sent again after this, for as long as the channel is wanted. */
+/** A refused or lost SSUBSCRIBE, or a catch-up that could not read, is tried again after this. */
 const RESUBSCRIBE_RETRY_MS = 250;
 /** How long a clean disconnect may take at shutdown. */
 const QUIT_TIMEOUT_MS = 1000;
-
-interface Waiter {
-  resolve(): void;
-  reject(error: Error): void;
-}
-
-interface Batch {
-  messages: string[];
-  sent: Promise<number>;
-  resolve(nodes: number): void;
-  reject(error: Error): void;
-}
 
 export class RedisClusterBroker implements Broker, ClusterStatus {
   readonly cluster: ClusterStatus = this;
@@ -61,18 +73,21 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
   readonly history: boolean;
   readonly localHistory = undefined;
   reconnects = 0;
-  /** Payloads dropped for not being pinghub's shape (redis-wire.ts). */
-  badMessages = 0;
-  /** No rights check here yet, and no catch-up after an outage: nothing to warn of, nothing counted lost. */
-  readonly warning = undefined;
-  readonly lost = 0;
+  private readonly losses: RedisLosses;
   private readonly warnOnce: (key: string, line: string) => void;
-  private becameReady: () => void = () => {};
-  private readonly publisher: Cluster;
+  private readonly publishing: Cluster;
   private readonly subscriber: Cluster;
+  private readonly publisher: RedisPublisher;
+  /** With history: the scripts on the publishing client (publish) and on the other one (reads). */
   private readonly stored: RedisHistory | undefined;
+  private readonly reads: RedisHistory | undefined;
+  private readonly rights: RedisRights;
   /** With history: compares this node's --history with the cluster's at each connection (redis-settings.ts). */
   private readonly settings: HistorySettings | undefined;
+  /** With history: what brings a channel up to date after the node did not hear it for a while. */
+  private readonly catchUp: CatchUp | undefined;
+  private readonly gates: RedirectGates;
+  private readonly refusal: (error: Error) => Error;
   /** Channels this node has local subscribers of, or is about to: what it must hear. */
   private readonly wanted = new Set<string>();
   /** Wanted channels not heard now: never confirmed, or confirmed on a master that no longer owns their slot. */
@@ -81,11 +96,11 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
   private readonly heardOn = new Map<string, string>();
   /** The number of each channel's latest SSUBSCRIBE: only its reply counts. */
   private readonly pending = new Map<string, number>();
-  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly waiters = new ChannelWaiters();
   private readonly slots = new Map<string, number>();
-  private readonly batches = new Map<string, Batch>();
   private sequence = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private becameReady: () => void = () => {};
   private wasUp = false;
   private downReported = false;
   private lastError: string | undefined;
@@ -94,11 +109,18 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
   constructor(
     private readonly options: RedisClusterBrokerOptions,
     deliver: Deliver,
+    gap: Gap,
   ) {
-    this.ready = new Promise((resolve) => {
-      this.becameReady = resolve;
-    });
+    const firstUp = Promise.withResolvers<void>();
+    this.becameReady = firstUp.resolve;
     this.warnOnce = oncePerMinute(options.warn);
+    this.losses = new RedisLosses(options.history !== undefined, options.warn, gap);
+    this.refusal = redisRefusal({
+      label: "redis cluster",
+      redact: (text) => this.redact(text),
+      warnOnce: this.warnOnce,
+      problem: () => this.problem,
+    });
     const target = options.target;
     const nodeOptions: RedisOptions = {
       username: target.username,
@@ -108,6 +130,7 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       // A command in flight when a connection drops fails, and is not sent again later.
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
+      tls: target.tls ? clusterTlsOptions(options.tls) : undefined,
     };
     const clusterOptions = (connectionName: string): ClusterOptions => ({
       // CLIENT LIST on each master names the node's connections as on one Redis.
@@ -116,50 +139,107 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       clusterRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RETRY_DELAY_MS),
       slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
     });
-    this.publisher = new Cluster(target.nodes, {
+    this.publishing = new Cluster(target.nodes, {
       ...clusterOptions("pinghub-publish"),
-      // Every publish of one turn of the event loop goes out in one write per master (see redis-broker.ts).
-      enableAutoPipelining: true,
+      // A redirection comes back to the broker instead of being followed (redis-cluster-redirect.ts). ioredis then
+      // rejects at the first error of any kind, so a closed connection or CLUSTERDOWN is refused at once too.
+      maxRedirections: 0,
+      // No auto-pipelining here, unlike on one Redis: ioredis 6.0.0's Cluster pipeline, given a MOVED it may not
+      // follow, calls back with a reply missing (a TypeError thrown from a timer, which ends the process). The
+      // publisher already sends one command per channel per turn of the event loop (redis-publisher.ts).
+      enableAutoPipelining: false,
     });
     this.subscriber = new Cluster(target.nodes, { ...clusterOptions("pinghub-subscribe"), shardedSubscribers: true });
 
     const history = options.history;
     this.history = history !== undefined;
     this.stored =
-      history === undefined ? undefined : redisHistory(this.publisher, history.size, history.ttlMs, "SPUBLISH");
+      history === undefined ? undefined : redisHistory(this.publishing, history.size, history.ttlMs, "SPUBLISH");
+    const reads =
+      history === undefined ? undefined : redisHistory(this.subscriber, history.size, history.ttlMs, "SPUBLISH");
+    this.reads = reads;
+    this.publisher = new RedisPublisher({
+      publish: (name, payload) => this.publishing.spublish(name, payload) as Promise<number>,
+      name: (channel) => this.name(channel),
+      stored: this.stored,
+      refusal: (error) => this.refusal(unwrapClusterError(error)),
+      retry: (channel, error, tries) => this.redirected(channel, unwrapClusterError(error), tries),
+    });
+    // A channel this node has no subscribers of waits only for the publishing client to know the new owner.
+    this.gates = new RedirectGates(
+      (channel, node) =>
+        (!this.wanted.has(channel) || this.heardOn.get(channel) === node) &&
+        this.publishing.slots[this.slotOf(channel)]?.[0] === node,
+      (channel) => new BrokerUnavailable(`redis cluster: ${JSON.stringify(channel)} is moving to another shard`),
+    );
+    const subscriber = this.subscriber;
+    const questions: PubSubQuestions = {
+      publishing: "SPUBLISH",
+      publish: (name) => subscriber.spublish(name, "[]"),
+      subscribing: "SSUBSCRIBE",
+      subscribe: (name) => subscriber.ssubscribe(name).then(() => subscriber.sunsubscribe(name)),
+    };
+    this.rights = new RedisRights(
+      () => checkRights(questions, options.prefix, reads),
+      target.display,
+      options.prefix,
+      options.warn,
+    );
     // The settings key is one plain key (no hash tag needed: no command names another key with it).
-    const publisher = this.publisher;
-    this.settings =
+    const settings =
       history === undefined
         ? undefined
         : new HistorySettings(
-            (key, value) => publisher.set(key, value, "GET"),
+            (key, value) => subscriber.set(key, value, "GET"),
             options.prefix,
             historySettings(history),
             options.warn,
             (text) => this.redact(text),
           );
+    this.settings = settings;
+    // Start-up waits for the first answer about rights too, so that a node lacking them never serves a moment,
+    // and for the settings compared, so that a node of another --history says so before it serves.
+    this.ready = firstUp.promise.then(() => Promise.all([this.rights.known, settings?.check()])).then(() => {});
+    this.catchUp =
+      history === undefined || reads === undefined
+        ? undefined
+        : new CatchUp({
+            deliver,
+            gap: (channel, reason, position) => this.losses.missed(channel, reason, position),
+            position: (channel) => reads.position(this.name(channel)),
+            // Redis refusing the script (out of memory, no permission) must not keep the channel down: a gap.
+            read: (channel, lastId) =>
+              reads.catchUp(this.name(channel), lastId).catch((error: Error) => {
+                if (!(error instanceof ReplyError)) throw error;
+                const reason = this.redact(redisReason(error.message));
+                this.warnOnce(`catch-up ${reason}`, `cluster: redis refused to give what a node missed: ${reason}`);
+                return undefined;
+              }),
+            ttlMs: history.ttlMs,
+          });
+
     // `pinghub:{/x}` → `/x`: the prefix and the braces around the channel's name.
     const start = options.prefix.length + 1;
     const maxBytes = options.maxMessageBytes;
+    const catchUp = this.catchUp;
     // As on one Redis: one Redis message in, checked whole (redis-wire.ts), then delivered.
-    if (history === undefined) {
+    if (catchUp === undefined) {
       this.subscriber.on("smessage", (shardChannel: string, payload: string) => {
         const channel = shardChannel.slice(start, -1);
         const messages = readMessages(payload, maxBytes);
-        if (!Array.isArray(messages)) return this.dropped(channel, messages);
+        if (!Array.isArray(messages)) return this.losses.dropped(channel, messages);
         for (const message of messages) deliver(channel, message, undefined);
       });
     } else {
       this.subscriber.on("smessage", (shardChannel: string, payload: string) => {
         const channel = shardChannel.slice(start, -1);
         const pairs = readPairs(payload, maxBytes);
-        if (!Array.isArray(pairs)) return this.dropped(channel, pairs);
-        for (const [id, message] of pairs) deliver(channel, message, id);
+        if (!Array.isArray(pairs)) return this.losses.dropped(channel, pairs);
+        catchUp.receive(channel, pairs);
       });
     }
 
-    for (const client of [this.publisher, this.subscriber]) {
+    for (const client of [this.publishing, this.subscriber]) {
       client.on("error", (error: Error) => {
         this.lastError = this.redact(error.message).replace(/\.$/, "");
         if (!this.wasUp) this.reportDown();
@@ -172,14 +252,10 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     this.subscriber.on("subscribersReady", this.recheck);
     // A master's subscriber connection ended: its channels are not heard until its slots have a new owner.
     this.subscriber.on("-node", (_redis: unknown, nodeKey: string) => {
-      let lost = 0;
-      for (const [channel, node] of this.heardOn) {
-        if (node !== nodeKey) continue;
-        this.heardOn.delete(channel);
-        this.unheard.add(channel);
-        lost++;
-      }
-      if (lost > 0) this.reportDown(`redis cluster: lost the master ${nodeKey}; ${lost} channels not heard`);
+      const lost = [...this.heardOn].filter(([, node]) => node === nodeKey).map(([channel]) => channel);
+      this.notHeard(lost);
+      if (lost.length > 0)
+        this.reportDown(`redis cluster: lost the master ${nodeKey}; ${lost.length} channels not heard`);
       // ioredis refreshes its slot map after a lost node; asking now makes the new owner known sooner.
       this.subscriber.refreshSlotsCache();
     });
@@ -188,15 +264,31 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
   // --- state ---
 
   private get connected(): boolean {
-    return this.publisher.status === "ready" && this.subscriber.status === "ready";
+    return this.publishing.status === "ready" && this.subscriber.status === "ready";
   }
 
+  /** Connected, every wanted channel heard (and caught up, with history), and the user's rights all there. */
   get up(): boolean {
-    return this.connected && this.unheard.size === 0;
+    return (
+      this.connected && this.unheard.size === 0 && this.catchUp?.pending !== true && this.rights.problem === undefined
+    );
   }
 
   get subscriptions(): number {
     return this.heardOn.size;
+  }
+
+  get badMessages(): number {
+    return this.losses.badMessages;
+  }
+
+  get lost(): number {
+    return this.losses.lost;
+  }
+
+  /** Names under the prefix the Redis user may not use, for /healthz; the node serves all the same. */
+  get warning(): string | undefined {
+    return this.rights.warning;
   }
 
   /**
@@ -204,7 +296,7 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
    * yet (their publishes are refused one by one, and the other channels carry on).
    */
   get problem(): string | undefined {
-    if (this.connected) return undefined;
+    if (this.connected) return this.rights.problem;
     if (this.closing) return "shutting down";
     const display = this.options.target.display;
     if (!this.wasUp && this.lastError === undefined) return `connecting to redis cluster at ${display}`;
@@ -214,49 +306,41 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
   // --- the broker ---
 
   publish(channel: string, message: string): Promise<number> {
-    if (!this.connected) return Promise.reject(new BrokerUnavailable(this.problem));
-    if (this.unheard.has(channel)) {
+    const problem = this.problem;
+    if (problem !== undefined) return Promise.reject(new BrokerUnavailable(problem));
+    if (this.unheard.has(channel) || this.catchUp?.holding(channel) === true) {
       return Promise.reject(new BrokerUnavailable(`redis cluster: re-subscribing ${JSON.stringify(channel)}`));
     }
-    let batch = this.batches.get(channel);
-    if (batch === undefined) {
-      const { promise, resolve, reject } = Promise.withResolvers<number>();
-      promise.catch(() => {});
-      batch = { messages: [], sent: promise, resolve, reject };
-      this.batches.set(channel, batch);
-      if (this.batches.size === 1) setImmediate(this.sendBatches);
-    }
-    batch.messages.push(message);
-    return batch.sent;
+    return this.publisher.publish(channel, message);
   }
 
   since(channel: string, lastId: string): Promise<Resume> {
-    if (this.stored === undefined) return Promise.resolve(NO_HISTORY);
+    if (this.reads === undefined) return Promise.resolve(NO_HISTORY);
     if (!this.connected) return Promise.reject(new BrokerUnavailable(this.problem));
-    return this.stored.since(this.name(channel), lastId).catch(this.unavailable);
+    return this.reads.since(this.name(channel), lastId).catch(this.unavailable);
   }
 
   latest(channel: string, count: number): Promise<Resume> {
-    if (this.stored === undefined) return Promise.resolve(NOTHING_KEPT);
+    if (this.reads === undefined) return Promise.resolve(NOTHING_KEPT);
     if (!this.connected) return Promise.reject(new BrokerUnavailable(this.problem));
-    return this.stored.latest(this.name(channel), count).catch(this.unavailable);
+    return this.reads.latest(this.name(channel), count).catch(this.unavailable);
   }
 
   /** Turns a failed history read into the refusal the doors answer with. */
   private readonly unavailable = (error: Error): never => {
-    throw new BrokerUnavailable(this.problem ?? `redis cluster: ${this.redact(error.message)}`);
+    throw this.refusal(error);
   };
 
   subscribe(channel: string): Promise<void> | undefined {
-    if (!this.connected) return Promise.reject(new BrokerUnavailable(this.problem));
+    const problem = this.problem;
+    if (problem !== undefined) return Promise.reject(new BrokerUnavailable(problem));
     this.wanted.add(channel);
     if (!this.unheard.has(channel) && this.heardOn.has(channel) && !this.pending.has(channel)) return undefined;
     if (!this.pending.has(channel)) this.send(channel);
-    return new Promise<void>((resolve, reject) => {
-      const list = this.waiters.get(channel);
-      if (list === undefined) this.waiters.set(channel, [{ resolve, reject }]);
-      else list.push({ resolve, reject });
-    });
+    const heard = this.waiters.wait(channel);
+    const catchUp = this.catchUp;
+    // With history, a channel newly heard is followed from where its stream stands, should the node stop hearing it.
+    return catchUp === undefined ? heard : heard.then(() => catchUp.follow(channel));
   }
 
   unsubscribe(channel: string): void {
@@ -265,6 +349,8 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     this.heardOn.delete(channel);
     this.pending.delete(channel);
     this.slots.delete(channel);
+    this.catchUp?.forget(channel);
+    this.waiters.settle(channel, new Error(`gave up subscribing to ${JSON.stringify(channel)}`));
     this.subscriber.sunsubscribe(this.name(channel)).catch(() => {});
     this.checkUp();
   }
@@ -272,23 +358,32 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.retryTimer);
-    await Promise.all([quit(this.publisher), quit(this.subscriber)]);
+    this.rights.close();
+    this.gates.close(new BrokerUnavailable("shutting down"));
+    await Promise.all([quit(this.publishing), quit(this.subscriber)]);
   }
 
-  // --- publishing ---
+  // --- redirected publishes ---
 
-  /** Each channel's batch of this turn as one SPUBLISH (one script call with history). */
-  private readonly sendBatches = () => {
-    for (const [channel, batch] of this.batches) {
-      const name = this.name(channel);
-      const published =
-        this.stored === undefined
-          ? (this.publisher.spublish(name, encodeBatch(batch.messages)) as Promise<number>)
-          : this.stored.publish(name, batch.messages);
-      published.then(batch.resolve, batch.reject);
+  /**
+   * A batch Redis did not take: when the cluster redirected it, a promise to send it again (once the node hears
+   * the channel on the slot's new owner, or a moment later while the slot migrates); else undefined, refused.
+   */
+  private redirected(channel: string, error: Error, tries: number): Promise<void> | undefined {
+    const asked = redirection(error);
+    if (asked === undefined || tries > MAX_TRIES || this.closing) return undefined;
+    if (asked.kind === "migrating") return Bun.sleep(MIGRATING_RETRY_MS);
+    if (asked.kind === "closed") {
+      return this.publishing.status === "ready" && tries <= CLOSED_TRIES ? Bun.sleep(CLOSED_RETRY_MS) : undefined;
     }
-    this.batches.clear();
-  };
+    // The slot has a new owner: the channel is not heard until it is subscribed there (the old owner drops it).
+    if (this.wanted.has(channel) && this.heardOn.get(channel) !== asked.node) this.notHeard([channel]);
+    // The publishing client follows no redirection, so it learns the new owner only from its slot map.
+    if (this.publishing.slots[this.slotOf(channel)]?.[0] !== asked.node) this.publishing.refreshSlotsCache();
+    this.subscriber.refreshSlotsCache();
+    this.retrySoon();
+    return this.gates.wait(channel, asked.node);
+  }
 
   // --- hearing channels ---
 
@@ -297,14 +392,28 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     return `${this.options.prefix}{${channel}}`;
   }
 
-  /** The master ("host:port") that owns the channel's slot, as the subscriber's slot map says now. */
-  private ownerOf(channel: string): string | undefined {
+  private slotOf(channel: string): number {
     let slot = this.slots.get(channel);
     if (slot === undefined) {
       slot = calculateSlot(this.name(channel));
-      this.slots.set(channel, slot);
+      if (this.wanted.has(channel)) this.slots.set(channel, slot);
     }
-    return this.subscriber.slots[slot]?.[0];
+    return slot;
+  }
+
+  /** The master ("host:port") that owns the channel's slot, as the subscriber's slot map says now. */
+  private ownerOf(channel: string): string | undefined {
+    return this.subscriber.slots[this.slotOf(channel)]?.[0];
+  }
+
+  /** These channels are no longer heard where they were; with history, each holds what comes until caught up. */
+  private notHeard(channels: string[]): void {
+    if (channels.length === 0) return;
+    for (const channel of channels) {
+      this.heardOn.delete(channel);
+      this.unheard.add(channel);
+    }
+    this.catchUp?.lost(Date.now(), channels);
   }
 
   /** Sends SSUBSCRIBE for a wanted channel; its reply decides whether the node hears it. */
@@ -324,35 +433,57 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
         }
         this.heardOn.set(channel, owner);
         this.unheard.delete(channel);
-        this.settle(channel, undefined);
-        this.checkUp();
+        this.waiters.settle(channel, undefined);
+        this.gates.check();
+        this.resume([channel]);
       },
       (error: Error) => {
         if (this.pending.get(channel) !== number) return;
         this.pending.delete(channel);
-        this.settle(channel, new BrokerUnavailable(this.problem ?? `redis cluster: ${this.redact(error.message)}`));
+        const refusal = new BrokerUnavailable(this.problem ?? `redis cluster: ${this.redact(error.message)}`);
+        this.waiters.settle(channel, refusal);
         this.retrySoon();
       },
     );
   }
 
+  /** With history: catches up these channels, heard again, from their streams; then says whether the node is up. */
+  private resume(channels: string[]): void {
+    const catchUp = this.catchUp;
+    if (catchUp === undefined || !channels.some((channel) => catchUp.holding(channel))) {
+      this.checkUp();
+      return;
+    }
+    void catchUp.resume(Date.now(), channels).then((done) => {
+      if (!done) this.retrySoon();
+      this.checkUp();
+    });
+  }
+
   /** Sends SSUBSCRIBE again for every wanted channel not heard on the master that owns its slot now. */
   private readonly recheck = () => {
+    this.gates.check();
     if (!this.connected || this.closing) {
       this.checkUp();
       return;
     }
+    const moved: string[] = [];
     for (const channel of this.wanted) {
       if (this.pending.has(channel)) continue;
       const heard = this.heardOn.get(channel);
       if (heard !== undefined && heard === this.ownerOf(channel)) continue;
-      if (heard !== undefined) {
-        this.heardOn.delete(channel);
-        this.reportDown(`redis cluster: ${JSON.stringify(channel)} moved to another shard; re-subscribing`);
-      }
+      if (heard !== undefined) moved.push(channel);
       this.send(channel);
     }
-    this.checkUp();
+    if (moved.length > 0) {
+      this.notHeard(moved);
+      const names = moved.length === 1 ? JSON.stringify(moved[0]) : `${moved.length} channels`;
+      this.reportDown(`redis cluster: ${names} moved to another shard; re-subscribing`);
+    }
+    // Channels heard again whose catch-up could not read their stream then (Redis away a moment): again.
+    const catchUp = this.catchUp;
+    if (catchUp?.pending === true) this.resume([...this.heardOn.keys()].filter((c) => catchUp.holding(c)));
+    else this.checkUp();
   };
 
   private retrySoon(): void {
@@ -360,27 +491,13 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.recheck();
-      if (this.unheard.size > 0) this.subscriber.refreshSlotsCache();
+      // A redirected batch waits for both clients' slot maps to name the new owner: ask until they do.
+      if (this.unheard.size > 0 || this.gates.size > 0) this.subscriber.refreshSlotsCache();
+      if (this.gates.size > 0) {
+        this.publishing.refreshSlotsCache();
+        this.retrySoon();
+      }
     }, RESUBSCRIBE_RETRY_MS);
-  }
-
-  private settle(channel: string, error: Error | undefined): void {
-    const list = this.waiters.get(channel);
-    if (list === undefined) return;
-    this.waiters.delete(channel);
-    for (const waiter of list) {
-      if (error === undefined) waiter.resolve();
-      else waiter.reject(error);
-    }
-  }
-
-  private dropped(channel: string, { reason }: Dropped): void {
-    this.badMessages++;
-    const name = JSON.stringify(channel.length > 200 ? `${channel.slice(0, 200)}…` : channel);
-    this.warnOnce(
-      `${channel}\n${reason}`,
-      `cluster: dropped a payload from redis on ${name}: ${reason} (said once a minute per channel and reason)`,
-    );
   }
 
   // --- up and down ---
@@ -394,10 +511,9 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
     this.downReported = false;
     this.lastError = undefined;
     this.options.onUp(this.wanted.size, first);
-    // Start-up waits for the settings compared, so that a node of another --history says so before it serves.
-    const compared = this.settings?.check();
-    if (first && compared !== undefined) void compared.then(() => this.becameReady());
-    else this.becameReady();
+    void this.rights.check();
+    if (!first) void this.settings?.check();
+    this.becameReady();
   }
 
   private reportDown(reason?: string): void {
@@ -413,8 +529,10 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
 }
 
 /** The broker for --redis redis+cluster://…, to give to the hub. */
-export function redisClusterBroker(options: RedisClusterBrokerOptions): (deliver: Deliver) => RedisClusterBroker {
-  return (deliver) => new RedisClusterBroker(options, deliver);
+export function redisClusterBroker(
+  options: RedisClusterBrokerOptions,
+): (deliver: Deliver, gap: Gap) => RedisClusterBroker {
+  return (deliver, gap) => new RedisClusterBroker(options, deliver, gap);
 }
 
 async function quit(client: Cluster): Promise<void> {

@@ -1,6 +1,7 @@
 // The --redis forms that name several Redis processes rather than one, for a broker that survives losing one:
 // Redis Sentinel (`redis+sentinel://`, the sentinels that say which Redis is the master now) and Redis Cluster
-// (`redis+cluster://`, a few of the cluster's nodes, from which the client learns the rest). Several hosts
+// (`redis+cluster://`, or `rediss+cluster://` with TLS, a few of the cluster's nodes, from which the client learns
+// the rest). Several hosts
 // separated by commas are not a URL that `new URL` takes, so the value is taken apart here by hand; as for
 // redis://, a password lives only in the target's `password`, never in a message.
 
@@ -31,6 +32,8 @@ export interface ClusterTarget {
   nodes: HostPort[];
   username: string | undefined;
   password: string | undefined;
+  /** rediss+cluster://: TLS to every node (the cluster's own `tls-cluster yes` makes it name its TLS ports). */
+  tls: boolean;
   display: string;
 }
 
@@ -38,11 +41,12 @@ export const SENTINEL_DEFAULT_PORT = 26379;
 const CLUSTER_DEFAULT_PORT = 6379;
 const MAX_DB = 1_000_000;
 export const SENTINEL_FORM = "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER_NAME[/db]";
-export const CLUSTER_FORM = "redis+cluster://[[user]:password@]host[:port][,host[:port]...]";
+export const CLUSTER_FORM =
+  "redis+cluster://[[user]:password@]host[:port][,host[:port]...] (rediss+cluster:// for TLS)";
 
-/** Parses a value whose scheme is redis+sentinel or redis+cluster (parseRedisUrl hands them here). */
+/** Parses a value whose scheme is redis+sentinel, redis+cluster or rediss+cluster (parseRedisUrl hands them here). */
 export function parseHaUrl(
-  scheme: "redis+sentinel" | "redis+cluster",
+  scheme: "redis+sentinel" | "redis+cluster" | "rediss+cluster",
   value: string,
   name = "--redis",
 ): SentinelTarget | ClusterTarget {
@@ -60,9 +64,10 @@ export function parseHaUrl(
   const defaultPort = scheme === "redis+sentinel" ? SENTINEL_DEFAULT_PORT : CLUSTER_DEFAULT_PORT;
   const hosts = hostList.split(",").map((part) => hostPort(part, defaultPort, bad));
   const hostText = hosts.map((h) => `${h.host.includes(":") ? `[${h.host}]` : h.host}:${h.port}`).join(",");
-  if (scheme === "redis+cluster") {
+  if (scheme !== "redis+sentinel") {
     if (path !== "" && path !== "/") throw bad("a Redis Cluster has no database number or other path");
-    return { kind: "cluster", nodes: hosts, username, password, display: `${scheme}://${auth}${hostText}` };
+    const tls = scheme === "rediss+cluster";
+    return { kind: "cluster", nodes: hosts, username, password, tls, display: `${scheme}://${auth}${hostText}` };
   }
   const match = /^\/([A-Za-z0-9._-]{1,200})(?:\/(\d{1,7}))?\/?$/.exec(path);
   if (match?.[1] === undefined) throw bad("the path must be the master's name, then a database number if any");

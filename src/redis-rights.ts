@@ -1,6 +1,7 @@
 // Whether the node's Redis user may do what pinghub needs, asked of Redis itself each time the node connects:
-// PUBLISH (or, with --history, the scripts that store and resume), and SUBSCRIBE. A right it lacks is named in one
-// line, so that an operator reads "NOPERM ... 'publish' command" at start-up and in /healthz, not a 503 later.
+// PUBLISH (or, with --history, the scripts that store and resume), and SUBSCRIBE; SPUBLISH and SSUBSCRIBE on a
+// Redis Cluster. A right it lacks is named in one line, so that an operator reads "NOPERM ... 'publish' command" at
+// start-up and in /healthz, not a 503 later.
 //
 // The questions use a name under the prefix that no channel has (a channel's name starts with "/"), so that no
 // subscriber anywhere hears them. A user kept from that name (ACL key or channel patterns narrower than the
@@ -84,10 +85,31 @@ export interface Rights {
   narrowed: string | undefined;
 }
 
+/**
+ * The two questions about pub/sub, on the node's own connections: PUBLISH and SUBSCRIBE on one Redis, SPUBLISH and
+ * SSUBSCRIBE (then SUNSUBSCRIBE) on a Redis Cluster. Each is named as the line says it.
+ */
+export interface PubSubQuestions {
+  publishing: string;
+  publish(name: string): Promise<unknown>;
+  subscribing: string;
+  /** Subscribes to `name`, then unsubscribes. */
+  subscribe(name: string): Promise<unknown>;
+}
+
+/** The questions on one Redis (or one found through Sentinel): the broker's two connections. */
+export function redisQuestions(publisher: Redis, subscriber: Redis): PubSubQuestions {
+  return {
+    publishing: "PUBLISH",
+    publish: (name) => publisher.publish(name, "[]"),
+    subscribing: "SUBSCRIBE",
+    subscribe: (name) => subscriber.subscribe(name).then(() => subscriber.unsubscribe(name)),
+  };
+}
+
 /** Asks Redis, on the node's own connections, whether its user may run what pinghub runs. */
 export async function checkRights(
-  publisher: Redis,
-  subscriber: Redis,
+  pubsub: PubSubQuestions,
   prefix: string,
   stored: RedisHistory | undefined,
 ): Promise<Rights> {
@@ -96,9 +118,9 @@ export async function checkRights(
   const subscribed = `${prefix}!rights-subscribe`;
   const questions: Array<[string, () => Promise<unknown>]> = [
     stored === undefined
-      ? ["PUBLISH", () => publisher.publish(published, "[]")]
+      ? [pubsub.publishing, () => pubsub.publish(published)]
       : ["the history script", () => stored.publish(published, [])],
-    ["SUBSCRIBE", () => subscriber.subscribe(subscribed).then(() => subscriber.unsubscribe(subscribed))],
+    [pubsub.subscribing, () => pubsub.subscribe(subscribed)],
   ];
   // The resume scripts make an empty stream for an absent key (a position for a quiet channel): this one, under
   // the prefix, expires with --history-ttl like any other.

@@ -7,6 +7,8 @@
 // and the metrics count it. Everything else here (what was sent on the current connection, what Redis
 // confirmed, who waits) is bookkeeping about the current connection, and is forgotten with it.
 
+import { ChannelWaiters } from "./channel-waiters.ts";
+
 /** One SUBSCRIBE to send; its reply is to be reported with `subscribed` or `refused` and this batch number. */
 export interface SubscribeCommand {
   readonly batch: number;
@@ -29,11 +31,6 @@ export interface SubscriptionEvents {
 /** Channels per SUBSCRIBE or UNSUBSCRIBE command: one command for thousands, yet no single huge reply. */
 export const CHANNELS_PER_COMMAND = 1000;
 
-interface Waiter {
-  resolve(): void;
-  reject(error: Error): void;
-}
-
 const NOTHING: Commands = { unsubscribe: [], subscribe: [] };
 
 export class Subscriptions {
@@ -49,7 +46,7 @@ export class Subscriptions {
   private readonly inFlight = new Map<number, readonly string[]>();
   /** The re-subscribing batches of the current connection not yet answered: ready once none is left. */
   private readonly resubscribing = new Set<number>();
-  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly waiters = new ChannelWaiters();
   /** Channels whose wanted state changed since the last flush. */
   private readonly changed = new Set<string>();
   private batch = 0;
@@ -80,17 +77,13 @@ export class Subscriptions {
     this.wanted.add(channel);
     if (this.confirmed.has(channel) && this.sent.has(channel)) return undefined;
     this.change(channel);
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const list = this.waiters.get(channel);
-    if (list === undefined) this.waiters.set(channel, [{ resolve, reject }]);
-    else list.push({ resolve, reject });
-    return promise;
+    return this.waiters.wait(channel);
   }
 
   /** The node no longer needs this channel. Anyone still waiting for it is told it was given up. */
   unwant(channel: string): void {
     if (!this.wanted.delete(channel)) return;
-    this.settle(channel, new Error(`gave up subscribing to ${JSON.stringify(channel)}`));
+    this.waiters.settle(channel, new Error(`gave up subscribing to ${JSON.stringify(channel)}`));
     this.change(channel);
   }
 
@@ -143,7 +136,7 @@ export class Subscriptions {
     this.lastBatch.clear();
     this.inFlight.clear();
     this.resubscribing.clear();
-    for (const channel of [...this.waiters.keys()]) this.settle(channel, error);
+    this.waiters.settleAll(error);
   }
 
   /** Redis confirmed SUBSCRIBE `batch`. A reply from a connection since lost is ignored. */
@@ -155,7 +148,7 @@ export class Subscriptions {
       // A later UNSUBSCRIBE or SUBSCRIBE of the channel, sent after this one, decides instead.
       if (this.lastBatch.get(channel) !== batch || !this.sent.has(channel)) continue;
       this.confirmed.add(channel);
-      this.settle(channel, undefined);
+      this.waiters.settle(channel, undefined);
     }
     if (this.resubscribing.delete(batch)) this.checkResubscribed();
   }
@@ -184,7 +177,7 @@ export class Subscriptions {
       this.lastBatch.delete(channel);
       this.sent.delete(channel);
       this.wanted.delete(channel);
-      this.settle(channel, error);
+      this.waiters.settle(channel, error);
     }
     if (resubscribing) this.checkResubscribed();
     return [];
@@ -209,16 +202,6 @@ export class Subscriptions {
     if (this.resubscribed || !this.connected || this.resubscribing.size > 0) return;
     this.resubscribed = true;
     this.events.ready();
-  }
-
-  private settle(channel: string, error: Error | undefined): void {
-    const list = this.waiters.get(channel);
-    if (list === undefined) return;
-    this.waiters.delete(channel);
-    for (const waiter of list) {
-      if (error === undefined) waiter.resolve();
-      else waiter.reject(error);
-    }
   }
 }
 

@@ -48,8 +48,8 @@ export function redisTlsFits(settings: TlsSettings): void {
     .map(([flag]) => flag);
   if (given.length === 0) return;
   const target = settings.redis;
-  if (target?.kind !== "tcp" || !target.tls) {
-    throw new ConfigError(`${given[0]} needs a rediss:// --redis: it is for TLS to Redis`);
+  if ((target?.kind !== "tcp" && target?.kind !== "cluster") || !target.tls) {
+    throw new ConfigError(`${given[0]} needs a rediss:// or rediss+cluster:// --redis: it is for TLS to Redis`);
   }
   if ((settings.redisCert === undefined) !== (settings.redisKey === undefined)) {
     throw new ConfigError("--redis-cert and --redis-key go together: give both or neither");
@@ -67,8 +67,19 @@ export function redisTlsFiles(settings: TlsSettings): TlsFiles | undefined {
  * against the certificate's IP addresses instead, and giving it as servername makes the connection fail.
  */
 export function tlsOptions(host: string, files: TlsFiles | undefined): ConnectionOptions {
+  return { ...(isIP(host) === 0 ? { servername: host } : {}), ...certificates(files) };
+}
+
+/**
+ * ioredis's `tls` for every node of a rediss+cluster:// target: no server name, since one would be wrong for all
+ * but one node. Each node is reached at the address the cluster gives for it, checked against the certificate.
+ */
+export function clusterTlsOptions(files: TlsFiles | undefined): ConnectionOptions {
+  return certificates(files);
+}
+
+function certificates(files: TlsFiles | undefined): ConnectionOptions {
   return {
-    ...(isIP(host) === 0 ? { servername: host } : {}),
     ...(files?.ca === undefined ? {} : { ca: files.ca }),
     ...(files?.cert === undefined ? {} : { cert: files.cert, key: files.key }),
   };

@@ -34,11 +34,13 @@ export function parseRedisUrl(value: string, name = "--redis"): RedisTarget {
   const bad = (why: string) =>
     new ConfigError(
       `bad ${name}: ${why}; expected redis://[[user]:password@]host[:port][/db], rediss://…, /path, ` +
-        "redis+sentinel://… or redis+cluster://…",
+        "redis+sentinel://… or redis+cluster://… (rediss+cluster://…)",
     );
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
   if (scheme === undefined) throw bad("not a URL");
-  if (scheme === "redis+sentinel" || scheme === "redis+cluster") return parseHaUrl(scheme, value, name);
+  if (scheme === "redis+sentinel" || scheme === "redis+cluster" || scheme === "rediss+cluster") {
+    return parseHaUrl(scheme, value, name);
+  }
   if (scheme !== "redis" && scheme !== "rediss") throw bad(`unknown scheme "${scheme.slice(0, 20)}"`);
   let url: URL;
   try {

@@ -9,8 +9,8 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { redisHistory } from "../src/redis-history.ts";
 import { post } from "./support/clients.ts";
-import { type ClusterNode, startClusterNode, subscriberPool } from "./support/cluster-node.ts";
-import { type RedisServer, skipWithoutRedis, startRedis } from "./support/redis.ts";
+import { type ClusterNode, clusterBed } from "./support/cluster-node.ts";
+import { skipWithoutRedis, startRedis } from "./support/redis.ts";
 import { type Relay, startRelay } from "./support/relay.ts";
 import { type EventStreamClient, openEvents } from "./support/sse-client.ts";
 import { until } from "./support/until.ts";
@@ -19,27 +19,18 @@ const skip = skipWithoutRedis();
 // A partition is noticed in about 3 s and healed by the test; a loaded CI machine may take several times that.
 setDefaultTimeout(60_000);
 
-const nodes: ClusterNode[] = [];
-const pool = subscriberPool();
+const bed = clusterBed();
+const pool = { open: bed.open };
+const node = bed.node;
 const streams: EventStreamClient[] = [];
-let redis: RedisServer | undefined;
 let relay: Relay | undefined;
 
 afterEach(async () => {
-  pool.closeAll();
   for (const s of streams.splice(0)) s.close();
-  await Promise.all(nodes.splice(0).map((node) => node.stop()));
+  await bed.stopAll();
   relay?.stop();
   relay = undefined;
-  await redis?.stop();
-  redis = undefined;
 });
-
-async function node(url: string, args: string[]): Promise<ClusterNode> {
-  const started = await startClusterNode(url, args);
-  nodes.push(started);
-  return started;
-}
 
 /** What one subscriber heard, websocket or SSE, as a list of messages. */
 interface Listener {
@@ -122,7 +113,7 @@ async function everyoneHeardEverything(all: Listener[], accepted: string[], refu
 describe.skipIf(skip)("with --history, a node that lost Redis catches up", () => {
   test("a silent partition between one node and Redis: its subscribers miss nothing", async () => {
     const r = await startRedis();
-    redis = r;
+    bed.redis = r;
     const cut = startRelay(r.port);
     relay = cut;
     const [behind, direct] = [
@@ -147,7 +138,7 @@ describe.skipIf(skip)("with --history, a node that lost Redis catches up", () =>
   test("Redis stops answering for 4 s (DEBUG SLEEP): every node's subscribers miss nothing accepted", async () => {
     // Redis 7 refuses DEBUG unless told otherwise.
     const r = await startRedis(undefined, ["--enable-debug-command", "yes"]);
-    redis = r;
+    bed.redis = r;
     const [a, b] = [await node(r.url, ["--history", "1000"]), await node(r.url, ["--history", "1000"])];
     const all = [...(await listeners(a, "a's", "/s")), ...(await listeners(b, "b's", "/s"))];
     const flow = publisher([a, b], "/s");
@@ -181,7 +172,7 @@ describe.skipIf(skip)("with --history, a node that lost Redis catches up", () =>
 
   test("Redis closes the subscriber connections (client-output-buffer-limit): what they missed is caught up", async () => {
     const r = await startRedis();
-    redis = r;
+    bed.redis = r;
     const args = ["--history", "1000", "--max-message-size", "200000"];
     const [a, b] = [await node(r.url, args), await node(r.url, args)];
     const all = [...(await listeners(a, "a's", "/e")), ...(await listeners(b, "b's", "/e"))];
@@ -212,7 +203,7 @@ describe.skipIf(skip)("with --history, a node that lost Redis catches up", () =>
 
   test("a history trimmed meanwhile: SSE gets a gap event then what is kept; websockets' loss counted and logged", async () => {
     const r = await startRedis();
-    redis = r;
+    bed.redis = r;
     const cut = startRelay(r.port);
     relay = cut;
     const [behind, direct] = [
@@ -250,7 +241,7 @@ describe.skipIf(skip)("with --history, a node that lost Redis catches up", () =>
 
   test("a history expired meanwhile: SSE gets a gap event, then the position it rejoined at, which resumes", async () => {
     const r = await startRedis();
-    redis = r;
+    bed.redis = r;
     const cut = startRelay(r.port);
     relay = cut;
     const args = ["--history", "5", "--history-ttl", "1"];

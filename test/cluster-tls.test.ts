@@ -1,19 +1,23 @@
 // TLS to Redis as operators run it (issue 16): Debian's redis-server on --tls-port with certificates this test
 // makes with openssl (a private CA, a server certificate for localhost and 127.0.0.1, a client certificate, and a
 // second CA that signed none of them). rediss:// by name and by IP address, --redis-ca, --redis-cert and
-// --redis-key, a wrong CA refused with one clear line, a client certificate required and given.
+// --redis-key, a wrong CA refused with one clear line, a client certificate required and given; and
+// rediss+cluster://, a Redis Cluster of three masters on TLS ports only (`tls-cluster yes`).
 
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import calculateSlot from "cluster-key-slot";
 import { post } from "./support/clients.ts";
-import { type ClusterNode, startClusterNode, subscriberPool } from "./support/cluster-node.ts";
+import { type ClusterNode, clusterBed } from "./support/cluster-node.ts";
 import { freePort, listening } from "./support/ports.ts";
 import { skipWithoutRedis } from "./support/redis.ts";
+import { REDIS_CLI } from "./support/redis-cluster.ts";
 import { redisServerCommand } from "./support/redis-server.ts";
 import { spawnPinghub } from "./support/server.ts";
+import { until } from "./support/until.ts";
 
 const OPENSSL = "/usr/bin/openssl";
 const skip = skipWithoutRedis();
@@ -23,8 +27,8 @@ setDefaultTimeout(20_000);
 let dir = "";
 let redis: Subprocess | undefined;
 let tlsPort = 0;
-const nodes: ClusterNode[] = [];
-const pool = subscriberPool();
+const bed = clusterBed();
+const pool = { open: bed.open };
 const file = (name: string) => join(dir, name);
 
 function openssl(...args: string[]): void {
@@ -89,10 +93,8 @@ async function startTlsRedis(): Promise<void> {
   await listening(redis, tlsPort, "redis-server on its TLS port");
 }
 
-async function node(host: string, args: string[]): Promise<ClusterNode> {
-  const started = await startClusterNode(`rediss://${host}:${tlsPort}`, args);
-  nodes.push(started);
-  return started;
+function node(host: string, args: string[]): Promise<ClusterNode> {
+  return bed.node(`rediss://${host}:${tlsPort}`, args);
 }
 
 const withClientCertificate = () => ["--redis-cert", file("client.pem"), "--redis-key", file("client.key")];
@@ -104,10 +106,7 @@ beforeAll(async () => {
   await startTlsRedis();
 });
 
-afterEach(async () => {
-  pool.closeAll();
-  await Promise.all(nodes.splice(0).map((n) => n.stop()));
-});
+afterEach(() => bed.stopAll());
 
 afterAll(async () => {
   redis?.kill("SIGKILL");
@@ -143,12 +142,64 @@ describe.skipIf(skip)("rediss:// with --redis-ca and a client certificate", () =
     expect(n.lines(/warn cluster: redis at rediss:\/\/localhost:\d+\/0 unreachable/)).toBe(1);
   });
 
+  test("rediss+cluster://: a Redis Cluster on TLS ports only carries messages between nodes, on every shard", async () => {
+    const certificates = ["--tls-cert-file", file("server.pem"), "--tls-key-file", file("server.key")];
+    const ports = [freePort(), freePort(), freePort()];
+    const masters = ports.map((port) =>
+      Bun.spawn(
+        redisServerCommand(0, [
+          ...["--tls-port", String(port), ...certificates, "--tls-ca-cert-file", file("ca.pem")],
+          // The cluster bus and CLUSTER SLOTS on TLS too: the ports the cluster gives clients are its TLS ones.
+          ...["--tls-cluster", "yes", "--cluster-enabled", "yes", "--dir", dir],
+          ...["--cluster-config-file", file(`nodes-${port}.conf`)],
+        ]),
+        { stdin: "ignore", stdout: "ignore", stderr: "ignore" },
+      ),
+    );
+    try {
+      await Promise.all(masters.map((m, i) => listening(m, ports[i] as number, "redis-server on its TLS port")));
+      const cli = [REDIS_CLI, "--tls", "--cacert", file("ca.pem"), "--cert", file("client.pem")];
+      const create = Bun.spawnSync(
+        [...cli, "--key", file("client.key"), "--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`)].concat(
+          "--cluster-yes",
+        ),
+        { stdout: "pipe", stderr: "pipe" },
+      );
+      expect(create.exitCode).toBe(0);
+      // Every master agrees the cluster is whole before it is used.
+      const clusterOk = (port: number) =>
+        Bun.spawnSync([...cli, "--key", file("client.key"), "-p", String(port), "cluster", "info"], { stdout: "pipe" })
+          .stdout.toString()
+          .includes("cluster_state:ok");
+      await until(() => ports.every(clusterOk), "cluster_state:ok on every master", 15_000);
+      const url = `rediss+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(",")}`;
+      const args = ["--redis-ca", file("ca.pem"), ...withClientCertificate()];
+      const [a, b] = [await bed.node(url, args), await bed.node(url, args)];
+      for (const n of [a, b]) {
+        await until(async () => (await n.health()).status === 200, "the node reaches the TLS cluster", 15_000);
+      }
+      // Enough channels to land on each of the three masters' slots (redis-cli splits them in three even ranges).
+      const channels = Array.from({ length: 12 }, (_, i) => `/tls-${i}`);
+      const thirds = channels.map((c) => Math.min(2, Math.floor(calculateSlot(`pinghub:{${c}}`) / 5461)));
+      expect(new Set(thirds).size).toBe(3);
+      const subscribers = await Promise.all(channels.map((c) => pool.open(b.ws(c))));
+      for (const [i, channel] of channels.entries()) {
+        const response = await post(`${a.url}${channel}`, `over TLS ${i}`);
+        expect([response.status, response.headers.get("x-pinghub-nodes")]).toEqual([200, "1"]);
+        expect(await subscribers[i]?.received(1)).toEqual([`over TLS ${i}`]);
+      }
+    } finally {
+      for (const m of masters) m.kill("SIGKILL");
+      await Promise.all(masters.map((m) => m.exited));
+    }
+  });
+
   test("bad TLS flags are usage errors: one line, exit 2", async () => {
     const cases: Array<{ args: string[]; env: Record<string, string>; says: RegExp }> = [
       {
         args: ["--redis-ca", file("ca.pem")],
         env: { PINGHUB_REDIS: `redis://127.0.0.1:${tlsPort}` },
-        says: /^pinghub: --redis-ca needs a rediss:\/\/ --redis: it is for TLS to Redis/,
+        says: /^pinghub: --redis-ca needs a rediss:\/\/ or rediss\+cluster:\/\/ --redis: it is for TLS to Redis/,
       },
       {
         args: ["--redis-cert", file("client.pem")],

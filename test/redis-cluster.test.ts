@@ -47,7 +47,7 @@ afterEach(async () => {
 });
 
 describe.skipIf(skip)("Redis Cluster", () => {
-  test("a master killed, then a slot moved, under POSTs: refusals only on the lost shard, recovery, nothing answered 200 lost but in the stated window", async () => {
+  test("a master killed, then a slot moved, under POSTs: refusals only on the lost shard, recovery, nothing answered 200 lost on its own node, nor on the other but in the stated window", async () => {
     await inScratch("redis-cluster", async (dir) => {
       cluster = await startRedisCluster(dir);
       const setup = cluster;
@@ -125,12 +125,10 @@ describe.skipIf(skip)("Redis Cluster", () => {
       posting = false;
       await load;
 
-      // Every POST answered 200 reaches every subscriber of its channel on the node that accepted it, and, outside
-      // the moments when the nodes re-subscribe one after the other (the window the README states), on every node;
-      // each subscriber hears its channel in one order. The README's second window: while the slot moves, a node
-      // whose publish is redirected to the new owner before its own subscription has moved there (the server's
-      // SUNSUBSCRIBE push and the slot map refresh are still on their way) publishes a message of the moved channel
-      // that its own subscribers miss; only that channel, only between the move's start and both nodes' `is back`.
+      // Every POST answered 200 reaches every subscriber of its channel on the node that accepted it, the moved
+      // channel's included (a publish redirected to the new owner waits until the node hears the channel there),
+      // and, outside the moments when the nodes re-subscribe one after the other (the window the README states for
+      // a cluster without --history), on every node; each subscriber hears its channel in one order.
       const last = Object.fromEntries(
         await Promise.all(channels.map(async (c) => [c, await post(`${nodes[0]?.url}${c}`, `last ${c}`)] as const)),
       );
@@ -145,9 +143,7 @@ describe.skipIf(skip)("Redis Cluster", () => {
           const heard = s.messages.filter((m) => m.startsWith("m "));
           const order = sent.map((a) => a.message);
           expect(heard).toEqual(order.filter((m) => heard.includes(m)));
-          const owed = sent
-            .filter((a) => !inWindow(a.at) || (a.node === i && !(a.channel === moved && inMove(a.at))))
-            .map((a) => a.message);
+          const owed = sent.filter((a) => !inWindow(a.at) || a.node === i).map((a) => a.message);
           expect(owed.filter((m) => !heard.includes(m))).toEqual([]);
         }
       }
@@ -158,6 +154,98 @@ describe.skipIf(skip)("Redis Cluster", () => {
         expect(sample(metrics, "pinghub_redis_reconnects_total")).toBeGreaterThanOrEqual(1);
         expect(sample(metrics, "pinghub_redis_subscriptions")).toBe(6);
       }
+    });
+  });
+
+  test("a slot moved under a flood of POSTs to its channel: the publishing node's own subscribers miss none answered 200", async () => {
+    await inScratch("redis-cluster-move", async (dir) => {
+      cluster = await startRedisCluster(dir);
+      const setup = cluster;
+      const node = await startNode(setup.url);
+      // A second node, with no subscriber of the channel: its publishes need no subscription to move first.
+      const other = await startNode(setup.url);
+      const channel = "/moving";
+      const s = await open(node.ws(channel));
+      // Several POSTs in flight at once, so that some reach the old owner after the slot has left it: Redis
+      // answers those MOVED, and the node must hear the channel on the new owner before it publishes them there.
+      const accepted: string[] = [];
+      const refused: string[] = [];
+      let posting = true;
+      const poster = async (lane: number) => {
+        for (let i = 0; posting; i++) {
+          const message = `${lane} ${i}`;
+          const response = await post(`${node.url}${channel}`, message);
+          if (response.status === 200) accepted.push(message);
+          else refused.push(`${response.status} ${response.text}`);
+        }
+      };
+      const lanes = [0, 1, 2, 3].map(poster);
+      const fromOther: number[] = [];
+      const otherLane = (async () => {
+        for (let i = 0; posting; i++) fromOther.push((await post(`${other.url}${channel}`, `other ${i}`)).status);
+      })();
+      await until(() => accepted.length > 50, "POSTs flow", 10_000);
+      const from = await setup.ownerOf(slotOf(channel));
+      const to = setup.nodes.slice(0, 3).find((n) => n.port !== from)?.port as number;
+      const before = accepted.length;
+      await setup.migrateSlot(slotOf(channel), to);
+      await until(() => accepted.length > before + 200, "POSTs flow after the move", 20_000);
+      posting = false;
+      await Promise.all([...lanes, otherLane]);
+      const last = accepted.at(-1) as string;
+      await until(() => s.messages.includes(last), "the last message accepted", 10_000);
+      const heard = new Set(s.messages);
+      expect(accepted.filter((m) => !heard.has(m))).toEqual([]);
+      // A refusal, if any (the node re-subscribing), is a 503 that says why.
+      expect(refused.filter((text) => !/^503 unavailable: redis cluster: /.test(text))).toEqual([]);
+      expect(s.messages.length).toBe(heard.size);
+      // The other node carried on through the move, and is up.
+      expect(fromOther.slice(-20).every((status) => status === 200)).toBe(true);
+      expect(sample(await (await fetch(`${other.metrics}/metrics`)).text(), "pinghub_redis_up")).toBe(1);
+    });
+  });
+
+  test("a burst of websocket publishes just after start: every one delivered, the publisher never refused", async () => {
+    await inScratch("redis-cluster-burst", async (dir) => {
+      cluster = await startRedisCluster(dir);
+      const node = await startNode(cluster.url);
+      const s = await open(node.ws("/burst"));
+      const publisher = await open(node.ws("/burst"));
+      let closed: CloseEvent | undefined;
+      void publisher.closed.then((event) => {
+        closed = event;
+      });
+      // ioredis replaces a master's connection as its first slot maps come in: a publish meeting the one just
+      // closed is sent again, as ioredis itself would, not refused (it was, and closed the publisher with 1013).
+      const count = 2000;
+      for (let i = 0; i < count; i++) publisher.send(`b ${i}`);
+      const heard = await s.received(count, 20_000);
+      expect(heard).toEqual(Array.from({ length: count }, (_, i) => `b ${i}`));
+      expect(closed).toBeUndefined();
+    });
+  });
+
+  test("a Redis user without SPUBLISH: the node says so in one line and refuses, as on one Redis", async () => {
+    await inScratch("redis-cluster-rights", async (dir) => {
+      cluster = await startRedisCluster(dir);
+      const setup = cluster;
+      // The user on every node of the cluster, as an operator's ACL file would have it.
+      for (const n of setup.nodes) {
+        const admin = n.client();
+        await admin.call("ACL", "SETUSER", "nospublish", "on", ">pw", "~*", "&*", "+@all", "-spublish");
+        admin.disconnect();
+      }
+      const url = setup.url.replace("redis+cluster://", "redis+cluster://nospublish:pw@");
+      const node = await startNode(url);
+      await node.waitForStderr(/warn cluster: the redis user lacks rights pinghub needs: SPUBLISH: NOPERM /, 10_000);
+      const health = await fetch(`${node.metrics}/healthz`);
+      expect(health.status).toBe(503);
+      expect(await health.text()).toMatch(
+        /^redis at redis\+cluster:\/\/nospublish:\*\*\*@127\.0\.0\.1:\d+.* refuses pinghub's commands: SPUBLISH: NOPERM [^\n]*'spublish' command\n$/,
+      );
+      const response = await post(`${node.url}/x`, "refused");
+      expect(response.status).toBe(503);
+      expect(response.text).toMatch(/refuses pinghub's commands: SPUBLISH/);
     });
   });
 

@@ -62,9 +62,24 @@ describe("redis+cluster://", () => {
       ],
       username: undefined,
       password: "pw",
+      tls: false,
       display: "redis+cluster://:***@127.0.0.1:7000,127.0.0.1:7001",
     });
     expect(parseRedisUrl("redis+cluster://r1/")).toMatchObject({ nodes: [{ host: "r1", port: 6379 }] });
+  });
+
+  test("rediss+cluster:// is the same with TLS to every node", () => {
+    expect(parseRedisUrl("rediss+cluster://u:pw@r1:7000,r2")).toEqual({
+      kind: "cluster",
+      nodes: [
+        { host: "r1", port: 7000 },
+        { host: "r2", port: 6379 },
+      ],
+      username: "u",
+      password: "pw",
+      tls: true,
+      display: "rediss+cluster://u:***@r1:7000,r2:6379",
+    });
   });
 
   test("a database number is refused: a Redis Cluster has only database 0", () => {

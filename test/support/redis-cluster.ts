@@ -41,6 +41,10 @@ export async function startRedisCluster(dir: string): Promise<RedisClusterSetup>
         // A replica takes over however long it had been cut off: the test kills masters on purpose.
         "--cluster-replica-validity-factor",
         "0",
+        // A replica's first sync starts at once, not after Redis's default 5 s wait for more replicas: a master
+        // killed early must leave a replica that holds its data (the streams, with --history).
+        "--repl-diskless-sync-delay",
+        "0",
       ]),
     );
   }
@@ -87,6 +91,14 @@ export async function startRedisCluster(dir: string): Promise<RedisClusterSetup>
     );
     if (states.every(Boolean)) break;
     if (Date.now() > deadline) throw new Error("the Redis Cluster never reached cluster_state:ok");
+    await Bun.sleep(100);
+  }
+  // And every replica must have its master's data: from then on, what a master takes reaches its replica.
+  for (;;) {
+    const infos = await Promise.all(nodes.map(async (n) => (await client(n.port).info("replication")) as string));
+    const replicas = infos.filter((info) => info.includes("role:slave"));
+    if (replicas.length === 3 && replicas.every((info) => info.includes("master_link_status:up"))) break;
+    if (Date.now() > deadline) throw new Error("the Redis Cluster's replicas never synced with their masters");
     await Bun.sleep(100);
   }
   const ownerOf = (slot: number) =>
