@@ -84,7 +84,7 @@ describe("POST", () => {
   });
 
   test("concurrent POSTs to channels of different sizes: each answer carries its own channel's count", async () => {
-    // post.ts rewrites one Headers object for every answer: no answer may carry another's count.
+    // post.ts clones one answer made per count: no answer may carry another count, nor a clone change its answer.
     const sizes = [0, 1, 2, 3];
     const subscribers = await Promise.all(
       sizes.flatMap((n) => Array.from({ length: n }, () => subscribe(server.ws(`/post/counts/${n}`)))),
