@@ -1,0 +1,158 @@
+// HMAC tokens (HS256/384/512) checked synchronously, where jose would check them through WebCrypto.
+//
+// Why not jose here: jose 6 verifies only through WebCrypto, and Bun's `crypto.subtle.verify` is asynchronous,
+// handing every check to a worker thread and back. Measured in Bun 1.4.5 (20,000 tokens, CPU per check): jose's
+// `jwtVerify` with a key imported once, 63 µs one at a time (11.7 µs with all in flight at once);
+// `crypto.subtle.verify` alone 46 µs; node:crypto's `createHmac` 1.5 µs; `Bun.CryptoHasher`'s HMAC 0.5–1 µs.
+// Against 17 µs of server CPU for a websocket connect without authorization, the hand-off alone made a connect
+// with a token of its own cost 3 × (issue 17 asks at most 1.3 ×). So the signature is Bun's native HMAC, compared
+// with node:crypto's `timingSafeEqual`: library crypto, none written here. What is written here is the JWS
+// framing around it, and it is strict: anything jose would refuse is refused, with jose's own error classes (so
+// that jwt-access.ts answers both paths alike), and a few things jose lets through are refused too:
+//   - a segment not in canonical base64url (padding, whitespace, other characters, stray trailing bits): jose
+//     decodes with `Uint8Array.fromBase64`'s loose mode, which skips whitespace and padding;
+//   - any `crit` header (jose accepts `crit: ["b64"]` with `b64: true`) and any `b64` other than true (jose
+//     ignores `b64: false` without `crit`). pinghub needs no JWS extension and takes none.
+// The rest is jose's, rule for rule and in jose's order (jose 6.2's lib/jws_verify.js and lib/jwt_claims_set.js),
+// so that a token refused for two reasons gets the same reason from both: three segments; a header that is a JSON
+// object; `alg` a string among the allowed ones (HS256/384/512: never "none", never an asymmetric algorithm
+// against the secret); the signature; then a payload that is a JSON object; `iss` and `aud` present and equal to
+// the configured ones when configured; `iat`, `nbf`, `exp` numbers when present; `nbf` and `exp` with the leeway.
+// `typ` is not looked at, as jose does not by default (an RFC 9068 `at+jwt` access token is a JWT too).
+// test/jwt-hmac.test.ts holds the corpus that compares every verdict with jose's.
+
+import { timingSafeEqual } from "node:crypto";
+import { errors, type JWTPayload } from "jose";
+
+export interface HmacJwtOptions {
+  /** The --jwt-key secret's bytes. */
+  secret: Uint8Array;
+  /** The algorithms a token may name: HMAC ones only (anything else is refused as not allowed). */
+  algorithms: readonly string[];
+  audience: string | undefined;
+  issuer: string | undefined;
+  /** Leeway for `exp` and `nbf`, as jose's `clockTolerance`. */
+  clockToleranceSeconds: number;
+}
+
+/** Checks a compact JWS token: its claims, or one of jose's errors thrown, as jose's `jwtVerify` would throw. */
+export type HmacJwtVerifier = (token: string) => JWTPayload;
+
+/** The hash of each HMAC algorithm, by its JWS name. */
+const HMAC_HASHES: Readonly<Record<string, Bun.SupportedCryptoAlgorithms>> = {
+  HS256: "sha256",
+  HS384: "sha384",
+  HS512: "sha512",
+};
+
+/** RFC 4648 §5's alphabet, and nothing else: no padding, no whitespace. */
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/** jose's reason for failed claim checks. */
+const CHECK_FAILED = "check_failed";
+
+export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
+  const allowed = new Set(options.algorithms);
+  // One keyed hasher per algorithm, copied per token: the key is laid out once, not for every token.
+  const keyed = new Map<string, Bun.CryptoHasher>();
+  for (const alg of allowed) {
+    const hash = HMAC_HASHES[alg];
+    if (hash !== undefined) keyed.set(alg, new Bun.CryptoHasher(hash, options.secret));
+  }
+  // Fatal on bad UTF-8, as jose's decoder; like it, a leading byte order mark is dropped.
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+  return (token) => {
+    const firstDot = token.indexOf(".");
+    const secondDot = firstDot < 0 ? -1 : token.indexOf(".", firstDot + 1);
+    if (secondDot < 0 || token.indexOf(".", secondDot + 1) >= 0) throw new errors.JWSInvalid("Invalid Compact JWS");
+    const encodedHeader = token.slice(0, firstDot);
+    const encodedPayload = token.slice(firstDot + 1, secondDot);
+    const encodedSignature = token.slice(secondDot + 1);
+
+    const header = jsonObject(utf8, encodedHeader);
+    if (header === undefined) throw new errors.JWSInvalid("JWS Protected Header is invalid");
+    if (header.crit !== undefined) throw new errors.JOSENotSupported("no JWS extension is supported (crit)");
+    if (header.b64 !== undefined && header.b64 !== true) throw new errors.JWSInvalid("unencoded payload (b64)");
+    const alg = header.alg;
+    if (typeof alg !== "string" || alg === "") throw new errors.JWSInvalid('JWS "alg" Header Parameter invalid');
+    const hasher = keyed.get(alg);
+    if (!allowed.has(alg) || hasher === undefined) {
+      throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
+    }
+    // The payload's text is checked after the signature, as jose does: a forged token costs no parsing.
+    if (!BASE64URL.test(encodedSignature)) throw new errors.JWSInvalid("Failed to base64url decode the signature");
+
+    // The expected signature, encoded: a signature not in canonical base64url differs from it, and is refused.
+    const expected = Buffer.from(
+      (hasher.copy().update(token.slice(0, secondDot)).digest() as Buffer).toString("base64url"),
+      "latin1",
+    );
+    const given = Buffer.from(encodedSignature, "latin1");
+    // The length is the algorithm's, no secret; timingSafeEqual asks for equal lengths.
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new errors.JWSSignatureVerificationFailed();
+    }
+
+    const claims = jsonObject(utf8, encodedPayload) as JWTPayload | undefined;
+    if (claims === undefined) throw new errors.JWTInvalid("JWT Claims Set must be a top-level JSON object");
+    checkClaims(claims, options, Math.floor(Date.now() / 1000));
+    return claims;
+  };
+}
+
+/** A segment's JSON object, or undefined when it is not canonical base64url, UTF-8, JSON, or an object. */
+function jsonObject(utf8: TextDecoder, segment: string): Record<string, unknown> | undefined {
+  if (!BASE64URL.test(segment) || segment.length % 4 === 1) return undefined;
+  const bytes = Buffer.from(segment, "base64url");
+  // Canonical: the only text that decodes to these bytes (no stray bits in the last character).
+  if (bytes.toString("base64url") !== segment) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(bytes));
+  } catch {
+    return undefined;
+  }
+  // JSON.parse makes plain objects and arrays only, so this is jose's isObject for what it returns.
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+/** jose's claim checks, in jose's order, with the options jwt-access.ts gives jose: iss, aud, iat, nbf, exp. */
+function checkClaims(claims: JWTPayload, options: HmacJwtOptions, now: number): void {
+  const { issuer, audience, clockToleranceSeconds: leeway } = options;
+  if (issuer !== undefined && !Object.hasOwn(claims, "iss")) throw missing(claims, "iss");
+  if (audience !== undefined && !Object.hasOwn(claims, "aud")) throw missing(claims, "aud");
+  if (issuer !== undefined && claims.iss !== issuer) throw unexpected(claims, "iss");
+  if (audience !== undefined) {
+    const aud = claims.aud;
+    if (!(aud === audience || (Array.isArray(aud) && aud.includes(audience)))) throw unexpected(claims, "aud");
+  }
+  numericDate(claims, "iat");
+  const nbf = numericDate(claims, "nbf");
+  if (nbf !== undefined && nbf > now + leeway) {
+    throw new errors.JWTClaimValidationFailed('"nbf" claim timestamp check failed', claims, "nbf", CHECK_FAILED);
+  }
+  const exp = numericDate(claims, "exp");
+  if (exp !== undefined && exp <= now - leeway) {
+    throw new errors.JWTExpired('"exp" claim timestamp check failed', claims, "exp", CHECK_FAILED);
+  }
+}
+
+function numericDate(claims: JWTPayload, claim: "iat" | "nbf" | "exp"): number | undefined {
+  const value = claims[claim];
+  if (value === undefined) return undefined;
+  if (typeof value !== "number") {
+    throw new errors.JWTClaimValidationFailed(`"${claim}" claim must be a number`, claims, claim, "invalid");
+  }
+  return value;
+}
+
+function missing(claims: JWTPayload, claim: string): Error {
+  return new errors.JWTClaimValidationFailed(`missing required "${claim}" claim`, claims, claim, "missing");
+}
+
+function unexpected(claims: JWTPayload, claim: string): Error {
+  return new errors.JWTClaimValidationFailed(`unexpected "${claim}" claim value`, claims, claim, CHECK_FAILED);
+}
