@@ -72,7 +72,7 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
 
     const header = jsonObject(utf8, encodedHeader);
     if (header === undefined) throw new errors.JWSInvalid("JWS Protected Header is invalid");
-    if (header.crit !== undefined) throw new errors.JOSENotSupported("no JWS extension is supported (crit)");
+    if (header.crit !== undefined) throw critRefused(header.crit);
     if (header.b64 !== undefined && header.b64 !== true) throw new errors.JWSInvalid("unencoded payload (b64)");
     const alg = header.alg;
     if (typeof alg !== "string" || alg === "") throw new errors.JWSInvalid('JWS "alg" Header Parameter invalid');
@@ -81,7 +81,9 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
       throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
     }
     // The payload's text is checked after the signature, as jose does: a forged token costs no parsing.
-    if (!BASE64URL.test(encodedSignature)) throw new errors.JWSInvalid("Failed to base64url decode the signature");
+    if (!BASE64URL.test(encodedSignature) || encodedSignature.length % 4 === 1) {
+      throw new errors.JWSInvalid("Failed to base64url decode the signature");
+    }
 
     // The expected signature, encoded: a signature not in canonical base64url differs from it, and is refused.
     const expected = Buffer.from(
@@ -99,6 +101,19 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
     checkClaims(claims, options, Math.floor(Date.now() / 1000));
     return claims;
   };
+}
+
+/**
+ * Every `crit` is refused, with the error jose gives where it refuses one too: a `crit` that is not a list of
+ * names is malformed; a name other than b64 is an extension not supported; b64 alone (RFC 7797's unencoded
+ * payload, which a JWT may not use) is malformed, as jose finds it once it has checked the signature.
+ */
+function critRefused(crit: unknown): Error {
+  if (!Array.isArray(crit) || crit.length === 0 || crit.some((name) => typeof name !== "string" || name === "")) {
+    return new errors.JWSInvalid('"crit" (Critical) Header Parameter invalid');
+  }
+  if (crit.some((name) => name !== "b64")) return new errors.JOSENotSupported("JWS extension not supported (crit)");
+  return new errors.JWSInvalid("unencoded payload (b64) not accepted in a JWT");
 }
 
 /** A segment's JSON object, or undefined when it is not canonical base64url, UTF-8, JSON, or an object. */
