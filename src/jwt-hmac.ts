@@ -47,6 +47,11 @@ const HMAC_HASHES: Readonly<Record<string, Bun.SupportedCryptoAlgorithms>> = {
 
 /** RFC 4648 §5's alphabet, and nothing else: no padding, no whitespace. */
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
+const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** Headers whose verdict is remembered, and the longest remembered: a header is parsed once, not per token. */
+const MAX_REMEMBERED_HEADERS = 64;
+const MAX_REMEMBERED_HEADER_CHARS = 512;
 
 /** jose's reason for failed claim checks. */
 const CHECK_FAILED = "check_failed";
@@ -61,6 +66,22 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
   }
   // Fatal on bad UTF-8, as jose's decoder; like it, a leading byte order mark is dropped.
   const utf8 = new TextDecoder("utf-8", { fatal: true });
+  // The verdict on each header seen lately: an application's tokens share one header, so it is parsed once.
+  const headers = new Map<string, string | Error>();
+
+  /** The header's algorithm, checked as jose does; or the error jose would throw for it. */
+  function headerAlg(encodedHeader: string): string {
+    let verdict = headers.get(encodedHeader);
+    if (verdict === undefined) {
+      verdict = checkHeader(utf8, encodedHeader, allowed);
+      if (encodedHeader.length <= MAX_REMEMBERED_HEADER_CHARS) {
+        if (headers.size >= MAX_REMEMBERED_HEADERS) headers.clear();
+        headers.set(encodedHeader, verdict);
+      }
+    }
+    if (verdict instanceof Error) throw verdict;
+    return verdict;
+  }
 
   return (token) => {
     const firstDot = token.indexOf(".");
@@ -70,29 +91,19 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
     const encodedPayload = token.slice(firstDot + 1, secondDot);
     const encodedSignature = token.slice(secondDot + 1);
 
-    const header = jsonObject(utf8, encodedHeader);
-    if (header === undefined) throw new errors.JWSInvalid("JWS Protected Header is invalid");
-    if (header.crit !== undefined) throw critRefused(header.crit);
-    if (header.b64 !== undefined && header.b64 !== true) throw new errors.JWSInvalid("unencoded payload (b64)");
-    const alg = header.alg;
-    if (typeof alg !== "string" || alg === "") throw new errors.JWSInvalid('JWS "alg" Header Parameter invalid');
-    const hasher = keyed.get(alg);
-    if (!allowed.has(alg) || hasher === undefined) {
+    const hasher = keyed.get(headerAlg(encodedHeader));
+    // headerAlg answers only an allowed algorithm, and every allowed one has its hasher.
+    if (hasher === undefined)
       throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
-    }
     // The payload's text is checked after the signature, as jose does: a forged token costs no parsing.
     if (!BASE64URL.test(encodedSignature) || encodedSignature.length % 4 === 1) {
       throw new errors.JWSInvalid("Failed to base64url decode the signature");
     }
-
-    // The expected signature, encoded: a signature not in canonical base64url differs from it, and is refused.
-    const expected = Buffer.from(
-      (hasher.copy().update(token.slice(0, secondDot)).digest() as Buffer).toString("base64url"),
-      "latin1",
-    );
-    const given = Buffer.from(encodedSignature, "latin1");
-    // The length is the algorithm's, no secret; timingSafeEqual asks for equal lengths.
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    const given = Buffer.from(encodedSignature, "base64url");
+    const expected = hasher.copy().update(token.slice(0, secondDot)).digest() as Buffer;
+    // The length is the algorithm's, no secret; timingSafeEqual asks for equal lengths. A signature with stray
+    // bits decodes to the same bytes as the canonical one: refused all the same, it is not what was signed.
+    if (given.length !== expected.length || !timingSafeEqual(given, expected) || strayBits(encodedSignature)) {
       throw new errors.JWSSignatureVerificationFailed();
     }
 
@@ -101,6 +112,18 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
     checkClaims(claims, options, Math.floor(Date.now() / 1000));
     return claims;
   };
+}
+
+/** The header's allowed algorithm, or the error jose would throw for it (returned, to be remembered). */
+function checkHeader(utf8: TextDecoder, encodedHeader: string, allowed: ReadonlySet<string>): string | Error {
+  const header = jsonObject(utf8, encodedHeader);
+  if (header === undefined) return new errors.JWSInvalid("JWS Protected Header is invalid");
+  if (header.crit !== undefined) return critRefused(header.crit);
+  if (header.b64 !== undefined && header.b64 !== true) return new errors.JWSInvalid("unencoded payload (b64)");
+  const alg = header.alg;
+  if (typeof alg !== "string" || alg === "") return new errors.JWSInvalid('JWS "alg" Header Parameter invalid');
+  if (!allowed.has(alg)) return new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
+  return alg;
 }
 
 /**
@@ -119,12 +142,10 @@ function critRefused(crit: unknown): Error {
 /** A segment's JSON object, or undefined when it is not canonical base64url, UTF-8, JSON, or an object. */
 function jsonObject(utf8: TextDecoder, segment: string): Record<string, unknown> | undefined {
   if (!BASE64URL.test(segment) || segment.length % 4 === 1) return undefined;
-  const bytes = Buffer.from(segment, "base64url");
-  // Canonical: the only text that decodes to these bytes (no stray bits in the last character).
-  if (bytes.toString("base64url") !== segment) return undefined;
+  if (strayBits(segment)) return undefined;
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(bytes));
+    value = JSON.parse(utf8.decode(Buffer.from(segment, "base64url")));
   } catch {
     return undefined;
   }
@@ -132,6 +153,18 @@ function jsonObject(utf8: TextDecoder, segment: string): Record<string, unknown>
   return typeof value === "object" && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : undefined;
+}
+
+/**
+ * Whether the last character of a base64url text carries bits past the bytes it encodes: such a text decodes to
+ * the same bytes as the canonical one, and is not canonical. Two characters of a last group encode one byte (4
+ * bits left over), three encode two (2 left).
+ */
+function strayBits(segment: string): boolean {
+  const rest = segment.length % 4;
+  if (rest === 0) return false;
+  const value = BASE64URL_ALPHABET.indexOf(segment.charAt(segment.length - 1));
+  return (value & (rest === 2 ? 0b1111 : 0b11)) !== 0;
 }
 
 /** jose's claim checks, in jose's order, with the options jwt-access.ts gives jose: iss, aud, iat, nbf, exp. */
