@@ -38,6 +38,22 @@ export interface HmacJwtOptions {
 /** Checks a compact JWS token: its claims, or one of jose's errors thrown, as jose's `jwtVerify` would throw. */
 export type HmacJwtVerifier = (token: string) => JWTPayload;
 
+/** An algorithm's keyed hasher, the length of its signature in base64url, and the buffers its checks reuse. */
+interface Signer {
+  hasher: Bun.CryptoHasher;
+  encodedLength: number;
+  /** What Bun's digest writes into, and the signature's bytes of it. */
+  digest: Buffer;
+  digested: Buffer;
+  /** The token's signature, decoded. */
+  given: Buffer;
+}
+
+/** Bun's `digest(buffer)` refuses a buffer shorter than this, whatever the hash. */
+const MIN_DIGEST_BUFFER_BYTES = 64;
+/** A payload decoded into a buffer kept for the purpose, grown for a longer one. */
+const PAYLOAD_SCRATCH_BYTES = 4096;
+
 /** The hash of each HMAC algorithm, by its JWS name. */
 const HMAC_HASHES: Readonly<Record<string, Bun.SupportedCryptoAlgorithms>> = {
   HS256: "sha256",
@@ -58,11 +74,30 @@ const CHECK_FAILED = "check_failed";
 
 export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
   const allowed = new Set(options.algorithms);
-  // One keyed hasher per algorithm, copied per token: the key is laid out once, not for every token.
-  const keyed = new Map<string, Bun.CryptoHasher>();
+  // Per algorithm: a keyed hasher, copied per token (the key is laid out once), and buffers reused by every check
+  // (the server checks one token at a time), so that a check allocates no buffer for the signature.
+  const signers = new Map<string, Signer>();
   for (const alg of allowed) {
     const hash = HMAC_HASHES[alg];
-    if (hash !== undefined) keyed.set(alg, new Bun.CryptoHasher(hash, options.secret));
+    if (hash === undefined) continue;
+    const hasher = new Bun.CryptoHasher(hash, options.secret);
+    const bytes = hasher.copy().digest().byteLength;
+    // Bun's digest into a buffer asks for at least 64 bytes whatever the hash.
+    const digest = Buffer.alloc(Math.max(bytes, MIN_DIGEST_BUFFER_BYTES));
+    signers.set(alg, {
+      hasher,
+      encodedLength: Math.ceil((bytes * 4) / 3),
+      digest,
+      digested: digest.subarray(0, bytes),
+      given: Buffer.alloc(bytes),
+    });
+  }
+  let scratch = Buffer.alloc(PAYLOAD_SCRATCH_BYTES);
+  /** A segment's bytes, decoded into the scratch buffer (grown when too small): valid until the next call. */
+  function decoded(segment: string): Buffer {
+    const length = Math.floor((segment.length * 3) / 4);
+    if (length > scratch.length) scratch = Buffer.alloc(length);
+    return scratch.subarray(0, scratch.write(segment, "base64url"));
   }
   // Fatal on bad UTF-8, as jose's decoder; like it, a leading byte order mark is dropped.
   const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -91,23 +126,24 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
     const encodedPayload = token.slice(firstDot + 1, secondDot);
     const encodedSignature = token.slice(secondDot + 1);
 
-    const hasher = keyed.get(headerAlg(encodedHeader));
-    // headerAlg answers only an allowed algorithm, and every allowed one has its hasher.
-    if (hasher === undefined)
+    const signer = signers.get(headerAlg(encodedHeader));
+    // headerAlg answers only an allowed algorithm, and every allowed one has its signer.
+    if (signer === undefined)
       throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
     // The payload's text is checked after the signature, as jose does: a forged token costs no parsing.
     if (!BASE64URL.test(encodedSignature) || encodedSignature.length % 4 === 1) {
       throw new errors.JWSInvalid("Failed to base64url decode the signature");
     }
-    const given = Buffer.from(encodedSignature, "base64url");
-    const expected = hasher.copy().update(token.slice(0, secondDot)).digest() as Buffer;
-    // The length is the algorithm's, no secret; timingSafeEqual asks for equal lengths. A signature with stray
-    // bits decodes to the same bytes as the canonical one: refused all the same, it is not what was signed.
-    if (given.length !== expected.length || !timingSafeEqual(given, expected) || strayBits(encodedSignature)) {
+    // The length is the algorithm's, no secret. A signature with stray bits decodes to the same bytes as the
+    // canonical one: refused all the same, it is not what was signed.
+    if (encodedSignature.length !== signer.encodedLength || strayBits(encodedSignature)) {
       throw new errors.JWSSignatureVerificationFailed();
     }
+    signer.given.write(encodedSignature, "base64url");
+    signer.hasher.copy().update(token.slice(0, secondDot)).digest(signer.digest);
+    if (!timingSafeEqual(signer.given, signer.digested)) throw new errors.JWSSignatureVerificationFailed();
 
-    const claims = jsonObject(utf8, encodedPayload) as JWTPayload | undefined;
+    const claims = jsonObject(utf8, encodedPayload, decoded) as JWTPayload | undefined;
     if (claims === undefined) throw new errors.JWTInvalid("JWT Claims Set must be a top-level JSON object");
     checkClaims(claims, options, Math.floor(Date.now() / 1000));
     return claims;
@@ -140,12 +176,16 @@ function critRefused(crit: unknown): Error {
 }
 
 /** A segment's JSON object, or undefined when it is not canonical base64url, UTF-8, JSON, or an object. */
-function jsonObject(utf8: TextDecoder, segment: string): Record<string, unknown> | undefined {
+function jsonObject(
+  utf8: TextDecoder,
+  segment: string,
+  decode: (segment: string) => Uint8Array = (text) => Buffer.from(text, "base64url"),
+): Record<string, unknown> | undefined {
   if (!BASE64URL.test(segment) || segment.length % 4 === 1) return undefined;
   if (strayBits(segment)) return undefined;
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(Buffer.from(segment, "base64url")));
+    value = JSON.parse(utf8.decode(decode(segment)));
   } catch {
     return undefined;
   }
