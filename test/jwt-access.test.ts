@@ -147,6 +147,20 @@ describe("HS256 tokens", () => {
     expect((await check(access, bearer("/x/y", all), "/x/y", "subscribe")).allowed).toBe(true);
   });
 
+  test("a long list of patterns (indexed past 16) matches as a short one, near misses and non-strings too", async () => {
+    const names = Array.from({ length: 20 }, (_, i) => `/room/${i}`);
+    const token = await hs256({ pinghub: { subscribe: [...names, "/user/42/*", 7, null] } });
+    const allowed = async (channel: string) =>
+      (await check(access, bearer(channel, token), channel, "subscribe")).allowed;
+    expect(await allowed("/room/0")).toBe(true);
+    expect(await allowed("/room/19")).toBe(true);
+    expect(await allowed("/room/20")).toBe(false);
+    expect(await allowed("/room/1/x")).toBe(false);
+    expect(await allowed("/user/42/inbox")).toBe(true);
+    expect(await allowed("/user/420")).toBe(false);
+    expect(await allowed("7")).toBe(false);
+  });
+
   test("a valid token without the pinghub claim, or with a claim of the wrong shape, grants nothing", async () => {
     for (const claims of [{}, { pinghub: "*" }, { pinghub: { subscribe: "/a" } }, { pinghub: { subscribe: [7] } }]) {
       const r = await refusal(await check(access, bearer("/a", await hs256(claims)), "/a", "subscribe"));
