@@ -26,8 +26,8 @@ export const MIN_HMAC_SECRET_BYTES = 32;
 export const MAX_REMEMBERED_TOKENS = 10_000;
 /**
  * Longest refused token remembered (another 10,000 at most, apart from the verified ones so that junk cannot push
- * those out): 10,000 of these hold at most 20 million characters. A longer one is checked again each time it comes, which for
- * an HMAC key costs a few microseconds.
+ * those out): 10,000 of these hold at most 20 million characters. A longer one is checked again each time it
+ * comes, which for an HMAC key costs a few microseconds.
  */
 export const MAX_REMEMBERED_REFUSED_TOKEN_CHARS = 2048;
 /** The claim that carries the rights. */
