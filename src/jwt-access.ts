@@ -4,14 +4,16 @@
 // The key file is an HMAC secret or a PEM public key, and which one it is fixes the algorithms accepted: an HMAC
 // token is never checked against a public key (the algorithm confusion that lets anyone who has the public key
 // forge tokens), and a file that looks like PEM but does not parse is an error, never taken as a secret. The
-// checking itself is jose's; nothing here is cryptography.
+// checking itself is jose's for a public key, and for an HMAC secret Bun's native HMAC with jose's rules around it
+// (jwt-hmac.ts, which says why); nothing here is cryptography.
 
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { errors, importSPKI, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
-import type { Access, Action, Decision, Refused } from "./access.ts";
+import { errors, importSPKI, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, jwtVerify } from "jose";
+import type { Access, AccessRefusalReason, Action, Decision, Refused } from "./access.ts";
 import { bearerToken, forbidden, invalidToken, noToken } from "./access-answers.ts";
 import { ConfigError } from "./config-error.ts";
+import { hmacJwtVerifier } from "./jwt-hmac.ts";
 
 /** Clock skew forgiven between the application that signs and pinghub, for `exp` and `nbf` when checking. */
 export const JWT_LEEWAY_SECONDS = 5;
@@ -22,6 +24,12 @@ export const MIN_HMAC_SECRET_BYTES = 32;
  * map lookup rather than a signature check. Past this many the oldest are forgotten.
  */
 export const MAX_REMEMBERED_TOKENS = 10_000;
+/**
+ * Longest refused token remembered (another 10,000 at most, apart from the verified ones so that junk cannot push
+ * those out): 10,000 of these hold at most 20 million characters. A longer one is checked again each time it
+ * comes, which for an HMAC key costs a few microseconds.
+ */
+export const MAX_REMEMBERED_REFUSED_TOKEN_CHARS = 2048;
 /** The claim that carries the rights. */
 export const RIGHTS_CLAIM = "pinghub";
 
@@ -96,42 +104,49 @@ function publicKey(path: string, name: string, pem: string): JwtKey {
 
 /** The rights a token grants, with its times, once verified. */
 interface Grant {
-  subscribe: ChannelPatterns;
-  publish: ChannelPatterns;
+  subscribe: Patterns;
+  publish: Patterns;
   /** Seconds since the epoch, as in the token. */
   exp: number | undefined;
   nbf: number | undefined;
 }
 
+/** Why a token was refused, in pinghub's words: all that is kept of a refused token, to answer it again. */
+interface TokenRefusal {
+  why: string;
+  reason: AccessRefusalReason;
+}
+
 export function jwtAccess(settings: JwtSettings): Access {
   const remembered = new Map<string, Grant>();
-  const getKey = cryptoKeys(settings.key);
-  const options = {
-    algorithms: settings.key.algorithms,
-    audience: settings.audience,
-    issuer: settings.issuer,
-    clockTolerance: JWT_LEEWAY_SECONDS,
-  };
+  const refusedTokens = new Map<string, TokenRefusal>();
+  const { key, algorithms } = settings.key;
+  const { audience, issuer } = settings;
+  // An HMAC secret: checked synchronously (jwt-hmac.ts says why); a public key: by jose, through WebCrypto.
+  const verify: (token: string) => JWTPayload | Promise<JWTPayload> =
+    key instanceof Uint8Array
+      ? hmacJwtVerifier({ secret: key, algorithms, audience, issuer, clockToleranceSeconds: JWT_LEEWAY_SECONDS })
+      : joseVerifier(key, { algorithms, audience, issuer, clockTolerance: JWT_LEEWAY_SECONDS });
 
-  async function verify(token: string): Promise<Grant | Refused> {
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, getKey, options));
-    } catch (error) {
-      return refusal(error);
-    }
+  function granted(token: string, payload: JWTPayload): Grant {
     const grant: Grant = {
       subscribe: patternsOf(payload, "subscribe"),
       publish: patternsOf(payload, "publish"),
       exp: payload.exp,
       nbf: payload.nbf,
     };
-    if (remembered.size >= MAX_REMEMBERED_TOKENS) {
-      const oldest = remembered.keys().next().value;
-      if (oldest !== undefined) remembered.delete(oldest);
-    }
-    remembered.set(token, grant);
+    remember(remembered, token, grant);
     return grant;
+  }
+
+  function refused(token: string, error: unknown): Refused {
+    const refusal = tokenRefusal(error);
+    // Remembered unless it may change (nbf not reached yet), and unless the token is long enough for a client to
+    // fill memory with junk: a refused token costs its sender nothing to make.
+    if (!notYetValid(error) && token.length <= MAX_REMEMBERED_REFUSED_TOKEN_CHARS) {
+      remember(refusedTokens, token, refusal);
+    }
+    return invalidToken(refusal.why, refusal.reason);
   }
 
   return {
@@ -140,33 +155,51 @@ export function jwtAccess(settings: JwtSettings): Access {
       if (token === undefined) return noToken(action);
       const grant = remembered.get(token);
       if (grant !== undefined) return decide(grant, channel, action);
-      return verify(token).then((verified) => ("allowed" in verified ? verified : decide(verified, channel, action)));
+      // A client that keeps coming back with a bad token costs a lookup, and is still answered 401 every time.
+      const known = refusedTokens.get(token);
+      if (known !== undefined) return invalidToken(known.why, known.reason);
+      let payload: JWTPayload | Promise<JWTPayload>;
+      try {
+        payload = verify(token);
+      } catch (error) {
+        return refused(token, error);
+      }
+      if (!(payload instanceof Promise)) return decide(granted(token, payload), channel, action);
+      return payload.then(
+        (verified) => decide(granted(token, verified), channel, action),
+        (error: unknown) => refused(token, error),
+      );
     },
   };
 }
 
+/** Keeps `value` for `token`, forgetting the oldest entry once `map` is full. */
+function remember<T>(map: Map<string, T>, token: string, value: T): void {
+  if (map.size >= MAX_REMEMBERED_TOKENS) {
+    const oldest = map.keys().next().value;
+    if (oldest !== undefined) map.delete(oldest);
+  }
+  map.set(token, value);
+}
+
 /**
- * The key as WebCrypto keys, one per algorithm, each imported once, when a token first names its algorithm:
- * given the bytes or a KeyObject, jose imports a CryptoKey for every token it checks (about a tenth of the
- * check's cost here). jose checks the token's algorithm against the allowed ones before asking for its key.
+ * jose's check against a public key, its WebCrypto key imported once per algorithm, when a token first names it:
+ * given a KeyObject, jose imports a CryptoKey for every token it checks (about a tenth of the check's cost here).
+ * jose checks the token's algorithm against the allowed ones before asking for its key.
  */
-function cryptoKeys(key: JwtKey): JWTVerifyGetKey {
+function joseVerifier(key: KeyObject, options: JWTVerifyOptions): (token: string) => Promise<JWTPayload> {
   const imported = new Map<string, Promise<CryptoKey>>();
-  // loadJwtKey's secret is a copy of its own, on an ArrayBuffer, as WebCrypto's types ask.
-  const raw = key.key as Uint8Array<ArrayBuffer> | KeyObject;
-  const spki = raw instanceof Uint8Array ? "" : (raw.export({ type: "spki", format: "pem" }) as string);
-  return (header) => {
+  const spki = key.export({ type: "spki", format: "pem" }) as string;
+  const getKey: JWTVerifyGetKey = (header) => {
     const alg = header.alg ?? "";
     let cryptoKey = imported.get(alg);
     if (cryptoKey === undefined) {
-      cryptoKey =
-        raw instanceof Uint8Array
-          ? crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: `SHA-${alg.slice(2)}` }, false, ["verify"])
-          : importSPKI(spki, alg);
+      cryptoKey = importSPKI(spki, alg);
       imported.set(alg, cryptoKey);
     }
     return cryptoKey;
   };
+  return async (token) => (await jwtVerify(token, getKey, options)).payload;
 }
 
 /**
@@ -184,42 +217,71 @@ function decide(grant: Grant, channel: string, action: Action): Decision {
     return invalidToken("token not valid yet (nbf)");
   }
   const rights = action === "subscribe" ? grant.subscribe : grant.publish;
-  if (!rights.matches(channel)) {
+  if (!matches(rights, channel)) {
     return forbidden(`the token does not grant ${action} on this channel`, {
       "WWW-Authenticate": 'Bearer error="insufficient_scope"',
     });
   }
   return {
     allowed: true,
-    publish: action === "publish" || grant.publish.matches(channel),
+    publish: action === "publish" || matches(grant.publish, channel),
     expiresAtMs: grant.exp === undefined ? undefined : grant.exp * 1000,
   };
 }
 
-/** jose's reason, in pinghub's words: never the token, nor anything taken from it. */
-function refusal(error: unknown): Refused {
-  if (error instanceof errors.JWTExpired) return invalidToken("token expired", "token_expired");
+/**
+ * jose's reason, in pinghub's words: never the token, nor anything taken from it. jwt-hmac.ts throws jose's own
+ * error classes, so that both ways of checking answer alike.
+ */
+export function tokenRefusal(error: unknown): TokenRefusal {
+  if (error instanceof errors.JWTExpired) return { why: "token expired", reason: "token_expired" };
+  const reason = "unauthorized";
   if (error instanceof errors.JWTClaimValidationFailed) {
     const claim = {
       nbf: "token not valid yet (nbf)",
       aud: "token audience not accepted",
       iss: "token issuer not accepted",
     };
-    return invalidToken(claim[error.claim as keyof typeof claim] ?? `token claim ${error.claim} not valid`);
+    return { why: claim[error.claim as keyof typeof claim] ?? `token claim ${error.claim} not valid`, reason };
   }
-  if (error instanceof errors.JWSSignatureVerificationFailed) return invalidToken("token signature does not verify");
-  if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) {
-    return invalidToken("token algorithm not accepted for this key");
-  }
-  return invalidToken("malformed token");
+  if (error instanceof errors.JWSSignatureVerificationFailed) return { why: "token signature does not verify", reason };
+  if (error instanceof errors.JOSEAlgNotAllowed) return { why: "token algorithm not accepted for this key", reason };
+  // jose throws this in checking a token only for a `crit` header naming an extension it does not know.
+  if (error instanceof errors.JOSENotSupported) return { why: "token header extension not supported (crit)", reason };
+  return { why: "malformed token", reason };
+}
+
+/** A token refused only for its `nbf`, which a later check may find passed. */
+function notYetValid(error: unknown): boolean {
+  return error instanceof errors.JWTClaimValidationFailed && error.claim === "nbf" && error.reason === "check_failed";
 }
 
 /**
- * A token's patterns for one action. A pattern matches a channel when it is the channel's name, or ends with `*`
- * and the name starts with what comes before it (`*` alone: every channel). Anything but an array of strings
- * grants nothing.
+ * A token's patterns for one action, as the token lists them (its strings; anything but an array of strings grants
+ * nothing). A pattern matches a channel when it is the channel's name, or ends with `*` and the name starts with
+ * what comes before it (`*` alone: every channel).
+ *
+ * Kept as the token's own list, searched in turn: a token names few, and building an index per token was most
+ * of the cost of a connect with a token of its own (a CPU profile of 10,000 of them: a fifth of the server's
+ * samples in building two Sets per token). A list longer than MAX_LISTED_PATTERNS is indexed after all.
  */
-export class ChannelPatterns {
+type Patterns = readonly string[] | IndexedPatterns;
+
+/** Patterns a token's list holds before they are indexed rather than searched in turn. */
+const MAX_LISTED_PATTERNS = 16;
+const NO_PATTERNS: Patterns = [];
+
+function matches(patterns: Patterns, channel: string): boolean {
+  if (patterns instanceof IndexedPatterns) return patterns.matches(channel);
+  for (const pattern of patterns) {
+    if (pattern === channel) return true;
+    if (pattern.endsWith("*") && channel.startsWith(pattern.slice(0, -1))) return true;
+  }
+  return false;
+}
+
+/** A long list of patterns: the exact names in a Set, the prefixes in a list. */
+class IndexedPatterns {
   private readonly exact = new Set<string>();
   private readonly prefixes: string[] = [];
 
@@ -237,8 +299,11 @@ export class ChannelPatterns {
   }
 }
 
-function patternsOf(payload: JWTPayload, action: Action): ChannelPatterns {
+function patternsOf(payload: JWTPayload, action: Action): Patterns {
   const claim = payload[RIGHTS_CLAIM];
   const list = typeof claim === "object" && claim !== null ? (claim as Record<string, unknown>)[action] : undefined;
-  return new ChannelPatterns(Array.isArray(list) ? list.filter((p): p is string => typeof p === "string") : []);
+  if (!Array.isArray(list)) return NO_PATTERNS;
+  // The token's own array when it holds strings only, as it should: nothing copied.
+  const strings: string[] = list.every((p) => typeof p === "string") ? list : list.filter((p) => typeof p === "string");
+  return strings.length > MAX_LISTED_PATTERNS ? new IndexedPatterns(strings) : strings;
 }

@@ -14,6 +14,9 @@ export function lastFromUrl(url: string): LastResult {
   const query = url.indexOf("?");
   // Most subscribers ask for nothing: no query string, nothing parsed.
   if (query < 0) return NONE;
+  // Nor does a query without the name, even percent-encoded (a subscriber's ?token= only): no URLSearchParams
+  // parsed out of a 200-character token for every connect.
+  if (url.indexOf(LAST_PARAMETER, query) < 0 && url.indexOf("%", query) < 0) return NONE;
   const values = new URLSearchParams(url.slice(query + 1)).getAll(LAST_PARAMETER);
   if (values.length === 0) return NONE;
   if (values.length > 1) return { error: `bad ?${LAST_PARAMETER}: given ${values.length} times` };

@@ -8,7 +8,13 @@ import { join } from "node:path";
 import { exportPKCS8, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from "jose";
 import type { Access, Action, Decision } from "../src/access.ts";
 import { ConfigError } from "../src/config-error.ts";
-import { JWT_LEEWAY_SECONDS, jwtAccess, loadJwtKey } from "../src/jwt-access.ts";
+import {
+  JWT_LEEWAY_SECONDS,
+  jwtAccess,
+  loadJwtKey,
+  MAX_REMEMBERED_REFUSED_TOKEN_CHARS,
+  MAX_REMEMBERED_TOKENS,
+} from "../src/jwt-access.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "pinghub-jwt-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -141,6 +147,20 @@ describe("HS256 tokens", () => {
     expect((await check(access, bearer("/x/y", all), "/x/y", "subscribe")).allowed).toBe(true);
   });
 
+  test("a long list of patterns (indexed past 16) matches as a short one, near misses and non-strings too", async () => {
+    const names = Array.from({ length: 20 }, (_, i) => `/room/${i}`);
+    const token = await hs256({ pinghub: { subscribe: [...names, "/user/42/*", 7, null] } });
+    const allowed = async (channel: string) =>
+      (await check(access, bearer(channel, token), channel, "subscribe")).allowed;
+    expect(await allowed("/room/0")).toBe(true);
+    expect(await allowed("/room/19")).toBe(true);
+    expect(await allowed("/room/20")).toBe(false);
+    expect(await allowed("/room/1/x")).toBe(false);
+    expect(await allowed("/user/42/inbox")).toBe(true);
+    expect(await allowed("/user/420")).toBe(false);
+    expect(await allowed("7")).toBe(false);
+  });
+
   test("a valid token without the pinghub claim, or with a claim of the wrong shape, grants nothing", async () => {
     for (const claims of [{}, { pinghub: "*" }, { pinghub: { subscribe: "/a" } }, { pinghub: { subscribe: [7] } }]) {
       const r = await refusal(await check(access, bearer("/a", await hs256(claims)), "/a", "subscribe"));
@@ -180,16 +200,30 @@ describe("HS256 tokens", () => {
     );
   });
 
-  test("a token seen before is answered at once, without a promise, for its own channels only", async () => {
+  test("a token is answered at once, without a promise, first time and after, for its own channels only", async () => {
+    // HMAC tokens are checked synchronously (jwt-hmac.ts): not even a new token waits for a promise.
     const token = await hs256({ pinghub: { subscribe: ["/a"] }, jti: crypto.randomUUID() });
-    const first = access.check(bearer("/a", token), "/a", "subscribe");
-    expect(first).toBeInstanceOf(Promise);
-    expect((await first).allowed).toBe(true);
-    const again = access.check(bearer("/a", token), "/a", "subscribe");
-    expect(again).not.toBeInstanceOf(Promise);
-    expect((again as Decision).allowed).toBe(true);
+    for (let time = 0; time < 2; time++) {
+      const decision = access.check(bearer("/a", token), "/a", "subscribe");
+      expect(decision).not.toBeInstanceOf(Promise);
+      expect((decision as Decision).allowed).toBe(true);
+    }
     // The same token, on a channel it does not grant: still refused.
     expect((access.check(bearer("/b", token), "/b", "subscribe") as Decision).allowed).toBe(false);
+  });
+
+  test("a bad token is refused every time it comes, 401 with its reason, each answer whole", async () => {
+    const forged = await hs256({ pinghub: { subscribe: ["*"] } }, new TextEncoder().encode("y".repeat(40)));
+    for (let time = 0; time < 3; time++) {
+      const decision = access.check(bearer("/a", forged), "/a", "subscribe");
+      expect(decision).not.toBeInstanceOf(Promise);
+      expect(await refusal(decision as Decision)).toEqual({
+        status: 401,
+        challenge: 'Bearer error="invalid_token"',
+        reason: "unauthorized",
+        body: "unauthorized: token signature does not verify\n",
+      });
+    }
   });
 
   test("an HS256 token signed with the public key's text is refused against a PEM key (algorithm confusion)", async () => {
@@ -221,6 +255,59 @@ describe("ES256 tokens, audience and issuer", () => {
       const r = await refusal(await check(access, bearer("/a", token), "/a", "subscribe"));
       expect(r.status).toBe(401);
       expect(r.body).toBe(body ?? "");
+    }
+  });
+
+  test("a token seen before is answered at once, without a promise, for its own channels only", async () => {
+    const token = await es256({ pinghub: { subscribe: ["/a"] }, aud: "pinghub", iss: "https://app" });
+    const first = access.check(bearer("/a", token), "/a", "subscribe");
+    expect(first).toBeInstanceOf(Promise);
+    expect((await first).allowed).toBe(true);
+    const again = access.check(bearer("/a", token), "/a", "subscribe");
+    expect(again).not.toBeInstanceOf(Promise);
+    expect((again as Decision).allowed).toBe(true);
+    expect((access.check(bearer("/b", token), "/b", "subscribe") as Decision).allowed).toBe(false);
+  });
+
+  test("a refused token is remembered too: answered 401 at once, every time, unless only its nbf is ahead", async () => {
+    const rights = { pinghub: { subscribe: ["/a"] } };
+    const wrongAudience = await es256({ ...rights, aud: "other", iss: "https://app" });
+    const first = access.check(bearer("/a", wrongAudience), "/a", "subscribe");
+    expect(first).toBeInstanceOf(Promise);
+    expect((await refusal(await first)).body).toBe("unauthorized: token audience not accepted\n");
+    for (let time = 0; time < 2; time++) {
+      const again = access.check(bearer("/a", wrongAudience), "/a", "subscribe");
+      expect(again).not.toBeInstanceOf(Promise);
+      expect(await refusal(again as Decision)).toEqual({
+        status: 401,
+        challenge: 'Bearer error="invalid_token"',
+        reason: "unauthorized",
+        body: "unauthorized: token audience not accepted\n",
+      });
+    }
+    // Not valid yet is not refused for good: that token is checked again when it comes back.
+    const nbf = Math.floor(Date.now() / 1000) + JWT_LEEWAY_SECONDS + 60;
+    const notYet = await es256({ ...rights, aud: "pinghub", iss: "https://app", nbf });
+    for (let time = 0; time < 2; time++) {
+      const decision = access.check(bearer("/a", notYet), "/a", "subscribe");
+      expect(decision).toBeInstanceOf(Promise);
+      expect((await refusal(await decision)).body).toBe("unauthorized: token not valid yet (nbf)\n");
+    }
+  });
+
+  test("refused tokens remembered: at most 10,000, the oldest forgotten first, none longer than 2,048 characters", async () => {
+    const junk = (n: number) => `junk.${n}.x`;
+    expect(await access.check(bearer("/a", junk(0)), "/a", "subscribe")).toMatchObject({ allowed: false });
+    expect(access.check(bearer("/a", junk(0)), "/a", "subscribe")).not.toBeInstanceOf(Promise);
+    for (let n = 1; n <= MAX_REMEMBERED_TOKENS; n++) await access.check(bearer("/a", junk(n)), "/a", "subscribe");
+    // junk(0) was the oldest of 10,001: forgotten, so checked (by jose, a promise) again; the newest still known.
+    expect(access.check(bearer("/a", junk(0)), "/a", "subscribe")).toBeInstanceOf(Promise);
+    expect(access.check(bearer("/a", junk(MAX_REMEMBERED_TOKENS)), "/a", "subscribe")).not.toBeInstanceOf(Promise);
+    const long = `junk.${"x".repeat(MAX_REMEMBERED_REFUSED_TOKEN_CHARS)}.x`;
+    for (let time = 0; time < 2; time++) {
+      const decision = access.check(bearer("/a", long), "/a", "subscribe");
+      expect(decision).toBeInstanceOf(Promise);
+      expect((await refusal(await decision)).body).toBe("unauthorized: malformed token\n");
     }
   });
 });
