@@ -86,28 +86,21 @@ async function run(config: Config): Promise<number> {
           : `cluster: redis at ${redis?.display} is back; re-subscribed ${counted(channels, "channel")}`,
       ),
   };
+  // What both Redis brokers are given besides their target.
+  const onRedis = {
+    tls: redisTlsFiles(config),
+    prefix: config.redisPrefix,
+    history,
+    maxMessageBytes: config.maxMessageSize,
+    warn: (line: string) => logger.warn(line),
+    ...reports,
+  };
   const broker =
     redis === undefined
       ? localBroker(history)
       : redis.kind === "cluster"
-        ? redisClusterBroker({
-            target: redis,
-            tls: redisTlsFiles(config),
-            prefix: config.redisPrefix,
-            history,
-            maxMessageBytes: config.maxMessageSize,
-            warn: (line) => logger.warn(line),
-            ...reports,
-          })
-        : redisBroker({
-            target: redis,
-            tls: redisTlsFiles(config),
-            prefix: config.redisPrefix,
-            history,
-            maxMessageBytes: config.maxMessageSize,
-            warn: (line) => logger.warn(line),
-            ...reports,
-          });
+        ? redisClusterBroker({ target: redis, ...onRedis })
+        : redisBroker({ target: redis, ...onRedis });
   const hub = new Hub(
     config,
     {

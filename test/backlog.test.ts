@@ -24,15 +24,17 @@ function sequence(text: string): number[] {
   return [...text.matchAll(/m(\d+)\|/g)].map((match) => Number(match[1]));
 }
 
+/** A subscriber as a transport reports it, whose cut-off is written down in `cut`. */
+const subscriber = (name: string, cut: string[]): Backlogged => ({
+  backlog: 0,
+  stuck: false,
+  checkedTurn: 0,
+  movedTurn: 0,
+  moved: false,
+  cutOff: (why) => cut.push(`${name}: ${why}`),
+});
+
 describe("the budget itself", () => {
-  const subscriber = (name: string, cut: string[]): Backlogged => ({
-    backlog: 0,
-    stuck: false,
-    checkedTurn: 0,
-    movedTurn: 0,
-    moved: false,
-    cutOff: (why) => cut.push(`${name}: ${why}`),
-  });
   /** Lets the event loop turn once: the budget counts turns while anyone is behind. */
   const nextTurn = (budget: BacklogBudget) => {
     budget.enforce();
@@ -142,15 +144,11 @@ describe("before messages go out while a herd is behind", () => {
   test("one ever seen sending while behind goes after every one never seen so, however long ago it moved", async () => {
     const cut: string[] = [];
     const budget = new BacklogBudget(1 << 20, 100);
-    const subscriber = (name: string): Backlogged => ({
-      backlog: 0,
-      stuck: false,
-      checkedTurn: 0,
-      movedTurn: 0,
-      moved: false,
-      cutOff: (why) => cut.push(`${name}: ${why}`),
-    });
-    const [reader, herd1, herd2] = ["reader", "herd1", "herd2"].map(subscriber) as [Backlogged, Backlogged, Backlogged];
+    const [reader, herd1, herd2] = ["reader", "herd1", "herd2"].map((name) => subscriber(name, cut)) as [
+      Backlogged,
+      Backlogged,
+      Backlogged,
+    ];
     budget.update(reader, 50);
     // It sent some: a reader. Then the machine starves it, and it sends nothing for two turns.
     budget.update(reader, 40);
