@@ -14,6 +14,7 @@ import type { Access, AccessRefusalReason, Action, Decision, Refused } from "./a
 import { bearerToken, forbidden, invalidToken, noToken } from "./access-answers.ts";
 import { ConfigError } from "./config-error.ts";
 import { hmacJwtVerifier } from "./jwt-hmac.ts";
+import { RecentTokens } from "./recent-tokens.ts";
 
 /** Clock skew forgiven between the application that signs and pinghub, for `exp` and `nbf` when checking. */
 export const JWT_LEEWAY_SECONDS = 5;
@@ -21,7 +22,7 @@ export const JWT_LEEWAY_SECONDS = 5;
 export const MIN_HMAC_SECRET_BYTES = 32;
 /**
  * Tokens verified and remembered, so that a publisher POSTing with one token, or clients reconnecting, cost a
- * map lookup rather than a signature check. Past this many the oldest are forgotten.
+ * map lookup rather than a signature check. Past this many the older half is forgotten (recent-tokens.ts).
  */
 export const MAX_REMEMBERED_TOKENS = 10_000;
 /**
@@ -118,8 +119,8 @@ interface TokenRefusal {
 }
 
 export function jwtAccess(settings: JwtSettings): Access {
-  const remembered = new Map<string, Grant>();
-  const refusedTokens = new Map<string, TokenRefusal>();
+  const remembered = new RecentTokens<Grant>(MAX_REMEMBERED_TOKENS);
+  const refusedTokens = new RecentTokens<TokenRefusal>(MAX_REMEMBERED_TOKENS);
   const { key, algorithms } = settings.key;
   const { audience, issuer } = settings;
   // An HMAC secret: checked synchronously (jwt-hmac.ts says why); a public key: by jose, through WebCrypto.
@@ -135,7 +136,7 @@ export function jwtAccess(settings: JwtSettings): Access {
       exp: payload.exp,
       nbf: payload.nbf,
     };
-    remember(remembered, token, grant);
+    remembered.set(token, grant);
     return grant;
   }
 
@@ -144,7 +145,7 @@ export function jwtAccess(settings: JwtSettings): Access {
     // Remembered unless it may change (nbf not reached yet), and unless the token is long enough for a client to
     // fill memory with junk: a refused token costs its sender nothing to make.
     if (!notYetValid(error) && token.length <= MAX_REMEMBERED_REFUSED_TOKEN_CHARS) {
-      remember(refusedTokens, token, refusal);
+      refusedTokens.set(token, refusal);
     }
     return invalidToken(refusal.why, refusal.reason);
   }
@@ -171,15 +172,6 @@ export function jwtAccess(settings: JwtSettings): Access {
       );
     },
   };
-}
-
-/** Keeps `value` for `token`, forgetting the oldest entry once `map` is full. */
-function remember<T>(map: Map<string, T>, token: string, value: T): void {
-  if (map.size >= MAX_REMEMBERED_TOKENS) {
-    const oldest = map.keys().next().value;
-    if (oldest !== undefined) map.delete(oldest);
-  }
-  map.set(token, value);
 }
 
 /**

@@ -1,0 +1,36 @@
+// Tokens remembered with what was decided about them, so that a token seen lately costs a lookup, not a check.
+//
+// Two generations of Maps: every token goes into the newer, and once it holds its share the older is dropped
+// whole and the newer takes its place. Forgetting thus costs nothing per token. Forgetting the oldest entry one at
+// a time (`map.keys().next()`, then `delete`) is what a single Map would need, and in JavaScriptCore it is slow:
+// a Map keeps deleted entries in place until it rehashes, and every `keys().next()` walks past all of them. With
+// 10,000 tokens held, each new token cost 5 to 8 µs that way (Bun 1.4.5), a third of a whole websocket connect.
+
+export class RecentTokens<V> {
+  private newer = new Map<string, V>();
+  private older = new Map<string, V>();
+  /** How many one generation holds before it becomes the older. */
+  private readonly generation: number;
+
+  /** Holds at most `max` tokens (and at least the newest half of that many). */
+  constructor(max: number) {
+    this.generation = Math.max(1, Math.floor(max / 2));
+  }
+
+  get(token: string): V | undefined {
+    const value = this.newer.get(token);
+    if (value !== undefined) return value;
+    const old = this.older.get(token);
+    // A token still in use moves to the newer generation, so that it outlives the older one.
+    if (old !== undefined) this.set(token, old);
+    return old;
+  }
+
+  set(token: string, value: V): void {
+    if (this.newer.size >= this.generation) {
+      this.older = this.newer;
+      this.newer = new Map();
+    }
+    this.newer.set(token, value);
+  }
+}
