@@ -34,3 +34,37 @@ export class RecentTokens<V> {
     this.newer.set(token, value);
   }
 }
+
+/** Characters taken from the end of a token for its fingerprint: 7 × 7 bits, exact in a double. */
+const FINGERPRINT_CHARS = 7;
+
+/**
+ * Which tokens came lately, known by a number made of their last characters, with no string kept. A JWS ends
+ * with its signature, as good as random, so two tokens share a fingerprint only by a rare accident; and then
+ * all that happens is that the second is remembered at its first visit.
+ */
+export class SeenTokens {
+  private newer = new Set<number>();
+  private older = new Set<number>();
+  private readonly generation: number;
+
+  constructor(max: number) {
+    this.generation = Math.max(1, Math.floor(max / 2));
+  }
+
+  /** Whether `token` came before; it is noted as come, either way. */
+  seenBefore(token: string): boolean {
+    let fingerprint = 0;
+    for (let i = Math.max(0, token.length - FINGERPRINT_CHARS); i < token.length; i++) {
+      fingerprint = fingerprint * 128 + (token.charCodeAt(i) & 0x7f);
+    }
+    if (this.newer.has(fingerprint)) return true;
+    const seen = this.older.has(fingerprint);
+    if (this.newer.size >= this.generation) {
+      this.older = this.newer;
+      this.newer = new Set();
+    }
+    this.newer.add(fingerprint);
+    return seen;
+  }
+}

@@ -1,7 +1,7 @@
-// The tokens jwt-access.ts remembers: bounded, the newest kept, a token in use kept longer.
+// The tokens jwt-access.ts remembers: bounded, the newest kept, a token in use kept longer; and those it has seen.
 
 import { describe, expect, test } from "bun:test";
-import { RecentTokens } from "../src/recent-tokens.ts";
+import { RecentTokens, SeenTokens } from "../src/recent-tokens.ts";
 
 describe("RecentTokens", () => {
   test("keeps what was set, and answers undefined for a token never seen", () => {
@@ -31,5 +31,23 @@ describe("RecentTokens", () => {
     // Not asked for any more: forgotten after two generations.
     for (let n = 0; n < 4; n++) recent.set(`later${n}`, "no");
     expect(recent.get("kept")).toBeUndefined();
+  });
+});
+
+describe("SeenTokens", () => {
+  test("a token is seen before from its second visit on, and forgotten after two generations of others", () => {
+    const seen = new SeenTokens(4);
+    expect(seen.seenBefore("header.payload.signatureA")).toBe(false);
+    expect(seen.seenBefore("header.payload.signatureA")).toBe(true);
+    expect(seen.seenBefore("header.payload.signatureB")).toBe(false);
+    for (let n = 0; n < 4; n++) seen.seenBefore(`header.payload.other${n}`);
+    expect(seen.seenBefore("header.payload.signatureA")).toBe(false);
+  });
+
+  test("tokens that differ only before their last characters share a fingerprint: remembered sooner, no more", () => {
+    const seen = new SeenTokens(100);
+    expect(seen.seenBefore("one.payload.sameEnd")).toBe(false);
+    expect(seen.seenBefore("two.payload.sameEnd")).toBe(true);
+    expect(seen.seenBefore("two.payload.diffEnd")).toBe(false);
   });
 });
