@@ -35,13 +35,14 @@ export class RecentTokens<V> {
   }
 }
 
-/** Characters taken from the end of a token for its fingerprint: 7 × 7 bits, exact in a double. */
-const FINGERPRINT_CHARS = 7;
+/** Characters taken from the end of a token for its fingerprint. */
+const FINGERPRINT_CHARS = 8;
 
 /**
- * Which tokens came lately, known by a number made of their last characters, with no string kept. A JWS ends
- * with its signature, as good as random, so two tokens share a fingerprint only by a rare accident; and then
- * all that happens is that the second is remembered at its first visit.
+ * Which tokens came lately, known by a small integer mixed from their last characters, with no string kept (a Set
+ * of small integers is the cheapest JavaScriptCore has). A JWS ends with its signature, as good as random, so two
+ * tokens share a fingerprint only by a rare accident (among 10,000 tokens, a pair once in twenty); and then all that happens
+ * is that the second is remembered at its first visit.
  */
 export class SeenTokens {
   private newer = new Set<number>();
@@ -56,7 +57,8 @@ export class SeenTokens {
   seenBefore(token: string): boolean {
     let fingerprint = 0;
     for (let i = Math.max(0, token.length - FINGERPRINT_CHARS); i < token.length; i++) {
-      fingerprint = fingerprint * 128 + (token.charCodeAt(i) & 0x7f);
+      // Kept in 30 bits, so that it stays an int32 (an int, not a double, in the Set).
+      fingerprint = (fingerprint * 31 + token.charCodeAt(i)) & 0x3fffffff;
     }
     if (this.newer.has(fingerprint)) return true;
     const seen = this.older.has(fingerprint);
