@@ -161,6 +161,17 @@ describe("HS256 tokens", () => {
     expect(await allowed("7")).toBe(false);
   });
 
+  test("a short list with non-strings among its patterns: the strings still match, the rest grants nothing", async () => {
+    const token = await hs256({ pinghub: { subscribe: [7, "/a", null, "/b/*", { c: 1 }] } });
+    const allowed = async (channel: string) =>
+      (await check(access, bearer(channel, token), channel, "subscribe")).allowed;
+    expect(await allowed("/a")).toBe(true);
+    expect(await allowed("/b/x")).toBe(true);
+    expect(await allowed("/b")).toBe(false);
+    expect(await allowed("7")).toBe(false);
+    expect(await allowed("/c")).toBe(false);
+  });
+
   test("a valid token without the pinghub claim, or with a claim of the wrong shape, grants nothing", async () => {
     for (const claims of [{}, { pinghub: "*" }, { pinghub: { subscribe: "/a" } }, { pinghub: { subscribe: [7] } }]) {
       const r = await refusal(await check(access, bearer("/a", await hs256(claims)), "/a", "subscribe"));
