@@ -30,13 +30,19 @@ export const PENDING_WINDOW_MS = 10;
  * to write with the first.
  */
 export const BUSY_GAP_MS = PENDING_WINDOW_MS / 2;
+/**
+ * A channel's pending events are written once they come to this many bytes: past it a send's own cost is small
+ * beside the copying, and large messages are checked against the backlog budget one write at a time.
+ */
+export const PENDING_MAX_BYTES = 16 * 1024;
 
 interface Pending<S> {
   channel: string;
   /** The channel's streams: the hub's own set, so that a stream that leaves meanwhile is skipped. */
   streams: ReadonlySet<S>;
-  /** Events not yet written, in publishing order. */
+  /** Events not yet written, in publishing order, and their bytes. */
   events: Array<{ bytes: Uint8Array; id: string | undefined }>;
+  bytes: number;
   /** When the last event was published (performance.now()), to tell a busy channel. */
   lastEventAt: number;
   /** When the window opened: the write it started at. */
@@ -82,6 +88,7 @@ export class PendingEvents<S extends EventTarget> {
         channel,
         streams,
         events: [],
+        bytes: 0,
         lastEventAt: -Infinity,
         openedAt: now,
         writtenAt: now,
@@ -91,8 +98,10 @@ export class PendingEvents<S extends EventTarget> {
       this.channels.set(channel, pending);
     }
     pending.events.push({ bytes, id });
+    pending.bytes += bytes.byteLength;
     const busy = now - pending.lastEventAt < BUSY_GAP_MS;
     pending.lastEventAt = now;
+    if (pending.bytes >= PENDING_MAX_BYTES) return this.write(pending);
     // Busy, with a window open: the event goes out at its end, with the others published meanwhile.
     if ((busy && pending.window !== undefined) || pending.soon) return;
     pending.soon = true;
@@ -151,6 +160,7 @@ export class PendingEvents<S extends EventTarget> {
     const events = pending.events;
     if (events.length === 0) return;
     pending.events = [];
+    pending.bytes = 0;
     // A stream that falls past --max-backlog cuts itself off as it writes: its other events are skipped.
     for (const stream of pending.streams) for (const event of events) if (!stream.send(event.bytes, event.id)) break;
     this.afterWrite();

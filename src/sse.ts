@@ -49,12 +49,20 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
   const expiries = new ExpiryWheel<() => void>((end) => end());
   // A busy channel's events go out several to a write (sse-pending.ts); after each write, the backlog budget
   // looks at what the streams that fell behind now hold.
-  const pending = new PendingEvents<SseStream>(() => hub.backlog.enforce());
+  const budget = hub.backlog;
+  const pending = new PendingEvents<SseStream>(() => budget.enforce());
   const group = hub.group<SseStream>(EVENT_STREAMS, {
     fanOut(channel, streams, message, id) {
       // The event's bytes are built once, here, for every stream of the channel; Bun copies them into each
       // socket (or its buffer), and a stream that falls too far behind cuts itself off as it writes.
-      pending.add(channel, streams, eventBytes(message, id), id);
+      const bytes = eventBytes(message, id);
+      // While any subscriber is behind, each message is written at once, as the hub's budget checks it (a
+      // message waiting here would be in no backlog yet); Bun's buffer joins the events of a stream behind.
+      if (budget.behindCount === 0) pending.add(channel, streams, bytes, id);
+      else {
+        pending.flush(channel);
+        for (const stream of streams) stream.send(bytes, id);
+      }
       return streams.size;
     },
     end(stream) {
