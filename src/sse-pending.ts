@@ -5,14 +5,15 @@
 // sink flushes once the callback returns), but a publisher's frames, a POST or a Redis reply each come in a
 // callback of their own: at 300 messages/s, one send per event per subscriber.
 //
-// So, much as TCP's Nagle algorithm does for small segments (nginx leaves it on for a streamed answer, which is
-// what makes Nchan's EventSource cheaper per delivery at high rates), a busy channel's events wait a little to go
-// out together. An event goes out at the end of the turn of the event loop it was published in (with whatever
-// else the turn published to the channel), unless the channel is busy: its previous event came less than
-// BUSY_GAP_MS before. Then it waits for the end of the channel's window, at most PENDING_WINDOW_MS after it
-// opened at an earlier write, and goes out with every event published meanwhile. A channel publishing less than
-// one event per BUSY_GAP_MS gets each at once, as before; a busier one waits at most a window for its events,
-// and pays one send per window per subscriber instead of one per event.
+// So, much as TCP's Nagle algorithm does for small segments, a busy channel's events wait a little to go out
+// together. (nginx turns Nagle off only once a connection goes keep-alive, so a streamed answer has it on: that is
+// what makes Nchan's EventSource cheaper per delivery at high rates, and its latency higher.) An event goes out at
+// the end of the turn of the event loop it was published in, with whatever else the turn published to the
+// channel, unless the channel is busy: its events have been coming less than BUSY_GAP_MS apart, on average over
+// the last few. Then it waits for the end of the channel's window, at most PENDING_WINDOW_MS after it opened at an
+// earlier write, and goes out with every event published meanwhile. A channel publishing less than one event per
+// BUSY_GAP_MS gets each at once, as before, even when two come close together now and then; a busier one waits at
+// most a window for its events, and pays one send per window per subscriber instead of one per event.
 
 /** What a channel's events are written to: a stream, which still decides per event (history, backlog, end). */
 export interface EventTarget {
@@ -25,11 +26,16 @@ export interface EventTarget {
  */
 export const PENDING_WINDOW_MS = 10;
 /**
- * A channel is busy while its events come closer together than this: from 200 events/s. Half the window, so that
- * a channel publishing about once a window (100 events/s) is not held for nothing: it would gain no second event
- * to write with the first.
+ * A channel is busy while its events come closer together than this on average: from 200 events/s. Half the
+ * window, so that a channel publishing about once a window (100 events/s) is not held for nothing: it would gain
+ * no second event to write with the first.
  */
 export const BUSY_GAP_MS = PENDING_WINDOW_MS / 2;
+/**
+ * The average gap moves a quarter of the way to each new one: it follows the last few, so a pair of events that
+ * come close together once (a publisher's timer that fired late) does not make a channel busy.
+ */
+const GAP_SMOOTHING = 4;
 /**
  * A channel's pending events are written once they come to this many bytes: past it a send's own cost is small
  * beside the copying, and large messages are checked against the backlog budget one write at a time.
@@ -43,8 +49,9 @@ interface Pending<S> {
   /** Events not yet written, in publishing order, and their bytes. */
   events: Array<{ bytes: Uint8Array; id: string | undefined }>;
   bytes: number;
-  /** When the last event was published (performance.now()), to tell a busy channel. */
+  /** When the last event was published (performance.now()), and the average gap between events, in ms. */
   lastEventAt: number;
+  gapMs: number;
   /** When the window opened: the write it started at. */
   openedAt: number;
   /** When events were last written. */
@@ -89,7 +96,10 @@ export class PendingEvents<S extends EventTarget> {
         streams,
         events: [],
         bytes: 0,
-        lastEventAt: -Infinity,
+        lastEventAt: now,
+        // A channel starts quiet; a gap of a window or more counts as a window, so that one long pause does not
+        // take a quiet channel's average ever.
+        gapMs: PENDING_WINDOW_MS,
         openedAt: now,
         writtenAt: now,
         window: undefined,
@@ -99,8 +109,9 @@ export class PendingEvents<S extends EventTarget> {
     }
     pending.events.push({ bytes, id });
     pending.bytes += bytes.byteLength;
-    const busy = now - pending.lastEventAt < BUSY_GAP_MS;
+    pending.gapMs += (Math.min(now - pending.lastEventAt, PENDING_WINDOW_MS) - pending.gapMs) / GAP_SMOOTHING;
     pending.lastEventAt = now;
+    const busy = pending.gapMs < BUSY_GAP_MS;
     if (pending.bytes >= PENDING_MAX_BYTES) return this.write(pending);
     // Busy, with a window open: the event goes out at its end, with the others published meanwhile.
     if ((busy && pending.window !== undefined) || pending.soon) return;
