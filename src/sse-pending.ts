@@ -21,21 +21,28 @@ export interface EventTarget {
 }
 
 /**
- * How long a busy channel's events wait at most to go out together: at 300 messages/s, three to a write. Well
- * under what Nchan's Nagle adds (its EventSource's latency p50 is 24–28 ms in the same benchmark).
+ * How long a busy channel's events wait at most to go out together: at 100 messages/s two to a write, at 300 six.
+ * Under what Nchan's Nagle adds with the receiver's delayed ACKs (its EventSource's latency p50 was 20–34 ms in
+ * the same benchmark, at 100 and at 300 messages/s; pinghub's with this window 16–19 ms).
  */
-export const PENDING_WINDOW_MS = 10;
+export const PENDING_WINDOW_MS = 20;
 /**
- * A channel is busy while its events come closer together than this on average: from 200 events/s. Half the
- * window, so that a channel publishing about once a window (100 events/s) is not held for nothing: it would gain
- * no second event to write with the first.
+ * A channel is busy while its events come closer together than this on average: from about 67 events/s. Three
+ * quarters of the window, so that a busy channel's window gathers at least four events for every three writes: a
+ * channel publishing about once a window (50 events/s) or less is not held for nothing.
  */
-export const BUSY_GAP_MS = PENDING_WINDOW_MS / 2;
+export const BUSY_GAP_MS = 15;
 /**
  * The average gap moves a quarter of the way to each new one: it follows the last few, so a pair of events that
  * come close together once (a publisher's timer that fired late) does not make a channel busy.
  */
 const GAP_SMOOTHING = 4;
+/**
+ * A longer gap counts as this long: a long pause does not take a channel's average out of reach, so a burst after
+ * it is gathered within a few events. Twice the window: a channel publishing about once a window but unevenly (two
+ * close together, then a double gap) averages a window, and is not held.
+ */
+const LONGEST_GAP_MS = PENDING_WINDOW_MS * 2;
 /**
  * A channel's pending events are written once they come to this many bytes: past it a send's own cost is small
  * beside the copying, and large messages are checked against the backlog budget one write at a time.
@@ -97,9 +104,8 @@ export class PendingEvents<S extends EventTarget> {
         events: [],
         bytes: 0,
         lastEventAt: now,
-        // A channel starts quiet; a gap of a window or more counts as a window, so that one long pause does not
-        // take a quiet channel's average ever.
-        gapMs: PENDING_WINDOW_MS,
+        // A channel starts quiet.
+        gapMs: LONGEST_GAP_MS,
         openedAt: now,
         writtenAt: now,
         window: undefined,
@@ -109,7 +115,7 @@ export class PendingEvents<S extends EventTarget> {
     }
     pending.events.push({ bytes, id });
     pending.bytes += bytes.byteLength;
-    pending.gapMs += (Math.min(now - pending.lastEventAt, PENDING_WINDOW_MS) - pending.gapMs) / GAP_SMOOTHING;
+    pending.gapMs += (Math.min(now - pending.lastEventAt, LONGEST_GAP_MS) - pending.gapMs) / GAP_SMOOTHING;
     pending.lastEventAt = now;
     const busy = pending.gapMs < BUSY_GAP_MS;
     if (pending.bytes >= PENDING_MAX_BYTES) return this.write(pending);
