@@ -118,7 +118,10 @@ export class PendingEvents<S extends EventTarget> {
     pending.gapMs += (Math.min(now - pending.lastEventAt, LONGEST_GAP_MS) - pending.gapMs) / GAP_SMOOTHING;
     pending.lastEventAt = now;
     const busy = pending.gapMs < BUSY_GAP_MS;
-    if (pending.bytes >= PENDING_MAX_BYTES) return this.write(pending);
+    if (pending.bytes >= PENDING_MAX_BYTES) {
+      this.write(pending);
+      return;
+    }
     // Busy, with a window open: the event goes out at its end, with the others published meanwhile.
     if ((busy && pending.window !== undefined) || pending.soon) return;
     pending.soon = true;
@@ -157,7 +160,10 @@ export class PendingEvents<S extends EventTarget> {
 
   private windowEnds(pending: Pending<S>): void {
     pending.window = undefined;
-    if (pending.events.length > 0) return this.write(pending);
+    if (pending.events.length > 0) {
+      this.write(pending);
+      return;
+    }
     // Events went out at once during the window: the next window runs from the last of those writes (a timer
     // can fire late on a busy node: then that window is over too).
     const left = PENDING_WINDOW_MS - (performance.now() - pending.writtenAt);

@@ -3,13 +3,7 @@
 // sees the events arrive complete, in order, and several to a chunk of the response.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import {
-  BUSY_GAP_MS,
-  type EventTarget,
-  PENDING_MAX_BYTES,
-  PENDING_WINDOW_MS,
-  PendingEvents,
-} from "../src/sse-pending.ts";
+import { type EventTarget, PENDING_MAX_BYTES, PENDING_WINDOW_MS, PendingEvents } from "../src/sse-pending.ts";
 import { subscribe } from "./support/clients.ts";
 import { startServer, type TestServer } from "./support/server.ts";
 import { openEvents } from "./support/sse-client.ts";
