@@ -183,6 +183,30 @@ describe("against a real server", () => {
   }, 30_000);
 });
 
+describe("against a real server, at the end", () => {
+  test("a busy channel's events still waiting at shutdown go out before every stream ends", async () => {
+    const server = await startServer();
+    const path = "/sse/last";
+    const streams = await Promise.all([0, 1].map(() => openEvents(server.http(path))));
+    await until(() => server.hub.eventStreams === 2, "two SSE subscribers");
+    const publisher = await subscribe(server.ws(path));
+    // Frames a millisecond apart make the channel busy; the last few wait for the window's end when stop comes.
+    const COUNT = 30;
+    for (let i = 0; i < COUNT; i++) {
+      publisher.send(`m${i}`);
+      await Bun.sleep(1);
+    }
+    // The publisher's echo says the hub has them all: each went to the websocket and the pending events together.
+    await publisher.received(COUNT);
+    await server.stop();
+    const expected = Array.from({ length: COUNT }, (_, i) => `m${i}`);
+    for (const stream of streams) {
+      expect(await stream.ended).toBe(true);
+      expect(stream.events.map((e) => e.data)).toEqual(expected);
+    }
+  }, 30_000);
+});
+
 /** The chunks of a chunked HTTP body, each complete one as a string (a last one cut short is left out). */
 function dechunk(body: string): string[] {
   const chunks: string[] = [];
