@@ -15,9 +15,17 @@
 // BUSY_GAP_MS gets each at once, as before, even when two come close together now and then; a busier one waits at
 // most a window for its events, and pays one send per window per subscriber instead of one per event.
 
+/** One event's bytes, and its message's id if it has one. */
+export interface PendingEvent {
+  bytes: Uint8Array;
+  id: string | undefined;
+}
+
 /** What a channel's events are written to: a stream, which still decides per event (history, backlog, end). */
 export interface EventTarget {
   send(bytes: Uint8Array, id: string | undefined): boolean;
+  /** Several events, `joined` their bytes end to end: one write where the stream need not look at each. */
+  sendJoined(joined: Uint8Array, events: readonly PendingEvent[]): boolean;
 }
 
 /**
@@ -54,7 +62,7 @@ interface Pending<S> {
   /** The channel's streams: the hub's own set, so that a stream that leaves meanwhile is skipped. */
   streams: ReadonlySet<S>;
   /** Events not yet written, in publishing order, and their bytes. */
-  events: Array<{ bytes: Uint8Array; id: string | undefined }>;
+  events: PendingEvent[];
   bytes: number;
   /** When the last event was published (performance.now()), and the average gap between events, in ms. */
   lastEventAt: number;
@@ -183,9 +191,19 @@ export class PendingEvents<S extends EventTarget> {
     const events = pending.events;
     if (events.length === 0) return;
     pending.events = [];
+    const only = events.length === 1 ? events[0] : undefined;
+    if (only !== undefined) for (const stream of pending.streams) stream.send(only.bytes, only.id);
+    else {
+      // The events' bytes end to end, built once for every stream: one call into Bun per stream, not one per event.
+      const joined = new Uint8Array(pending.bytes);
+      let at = 0;
+      for (const event of events) {
+        joined.set(event.bytes, at);
+        at += event.bytes.byteLength;
+      }
+      for (const stream of pending.streams) stream.sendJoined(joined, events);
+    }
     pending.bytes = 0;
-    // A stream that falls past --max-backlog cuts itself off as it writes: its other events are skipped.
-    for (const stream of pending.streams) for (const event of events) if (!stream.send(event.bytes, event.id)) break;
     this.afterWrite();
   }
 }

@@ -22,7 +22,7 @@ import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { plainText } from "./plain-text.ts";
 import { clientAddress } from "./refusal.ts";
 import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
-import { PendingEvents } from "./sse-pending.ts";
+import { type PendingEvent, PendingEvents } from "./sse-pending.ts";
 
 /** A comment at least this often keeps proxies (nginx's proxy_read_timeout is 60 s) from closing a quiet stream. */
 export const HEARTBEAT_MS = 15_000;
@@ -336,6 +336,17 @@ class SseStream implements Backlogged {
       this.floor = undefined;
     }
     return this.write(bytes);
+  }
+
+  /**
+   * Writes several events at once (`joined`: their bytes end to end), one write where nothing is decided per
+   * event; false as send says. While the history is read, or up to the floor, each event is looked at alone.
+   */
+  sendJoined(joined: Uint8Array, events: readonly PendingEvent[]): boolean {
+    if (this.done) return true;
+    if (this.held === undefined && this.floor === undefined) return this.write(joined);
+    for (const event of events) if (!this.send(event.bytes, event.id)) return false;
+    return true;
   }
 
   comment(bytes: Uint8Array): void {

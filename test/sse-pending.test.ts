@@ -3,7 +3,13 @@
 // sees the events arrive complete, in order, and several to a chunk of the response.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { type EventTarget, PENDING_MAX_BYTES, PENDING_WINDOW_MS, PendingEvents } from "../src/sse-pending.ts";
+import {
+  type EventTarget,
+  PENDING_MAX_BYTES,
+  PENDING_WINDOW_MS,
+  type PendingEvent,
+  PendingEvents,
+} from "../src/sse-pending.ts";
 import { subscribe } from "./support/clients.ts";
 import { startServer, type TestServer } from "./support/server.ts";
 import { openEvents } from "./support/sse-client.ts";
@@ -12,21 +18,41 @@ import { until } from "./support/until.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** A stream that writes down the events it is given, with the write (counted by afterWrite) each came in. */
+/**
+ * A stream that writes down the events it is given, with the write (counted by afterWrite) each came in, and its
+ * own calls (one per write, joined or not). Past its room it cuts itself off and leaves its channel's set, as a
+ * real stream leaves its group.
+ */
 class Recorder implements EventTarget {
   readonly got: Array<{ text: string; write: number; at: number }> = [];
+  calls = 0;
   constructor(
     private readonly writes: { count: number },
-    /** Events it takes before it says it cut itself off. */
+    /** Events it takes before it cuts itself off. */
     private room = Number.POSITIVE_INFINITY,
+    private readonly leaves?: Set<Recorder>,
   ) {}
   send(bytes: Uint8Array): boolean {
-    if (this.room <= 0) throw new Error("written to after it cut itself off");
-    this.got.push({ text: decoder.decode(bytes), write: this.writes.count, at: performance.now() });
-    return --this.room > 0;
+    this.calls++;
+    return this.take([decoder.decode(bytes)]);
+  }
+  sendJoined(joined: Uint8Array, events: readonly PendingEvent[]): boolean {
+    this.calls++;
+    const texts = events.map((e) => decoder.decode(e.bytes));
+    // The joined bytes are exactly the events', end to end.
+    expect(decoder.decode(joined)).toBe(texts.join(""));
+    return this.take(texts);
   }
   texts(): string[] {
     return this.got.map((e) => e.text);
+  }
+  private take(texts: string[]): boolean {
+    if (this.room <= 0) throw new Error("written to after it cut itself off");
+    for (const text of texts) this.got.push({ text, write: this.writes.count, at: performance.now() });
+    this.room -= texts.length;
+    if (this.room > 0) return true;
+    this.leaves?.delete(this);
+    return false;
   }
 }
 
@@ -56,7 +82,11 @@ describe("gathering a channel's events", () => {
     for (let i = 0; i < 5; i++) add(`e${i}`);
     await endOfTurn();
     expect(writes.count).toBe(1);
-    for (const stream of streams) expect(stream.texts()).toEqual(["e0", "e1", "e2", "e3", "e4"]);
+    for (const stream of streams) {
+      expect(stream.texts()).toEqual(["e0", "e1", "e2", "e3", "e4"]);
+      // One call per stream, the events joined.
+      expect(stream.calls).toBe(1);
+    }
   });
 
   test("a busy channel's events, published turns apart, go out together, in order, none held long", async () => {
@@ -103,14 +133,18 @@ describe("gathering a channel's events", () => {
 
   test("a stream that cuts itself off while written is given nothing more; the others get every event", async () => {
     const writes = { count: 0 };
-    const cut = new Recorder(writes, 2);
+    const streams = new Set<Recorder>();
+    const cut = new Recorder(writes, 2, streams);
     const reader = new Recorder(writes);
+    streams.add(cut).add(reader);
     const pending = new PendingEvents<Recorder>(() => writes.count++);
-    const streams = new Set([cut, reader]);
     for (let i = 0; i < 4; i++) pending.add("/c", streams, encoder.encode(`e${i}`), undefined);
     await endOfTurn();
-    expect(cut.texts()).toEqual(["e0", "e1"]);
-    expect(reader.texts()).toEqual(["e0", "e1", "e2", "e3"]);
+    pending.add("/c", streams, encoder.encode("e4"), undefined);
+    await until(() => reader.got.length === 5, "the reader's fifth event");
+    // The write that took it past its room was its last (a real stream's connection is reset there).
+    expect(cut.texts()).toEqual(["e0", "e1", "e2", "e3"]);
+    expect(reader.texts()).toEqual(["e0", "e1", "e2", "e3", "e4"]);
   });
 
   test("a channel that emptied and was joined again: the old streams get their events, the new ones only theirs", async () => {
