@@ -22,6 +22,7 @@ import { forbiddenOrigin, originAllowed } from "./origin.ts";
 import { plainText } from "./plain-text.ts";
 import { clientAddress } from "./refusal.ts";
 import { commentBytes, eventBytes, gapEventBytes, retryBytes } from "./sse-event.ts";
+import { type PendingEvent, PendingEvents } from "./sse-pending.ts";
 
 /** A comment at least this often keeps proxies (nginx's proxy_read_timeout is 60 s) from closing a quiet stream. */
 export const HEARTBEAT_MS = 15_000;
@@ -46,20 +47,33 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
   const { refused, debug, access } = door;
   // Streams whose token expires wait here to be ended, each as the function that ends it: one timer for all.
   const expiries = new ExpiryWheel<() => void>((end) => end());
+  // A busy channel's events go out several to a write (sse-pending.ts); after each write, the backlog budget
+  // looks at what the streams that fell behind now hold.
+  const budget = hub.backlog;
+  const pending = new PendingEvents<SseStream>(() => budget.enforce());
   const group = hub.group<SseStream>(EVENT_STREAMS, {
-    fanOut(_channel, streams, message, id) {
+    fanOut(channel, streams, message, id) {
       // The event's bytes are built once, here, for every stream of the channel; Bun copies them into each
       // socket (or its buffer), and a stream that falls too far behind cuts itself off as it writes.
       const bytes = eventBytes(message, id);
-      for (const stream of streams) stream.send(bytes, id);
+      // While any subscriber is behind, each message is written at once, as the hub's budget checks it (a
+      // message waiting here would be in no backlog yet); Bun's buffer joins the events of a stream behind.
+      if (budget.behindCount === 0) pending.add(channel, streams, bytes, id);
+      else {
+        pending.flush(channel);
+        for (const stream of streams) stream.send(bytes, id);
+      }
       return streams.size;
     },
-    end: (stream) => stream.end("server shutting down"),
+    end(stream) {
+      // What was published before the shutdown goes out first.
+      pending.flush(stream.channel);
+      stream.end("server shutting down");
+    },
     slow: (stream) => stream.slow,
     // Cluster mode, after an outage the history did not cover: the gap event, and where the channel rejoined.
-    gap(_channel, streams, reason, position) {
-      const bytes = gapEventBytes(reason, position);
-      for (const stream of streams) stream.send(bytes, undefined);
+    gap(channel, streams, reason, position) {
+      pending.add(channel, streams, gapEventBytes(reason, position), undefined);
     },
   });
   const open = new Set<SseStream>();
@@ -125,12 +139,16 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
     // Without history a stream with no Last-Event-ID is exactly what it was: nothing to read, nothing held.
     const read = history || from.lastId !== undefined;
     if (read) stream.holdLive();
+    // Events published before the stream joined are not its own: they go out to the others first.
+    pending.flush(channel);
     if (!group.join(channel, stream)) return respond();
     debug?.(`SSE stream opened: channel ${JSON.stringify(channel)} from ${client}`);
     // A token's exp ends the stream, and EventSource comes back with a fresh token (pinghub.js asks for one).
     if (expiresAtMs !== undefined) {
       const end = () => {
         expiry = undefined;
+        // What was published before its token expired is still its own.
+        pending.flush(channel);
         refused("token_expired", channel, req);
         stream.endWith("token expired", "its token expired");
       };
@@ -176,6 +194,7 @@ export function createSseSubscribers(hub: Hub, config: Config, door: DoorContext
       return decision.then((d) => admitIfAllowed(req, server, channel, last.count, d));
     },
     stop() {
+      pending.stop();
       if (heartbeat !== undefined) clearInterval(heartbeat);
       heartbeat = undefined;
       expiries.stop();
@@ -317,6 +336,17 @@ class SseStream implements Backlogged {
       this.floor = undefined;
     }
     return this.write(bytes);
+  }
+
+  /**
+   * Writes several events at once (`joined`: their bytes end to end), one write where nothing is decided per
+   * event; false as send says. While the history is read, or up to the floor, each event is looked at alone.
+   */
+  sendJoined(joined: Uint8Array, events: readonly PendingEvent[]): boolean {
+    if (this.done) return true;
+    if (this.held === undefined && this.floor === undefined) return this.write(joined);
+    for (const event of events) if (!this.send(event.bytes, event.id)) return false;
+    return true;
   }
 
   comment(bytes: Uint8Array): void {
