@@ -152,6 +152,8 @@ describe.skipIf(skip)("rediss:// with --redis-ca and a client certificate", () =
           // The cluster bus and CLUSTER SLOTS on TLS too: the ports the cluster gives clients are its TLS ones.
           ...["--tls-cluster", "yes", "--cluster-enabled", "yes", "--dir", dir],
           ...["--cluster-config-file", file(`nodes-${port}.conf`)],
+          // The bus on a free port of its own, not the port plus 10,000, which may be taken (redis-cluster.ts).
+          ...["--cluster-port", String(freePort())],
         ]),
         { stdin: "ignore", stdout: "ignore", stderr: "ignore" },
       ),

@@ -36,6 +36,10 @@ export async function startRedisCluster(dir: string): Promise<RedisClusterSetup>
         "yes",
         "--cluster-config-file",
         join(dir, `nodes-${port}.conf`),
+        // The cluster bus on a free port of its own: Redis's default, the port plus 10,000, may be taken by
+        // another connection (or past 65535 for a port above 55535), and redis-server then exits at start.
+        "--cluster-port",
+        String(freePort()),
         "--cluster-node-timeout",
         String(NODE_TIMEOUT_MS),
         // A replica takes over however long it had been cut off: the test kills masters on purpose.
