@@ -29,17 +29,18 @@ export interface EventTarget {
 }
 
 /**
- * How long a busy channel's events wait at most to go out together: at 100 messages/s two to a write, at 300 six.
- * Under what Nchan's Nagle adds with the receiver's delayed ACKs (its EventSource's latency p50 was 20–34 ms in
- * the same benchmark, at 100 and at 300 messages/s; pinghub's with this window 16–19 ms).
+ * How long a busy channel's events wait at most to go out together: at 300 messages/s three to a write. Short, so
+ * that a busy channel's latency grows by at most this (measured: p99 28 ms with a 20 ms window at 100 and 300
+ * messages/s, where Nchan's EventSource had 9 to 40 ms at 100).
  */
-export const PENDING_WINDOW_MS = 20;
+export const PENDING_WINDOW_MS = 10;
 /**
- * A channel is busy while its events come closer together than this on average: from about 67 events/s. Three
- * quarters of the window, so that a busy channel's window gathers at least four events for every three writes: a
- * channel publishing about once a window (50 events/s) or less is not held for nothing.
+ * A channel is busy while its events come closer together than this on average: from about 200 events/s. Half the
+ * window, so that a busy channel's window gathers at least two events. A channel at 100 events/s is not held at
+ * all: its events cost less than Nchan's written one by one (0.67 to 0.88 × Nchan's CPU per delivery in the
+ * benchmark before this file), and holding them would only add latency (p99 10 ms to 28 ms with a 20 ms window).
  */
-export const BUSY_GAP_MS = 15;
+export const BUSY_GAP_MS = 5;
 /**
  * The average gap moves a quarter of the way to each new one: it follows the last few, so a pair of events that
  * come close together once (a publisher's timer that fired late) does not make a channel busy.
