@@ -4,7 +4,7 @@
 // reaches them all natively, so no JavaScript runs per subscriber.
 
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import { type Decision, type DoorContext, EVERYONE } from "./access.ts";
+import { type Access, type Decision, type DoorContext, EVERYONE } from "./access.ts";
 import { type Backlogged, OVER_MAX_BACKLOG } from "./backlog.ts";
 import type { Config } from "./config.ts";
 import { ExpiryWheel } from "./expiry.ts";
@@ -138,6 +138,15 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
       return plainText(`${badLast}\n`, 400);
     }
     if (access === undefined) return admit(req, server, channel, last, EVERYONE);
+    return authorized(access, req, server, channel, last);
+  }
+
+  /**
+   * The upgrade asked of access first. A function apart from subscribe's checks, so that each stays small:
+   * JavaScriptCore compiles a function with its optimizing tier after a number of calls that grows with its size
+   * (jwt-hmac.ts says what that cost).
+   */
+  function authorized(access: Access, req: Request, server: Server<Subscriber>, channel: string, last: number) {
     // A token seen before or a cached answer is decided at once: no promise, no closure per upgrade.
     const decision = access.check(req, channel, "subscribe");
     if (!(decision instanceof Promise)) return admit(req, server, channel, last, decision);
