@@ -187,6 +187,18 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
     });
   }
 
+  /**
+   * ?last=N with history on: the newest N messages first, then the topic. Apart from `open`, which every connect
+   * runs, to keep that small: JavaScriptCore compiles a function with its optimizing tier after a number of calls
+   * that grows with its size (jwt-hmac.ts says what that cost).
+   */
+  function startReplay(ws: SubscriberSocket, channel: string): void {
+    replay.start(ws, channel, hub.broker.latest(channel, ws.data.last), (socket, error) => {
+      refused("redis_down", channel, ws.data.client);
+      socket.close(CLOSE_TRY_AGAIN_LATER, closeReason(`unavailable: ${hub.broker.problem ?? error.message}`));
+    });
+  }
+
   const handler: WebSocketHandler<Subscriber> = {
     // Bun closes with 1009 a message larger than this, before any of it reaches us.
     maxPayloadLength: config.maxMessageSize,
@@ -215,12 +227,7 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
         hub.counters.websocketsOpened++;
         // Without history, or without ?last, the websocket is on its topic at once, as it always was.
         if (ws.data.last === 0 || !hub.broker.history) ws.subscribe(channel);
-        else {
-          replay.start(ws, channel, hub.broker.latest(channel, ws.data.last), (socket, error) => {
-            refused("redis_down", channel, ws.data.client);
-            socket.close(CLOSE_TRY_AGAIN_LATER, closeReason(`unavailable: ${hub.broker.problem ?? error.message}`));
-          });
-        }
+        else startReplay(ws, channel);
       }
       const expiresAtMs = ws.data.expiresAtMs;
       if (expiresAtMs !== undefined) {
