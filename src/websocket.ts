@@ -4,7 +4,7 @@
 // reaches them all natively, so no JavaScript runs per subscriber.
 
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import { type Decision, type DoorContext, EVERYONE } from "./access.ts";
+import { type Access, type Decision, type DoorContext, EVERYONE } from "./access.ts";
 import { type Backlogged, OVER_MAX_BACKLOG } from "./backlog.ts";
 import type { Config } from "./config.ts";
 import { ExpiryWheel } from "./expiry.ts";
@@ -138,6 +138,15 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
       return plainText(`${badLast}\n`, 400);
     }
     if (access === undefined) return admit(req, server, channel, last, EVERYONE);
+    return authorized(access, req, server, channel, last);
+  }
+
+  /**
+   * The upgrade asked of access first. A function apart from subscribe's checks, so that each stays small:
+   * JavaScriptCore compiles a function with its optimizing tier after a number of calls that grows with its size
+   * (jwt-hmac.ts says what that cost).
+   */
+  function authorized(access: Access, req: Request, server: Server<Subscriber>, channel: string, last: number) {
     // A token seen before or a cached answer is decided at once: no promise, no closure per upgrade.
     const decision = access.check(req, channel, "subscribe");
     if (!(decision instanceof Promise)) return admit(req, server, channel, last, decision);
@@ -178,6 +187,18 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
     });
   }
 
+  /**
+   * ?last=N with history on: the newest N messages first, then the topic. Apart from `open`, which every connect
+   * runs, to keep that small: JavaScriptCore compiles a function with its optimizing tier after a number of calls
+   * that grows with its size (jwt-hmac.ts says what that cost).
+   */
+  function startReplay(ws: SubscriberSocket, channel: string): void {
+    replay.start(ws, channel, hub.broker.latest(channel, ws.data.last), (socket, error) => {
+      refused("redis_down", channel, ws.data.client);
+      socket.close(CLOSE_TRY_AGAIN_LATER, closeReason(`unavailable: ${hub.broker.problem ?? error.message}`));
+    });
+  }
+
   const handler: WebSocketHandler<Subscriber> = {
     // Bun closes with 1009 a message larger than this, before any of it reaches us.
     maxPayloadLength: config.maxMessageSize,
@@ -206,12 +227,7 @@ export function createWebsockets(hub: Hub, config: Config, door: DoorContext): W
         hub.counters.websocketsOpened++;
         // Without history, or without ?last, the websocket is on its topic at once, as it always was.
         if (ws.data.last === 0 || !hub.broker.history) ws.subscribe(channel);
-        else {
-          replay.start(ws, channel, hub.broker.latest(channel, ws.data.last), (socket, error) => {
-            refused("redis_down", channel, ws.data.client);
-            socket.close(CLOSE_TRY_AGAIN_LATER, closeReason(`unavailable: ${hub.broker.problem ?? error.message}`));
-          });
-        }
+        else startReplay(ws, channel);
       }
       const expiresAtMs = ws.data.expiresAtMs;
       if (expiresAtMs !== undefined) {
