@@ -50,6 +50,13 @@ export class CatchUp {
   private readonly losses = new Map<string, number>();
   /** Channels whose stream is being read now: one read at a time per channel. */
   private readonly reading = new Set<string>();
+  /**
+   * Channels just caught up, with the last id the catch-up delivered. The stream is read on the command
+   * connection and live messages come on the subscriber connection, so a message published just before the read
+   * can be in the stream's reply and still be on its way live: it comes after the catch-up is done, and was
+   * delivered already. Live messages up to this id are dropped; the first one past it ends the check.
+   */
+  private readonly caughtUpTo = new Map<string, string>();
 
   constructor(private readonly parts: CatchUpParts) {}
 
@@ -73,8 +80,20 @@ export class CatchUp {
         return;
       }
     }
+    let first = 0;
+    if (this.caughtUpTo.size !== 0) {
+      const upTo = this.caughtUpTo.get(channel);
+      if (upTo !== undefined) {
+        while (first < batch.length && compareIds((batch[first] as Pair)[0], upTo) <= 0) first++;
+        if (first === batch.length) return;
+        this.caughtUpTo.delete(channel);
+      }
+    }
     const deliver = this.parts.deliver;
-    for (const [id, message] of batch) deliver(channel, message, id);
+    for (let i = first; i < batch.length; i++) {
+      const [id, message] = batch[i] as Pair;
+      deliver(channel, message, id);
+    }
     // Only channels the node follows: a message in flight after an UNSUBSCRIBE must not bring one back.
     if (this.lastIds.has(channel)) this.lastIds.set(channel, (batch[batch.length - 1] as Pair)[0]);
   }
@@ -95,6 +114,7 @@ export class CatchUp {
   /** The node no longer hears this channel. */
   forget(channel: string): void {
     this.lastIds.delete(channel);
+    this.caughtUpTo.delete(channel);
     this.held.delete(channel);
     this.lostAt.delete(channel);
     this.losses.delete(channel);
@@ -157,7 +177,8 @@ export class CatchUp {
       return;
     }
     // Lost again meanwhile: what was read is delivered, and the channel holds again for the next catch-up.
-    if (this.losses.get(channel) !== losses) this.held.set(channel, []);
+    const again = this.losses.get(channel) !== losses;
+    if (again) this.held.set(channel, []);
     else {
       this.held.delete(channel);
       this.lostAt.delete(channel);
@@ -188,6 +209,9 @@ export class CatchUp {
     const deliver = this.parts.deliver;
     for (const { id, message } of fresh) deliver(channel, message, id);
     this.lastIds.set(channel, position ?? last);
+    // Live again: what the read gave may still come live too (caughtUpTo). Holding again, the next catch-up
+    // tells them apart itself.
+    if (!again && last !== "") this.caughtUpTo.set(channel, last);
   }
 
   /** Stops catching up a channel: a gap, then what it holds, delivered as it came. */

@@ -78,6 +78,25 @@ describe("after the subscriber connection was lost", () => {
     expect(delivered.at(-1)).toBe("/a 7-6 m7-6");
   });
 
+  test("a message both in the stream's reply and still on its way live is delivered once", async () => {
+    const { catchUp, delivered, reads } = harness();
+    catchUp.follow("/a");
+    await settle();
+    catchUp.receive("/a", [["7-1", "m7-1"]]);
+    catchUp.lost(1000);
+    const done = catchUp.resume(2000);
+    // Published after the node subscribed again and before the stream was read: in the reply, and sent live on
+    // the subscriber connection, which the node happens to read only after the reply.
+    reads[0]?.answer({ status: "ok", messages: kept("7-2", "7-3") });
+    expect(await done).toBe(true);
+    catchUp.receive("/a", [
+      ["7-3", "m7-3"],
+      ["7-4", "m7-4"],
+    ]);
+    catchUp.receive("/a", [["7-5", "m7-5"]]);
+    expect(delivered).toEqual(["/a 7-1 m7-1", "/a 7-2 m7-2", "/a 7-3 m7-3", "/a 7-4 m7-4", "/a 7-5 m7-5"]);
+  });
+
   test("a channel that had no message yet reads from where its stream stood when the node subscribed", async () => {
     const { catchUp, delivered, reads } = harness("7-3");
     catchUp.follow("/a");
