@@ -4,7 +4,13 @@
 
 import { readFileSync } from "node:fs";
 import { availableParallelism, release, totalmem } from "node:os";
-import { cpuSeconds, machineProcessSeconds, memory, treeCpuSeconds } from "../test/support/process-stats.ts";
+import {
+  type CpuReading,
+  cpuReading,
+  cpuSecondsBetween,
+  machineProcessSeconds,
+  memory,
+} from "../test/support/process-stats.ts";
 
 /** This process's CPU seconds so far: the load generator's own load, to tell when it is the bottleneck. */
 export function ownCpuSeconds(): number {
@@ -61,12 +67,13 @@ export interface CpuUse {
 
 export interface CpuSnapshot {
   at: number;
-  server: number;
+  /** The server's whole tree: one process, or a --workers parent and its workers, or nginx and its worker. */
+  server: CpuReading;
   own: number;
   machine: number;
   /** The redis-server whose CPU time is counted apart, and its CPU seconds so far. */
   redisPid: RedisPids;
-  redis: number;
+  redis: CpuReading;
 }
 
 /** The redis-server of a cluster node, or all of those behind it (Sentinel's, a Redis Cluster's), or none. */
@@ -76,21 +83,20 @@ export type RedisPids = number | readonly number[] | undefined;
 export function cpuSnapshot(serverPid: number, redisPid?: RedisPids): CpuSnapshot {
   return {
     at: performance.now(),
-    // The server's whole tree: one process, or a --workers parent and its workers.
-    server: treeCpuSeconds(serverPid),
+    server: cpuReading([serverPid]),
     own: ownCpuSeconds(),
     machine: machineProcessSeconds(),
     redisPid,
-    redis: [redisPid ?? []].flat().reduce((sum, pid) => sum + cpuSeconds(pid), 0),
+    redis: cpuReading([redisPid ?? []].flat()),
   };
 }
 
 /** CPU use since `start`; `toolCpu` is what a child load tool (wrk) used meanwhile, counted to the load. */
 export function cpuSince(start: CpuSnapshot, serverPid: number, toolCpu = 0): CpuUse {
   const now = cpuSnapshot(serverPid, start.redisPid);
-  const server = now.server - start.server;
+  const server = cpuSecondsBetween(start.server, now.server);
   const load = now.own - start.own + toolCpu;
-  const redis = now.redis - start.redis;
+  const redis = cpuSecondsBetween(start.redis, now.redis);
   return {
     seconds: (now.at - start.at) / 1000,
     server,
