@@ -393,6 +393,9 @@ function postTargets(
   if (peer) {
     const share = (r: PostRun) => r.delivered / r.requests;
     list.push(ratioTarget("POST: messages delivered per request answered", "/request", sides, share, undefined, than));
+    // What a subscriber got per second: the throughput of messages, where requests/s is that of answers.
+    const rate = (r: PostRun) => r.delivered / r.seconds;
+    list.push(ratioTarget("POST: messages delivered to the subscriber/s", "/s", sides, rate, undefined, than));
   }
   return list;
 }
