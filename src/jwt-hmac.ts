@@ -179,14 +179,25 @@ function critRefused(crit: unknown): Error {
   return new errors.JWSInvalid("unencoded payload (b64) not accepted in a JWT");
 }
 
-/** A segment's JSON object, or undefined when it is not canonical base64url, UTF-8, JSON, or an object. */
+/**
+ * A segment's JSON object, or undefined when it is not canonical base64url, UTF-8, JSON, or an object.
+ *
+ * Canonical without a regular expression: Bun's base64url decoder (node:buffer's) skips a character outside the
+ * alphabet, or stops at `=` or at one outside Latin-1, so any of them leaves fewer bytes than the segment's length
+ * gives; only standard base64's `+` and `/`, which it decodes too, are looked for apart (two native searches).
+ * The regular expression cost 0.13 µs per payload of the bench's tokens (about 130 characters, Bun 1.4.5, warm),
+ * as much as decoding it; test/jwt-hmac-canonical.test.ts holds the characters this relies on being refused.
+ */
 function jsonObject(
   segment: string,
   decode: (segment: string) => Buffer = (text) => Buffer.from(text, "base64url"),
 ): Record<string, unknown> | undefined {
-  if (!BASE64URL.test(segment) || segment.length % 4 === 1) return undefined;
-  if (strayBits(segment)) return undefined;
-  const text = utf8Text(decode(segment));
+  if (segment.length % 4 === 1 || strayBits(segment)) return undefined;
+  const bytes = decode(segment);
+  if (bytes.length !== Math.floor((segment.length * 3) / 4) || segment.includes("+") || segment.includes("/")) {
+    return undefined;
+  }
+  const text = utf8Text(bytes);
   if (text === undefined) return undefined;
   let value: unknown;
   try {
