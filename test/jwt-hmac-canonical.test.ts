@@ -62,3 +62,23 @@ describe("a payload segment with a character outside base64url, signed so, is ma
     }
   });
 });
+
+describe("a payload's UTF-8: Bun's toString marks what is not UTF-8 with U+FFFD, and only then is isUtf8 asked", () => {
+  const payload = (bytes: Uint8Array | string) => signed(Buffer.from(bytes).toString("base64url"));
+  const json = (inside: number[]) => new Uint8Array([...Buffer.from('{"a":"'), ...inside, ...Buffer.from('"}')]);
+
+  test("not UTF-8 anywhere is malformed: a lone continuation, a truncated sequence, an overlong form, a surrogate", () => {
+    const bad = [[0x80], [0xc3], [0xe2, 0x82], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xff]];
+    for (const bytes of bad) {
+      expect({ bytes, why: verdict(payload(json(bytes))) }).toEqual({ bytes, why: "malformed token" });
+    }
+    // At the very end, after the JSON, where a sequence is cut short.
+    expect(verdict(payload(new Uint8Array([...Buffer.from('{"a":1}'), 0xe2, 0x82])))).toBe("malformed token");
+  });
+
+  test("U+FFFD written as such, other characters beyond ASCII, and a leading byte order mark are accepted", () => {
+    expect(verdict(payload('{"a":"\uFFFD"}'))).toBe("accepted");
+    expect(verdict(payload('{"a":"é€😀"}'))).toBe("accepted");
+    expect(verdict(payload('\uFEFF{"a":1}'))).toBe("accepted");
+  });
+});
