@@ -209,7 +209,7 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
           ...serveOptions,
           hostname: listen.hostname,
           port: listen.port,
-          idleTimeout: 10,
+          ...(bisect.includes("noidle") ? {} : { idleTimeout: 10 }),
           reusePort: config.workers > 1,
         });
   websockets.attach(server);
