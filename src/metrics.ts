@@ -156,7 +156,7 @@ export function createMetrics(
 
   const authHooks = forwardAuth ? forwardAuthMetrics(registry) : {};
 
-  if (!(process.env.PINGHUB_BISECT ?? "").includes("nodef")) collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry });
   // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool says so); the
   // same figures remain, by type, in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
   for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {

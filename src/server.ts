@@ -69,88 +69,6 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
   const listen = config.listen;
   if (listen.kind === "unix") await prepareUnixSocket(listen.path);
 
-  // BISECT (temporary): PINGHUB_BISECT picks the POST path, from floorp's handler towards pinghub's.
-  const bisect = process.env.PINGHUB_BISECT ?? "full";
-  const strictB = new TextDecoder("utf-8", { fatal: true });
-  const answersB: Response[] = [];
-  const acceptedB = (n: number) => {
-    const c = answersB[n];
-    if (c !== undefined) return c.clone();
-    const a = new Response("OK\n", { headers: { "X-Pinghub-Subscribers": String(n) } });
-    answersB[n] = a.clone();
-    return a;
-  };
-  const other = (req: Request, server: Server<Subscriber>, channel: string) => {
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      if (req.method === "GET" && wantsEventStream(req)) return sse.subscribe(req, server, channel);
-      return app.fetch(req, { channel });
-    }
-    return websockets.subscribe(req, server, channel);
-  };
-  const fetches: Record<string, (req: Request, server: Server<Subscriber>) => unknown> = {
-    // floorp's POST code verbatim (no upgrade attempt for POST).
-    f0(req, server) {
-      const url = req.url;
-      const channel = url.slice(url.indexOf("/", 7));
-      if (req.method !== "POST") return other(req, server, channel);
-      const l = req.headers.get("content-length");
-      if (l === null || Number(l) > 65536) return new Response("too large\n", { status: 413 });
-      return req.bytes().then((body) => {
-        let message: string;
-        try {
-          message = strictB.decode(body);
-        } catch {
-          return new Response("not utf-8\n", { status: 400 });
-        }
-        server.publish(channel, message);
-        return acceptedB(server.subscriberCount(channel));
-      });
-    },
-    // f0 + channelFromUrl
-    f1(req, server) {
-      const { channel, error } = channelFromUrl(req.url);
-      if (error !== undefined) return new Response(`${error}\n`, { status: 400 });
-      if (req.method !== "POST") return other(req, server, channel);
-      const l = req.headers.get("content-length");
-      if (l === null || Number(l) > 65536) return new Response("too large\n", { status: 413 });
-      return req.bytes().then((body) => {
-        let message: string;
-        try {
-          message = strictB.decode(body);
-        } catch {
-          return new Response("not utf-8\n", { status: 400 });
-        }
-        server.publish(channel, message);
-        return acceptedB(server.subscriberCount(channel));
-      });
-    },
-    // f0 + hub.publishPost in place of server.publish + subscriberCount
-    f2(req, server) {
-      const url = req.url;
-      const channel = url.slice(url.indexOf("/", 7));
-      if (req.method !== "POST") return other(req, server, channel);
-      const l = req.headers.get("content-length");
-      if (l === null || Number(l) > 65536) return new Response("too large\n", { status: 413 });
-      return req.bytes().then((body) => {
-        let message: string;
-        try {
-          message = strictB.decode(body);
-        } catch {
-          return new Response("not utf-8\n", { status: 400 });
-        }
-        return acceptedB(hub.publishPost(channel, message) as number);
-      });
-    },
-    // f0 + post.publish (post.ts whole)
-    f3(req, server) {
-      const url = req.url;
-      const channel = url.slice(url.indexOf("/", 7));
-      if (req.method !== "POST") return other(req, server, channel);
-      return post.publish(req, channel);
-    },
-  };
-  const bisectFetch = fetches[bisect];
-
   const serveOptions = {
     fetch(req: Request, server: Server<Subscriber>) {
       const { channel, error } = channelFromUrl(req.url);
@@ -194,9 +112,6 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
     return post.publish(req, channel) ?? app.fetch(req, { channel });
   }
 
-  if (bisectFetch !== undefined) (serveOptions as { fetch: unknown }).fetch = bisectFetch;
-  if (bisect.includes("noerr")) (serveOptions as { error: unknown }).error = undefined;
-  if (bisect.includes("nomax")) (serveOptions as { maxRequestBodySize: unknown }).maxRequestBodySize = undefined;
   const server =
     listen.kind === "unix"
       ? withSocketMode(config.socketMode, () => Bun.serve({ ...serveOptions, unix: listen.path }))
@@ -209,7 +124,7 @@ export async function startChannelServer(config: Config, hub: Hub, hooks: Server
           ...serveOptions,
           hostname: listen.hostname,
           port: listen.port,
-          ...(bisect.includes("noidle") ? {} : { idleTimeout: 10 }),
+          idleTimeout: 10,
           reusePort: config.workers > 1,
         });
   websockets.attach(server);
