@@ -91,10 +91,10 @@ async function run(config: Config): Promise<number> {
     ...reports,
   };
   // The Redis brokers (ioredis with them) are imported only in cluster mode, so a single node never loads them:
-  // they are about 2 MB of JavaScript heap and 20k objects, half of what pinghub's imports hold (bun:jsc
-  // heapStats after a full GC), and a single node carrying them measured slower on every request, though it
-  // never calls them: POST under wrk -c50 (issue 20 §3), 0.34-1.04 µs more server CPU per request in 6 of 6
-  // quiet alternating rounds (median about 0.6 µs, 5 %).
+  // about 2 MB of JavaScript heap and 20k objects, half of what pinghub's imports hold (bun:jsc heapStats after
+  // a full GC); a single node starts with 3.7 MB less RSS (53.6 against 57.3 MB). Issue 20 §3 found the floor
+  // with pinghub's imports added (and nothing of them called) slower per POST than the floor alone; whether
+  // dropping these from a single node gains a measurable part of it did not repeat (17 alternating pairs).
   const broker =
     redis === undefined
       ? localBroker(history)
