@@ -127,7 +127,7 @@ const plan: Plan =
         workers: { pairs, postPairs: pairs },
         sentinel: { pairs, postPairs: pairs },
         rcluster: { pairs, postPairs: pairs },
-        auth: { pairs, postPairs: pairs },
+        auth: { pairs, connectPairs: pairs, postPairs: pairs },
         growth: { ...chosen.growth, pairs },
       };
 const only = (flags.only?.split(",") ?? SCENARIOS) as Scenario[];
@@ -369,7 +369,7 @@ async function runAuth(pinning: Pinning): Promise<void> {
   results.auth = auth;
   const connects = (use: TokenUse) =>
     alternate(
-      plan.auth.pairs,
+      plan.auth.connectPairs,
       async (kind, pair) => {
         const run = await connectRun(kind, plan.idle, pinning, use);
         note(
