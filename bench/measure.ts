@@ -71,7 +71,7 @@ export interface CpuSnapshot {
   server: CpuReading;
   own: number;
   machine: number;
-  /** The redis-server whose CPU time is counted apart, and its CPU seconds so far. */
+  /** The redis-servers whose CPU time is counted apart, and a reading of it. */
   redisPid: RedisPids;
   redis: CpuReading;
 }
