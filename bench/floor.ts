@@ -8,6 +8,8 @@
 //
 //   bun bench/floor.ts PORT     (listens on 127.0.0.1:PORT)
 
+import { FLOOR_WEBSOCKET_SETTINGS } from "./floor-websocket.ts";
+
 const port = Number(process.argv[2]);
 
 const server = Bun.serve<string>({
@@ -25,12 +27,7 @@ const server = Bun.serve<string>({
     });
   },
   websocket: {
-    maxPayloadLength: 65536, // pinghub's --max-message-size default
-    backpressureLimit: 1048576, // pinghub's --max-backlog default
-    closeOnBackpressureLimit: true,
-    idleTimeout: 30, // pinghub's --idle-timeout default
-    sendPings: true,
-    perMessageDeflate: false,
+    ...FLOOR_WEBSOCKET_SETTINGS,
     open(ws) {
       ws.subscribe(ws.data);
     },

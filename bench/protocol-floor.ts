@@ -7,8 +7,10 @@
 //   taskset -c 0 bun bench/protocol-floor.ts PORT
 //   taskset -c 1 wrk -t1 -c50 -d5s -s bench/load/post.lua http://127.0.0.1:PORT/bench/post
 
+import { FLOOR_WEBSOCKET_SETTINGS } from "./floor-websocket.ts";
+
 const port = Number(process.argv[2]);
-const MAX_MESSAGE_BYTES = 65536; // pinghub's --max-message-size default
+const MAX_MESSAGE_BYTES = FLOOR_WEBSOCKET_SETTINGS.maxPayloadLength;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const answers: Response[] = [];
 
@@ -41,14 +43,8 @@ const server = Bun.serve<string>({
       return accepted(server.subscriberCount(channel));
     });
   },
-  // pinghub's defaults, as bench/floor.ts has them.
   websocket: {
-    maxPayloadLength: MAX_MESSAGE_BYTES,
-    backpressureLimit: 1048576,
-    closeOnBackpressureLimit: true,
-    idleTimeout: 30,
-    sendPings: true,
-    perMessageDeflate: false,
+    ...FLOOR_WEBSOCKET_SETTINGS,
     open(ws) {
       ws.subscribe(ws.data);
     },
