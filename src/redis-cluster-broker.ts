@@ -377,7 +377,13 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       return this.publishing.status === "ready" && tries <= CLOSED_TRIES ? Bun.sleep(CLOSED_RETRY_MS) : undefined;
     }
     // The slot has a new owner: the channel is not heard until it is subscribed there (the old owner drops it).
-    if (this.wanted.has(channel) && this.heardOn.get(channel) !== asked.node) this.notHeard([channel]);
+    // A node often learns of a move here, from a publish, before its slot map says so: it reports the move as
+    // recheck would, so that every node says it, and then that the channel is back.
+    const heard = this.heardOn.get(channel);
+    if (this.wanted.has(channel) && heard !== asked.node) {
+      if (heard === undefined) this.notHeard([channel]);
+      else this.movedAway([channel]);
+    }
     // The publishing client follows no redirection, so it learns the new owner only from its slot map.
     if (this.publishing.slots[this.slotOf(channel)]?.[0] !== asked.node) this.publishing.refreshSlotsCache();
     this.subscriber.refreshSlotsCache();
@@ -414,6 +420,14 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       this.unheard.add(channel);
     }
     this.catchUp?.lost(Date.now(), channels);
+  }
+
+  /** These channels, heard, are now owned by another master: not heard until subscribed there, and said so. */
+  private movedAway(channels: string[]): void {
+    if (channels.length === 0) return;
+    this.notHeard(channels);
+    const names = channels.length === 1 ? JSON.stringify(channels[0]) : `${channels.length} channels`;
+    this.reportDown(`redis cluster: ${names} moved to another shard; re-subscribing`);
   }
 
   /** Sends SSUBSCRIBE for a wanted channel; its reply decides whether the node hears it. */
@@ -475,11 +489,7 @@ export class RedisClusterBroker implements Broker, ClusterStatus {
       if (heard !== undefined) moved.push(channel);
       this.send(channel);
     }
-    if (moved.length > 0) {
-      this.notHeard(moved);
-      const names = moved.length === 1 ? JSON.stringify(moved[0]) : `${moved.length} channels`;
-      this.reportDown(`redis cluster: ${names} moved to another shard; re-subscribing`);
-    }
+    this.movedAway(moved);
     // Channels heard again whose catch-up could not read their stream then (Redis away a moment): again.
     const catchUp = this.catchUp;
     if (catchUp?.pending === true) this.resume([...this.heardOn.keys()].filter((c) => catchUp.holding(c)));
