@@ -91,9 +91,9 @@ export class RedisBroker implements Broker, ClusterStatus {
       connected: () => {
         for (const command of this.channels.connect()) this.sendSubscribe(command);
       },
-      lost: () => {
+      lost: (heardAt) => {
         this.channels.disconnect(new BrokerUnavailable(this.problem ?? "redis connection lost"));
-        this.catchUp?.lost(Date.now());
+        this.catchUp?.lost(heardAt);
       },
       // Catching up reads the streams on the publisher connection: it may have waited for it.
       publisherReady: () => {

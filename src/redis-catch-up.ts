@@ -122,15 +122,16 @@ export class CatchUp {
 
   /**
    * The node no longer hears these channels (by default every one it follows: the subscriber connection is lost;
-   * on a Redis Cluster, the channels of one shard): from now on each holds what comes until it caught up.
+   * on a Redis Cluster, the channels of one shard): from now on each holds what comes until it caught up. `since`
+   * is when Redis was last heard, where the outage began: a silent cut is declared a loss seconds after it.
    */
-  lost(now: number, channels: Iterable<string> = this.lastIds.keys()): void {
+  lost(since: number, channels: Iterable<string> = this.lastIds.keys()): void {
     for (const channel of channels) {
       if (!this.lastIds.has(channel)) continue;
       this.losses.set(channel, (this.losses.get(channel) ?? 0) + 1);
       if (this.held.has(channel)) continue;
       this.held.set(channel, []);
-      this.lostAt.set(channel, now);
+      this.lostAt.set(channel, since);
     }
   }
 

@@ -39,8 +39,12 @@ export interface HealthReports {
 export interface ConnectionHooks {
   /** A subscriber connection is ready: subscribe what is wanted on it. */
   connected(): void;
-  /** The subscriber connection is gone, and every subscription with it. */
-  lost(): void;
+  /**
+   * The subscriber connection is gone, and every subscription with it. `heardAt`: when it last showed Redis there
+   * (made ready, or a PING answered), at most a ping interval before the loss began; a silent cut is only declared
+   * a loss seconds later, and an outage is counted from when Redis was last heard (redis-catch-up.ts).
+   */
+  lost(heardAt: number): void;
   /** A publisher connection is ready: what waited for it (catching up) may go on. */
   publisherReady(): void;
 }
@@ -80,6 +84,8 @@ export class RedisConnections {
   private readonly proven = new Set<Redis>();
   /** Counts connection losses, so that a PING answered is proof only if it was sent after the last one. */
   private losses = 0;
+  /** When the subscriber connection last showed Redis there: made ready, or a PING answered. */
+  private subscriberHeardAt = 0;
 
   constructor(
     private readonly target: RedisTarget,
@@ -118,9 +124,12 @@ export class RedisConnections {
       this.publisherReady = false;
       this.reportDown();
     });
-    this.subscriber.on("ready", () => hooks.connected());
+    this.subscriber.on("ready", () => {
+      this.subscriberHeardAt = Date.now();
+      hooks.connected();
+    });
     this.subscriber.on("close", () => {
-      hooks.lost();
+      hooks.lost(this.subscriberHeardAt || Date.now());
       this.reportDown();
     });
     this.heartbeat = setInterval(() => this.ping(), PING_INTERVAL_MS);
@@ -207,6 +216,7 @@ export class RedisConnections {
     connection.ping().then(
       () => {
         this.pinging.delete(connection);
+        if (connection === this.subscriber) this.subscriberHeardAt = Date.now();
         if (this.proven.has(connection)) return;
         // Sent before a loss, its answer proves nothing: ask again if up still waits on it.
         if (this.losses !== sentAfter) {
