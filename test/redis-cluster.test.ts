@@ -199,6 +199,9 @@ describe.skipIf(skip)("Redis Cluster", () => {
       // A refusal, if any (the node re-subscribing), is a 503 that says why.
       expect(refused.filter((text) => !/^503 unavailable: redis cluster: /.test(text))).toEqual([]);
       expect(s.messages.length).toBe(heard.size);
+      // The node says the move, however it learned of it first (here, mostly a publish answered MOVED), and then
+      // that the channel is back, as the README says.
+      await node.waitForStderr(/"\/moving" moved to another shard; re-subscribing[\s\S]* is back;/, 10_000);
       // The other node carried on through the move, and is up.
       expect(fromOther.slice(-20).every((status) => status === 200)).toBe(true);
       expect(sample(await (await fetch(`${other.metrics}/metrics`)).text(), "pinghub_redis_up")).toBe(1);
