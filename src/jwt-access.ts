@@ -157,14 +157,19 @@ export function jwtAccess(settings: JwtSettings): Access {
    * again: the same answer, a few µs later.
    */
   function firstVisit(token: string, channel: string, action: Action): Decision | Promise<Decision> {
+    return verifyNow(token, channel, action, false);
+  }
+
+  /** Verifies a token now; a granted one is remembered for its next visit if `remember`. */
+  function verifyNow(token: string, channel: string, action: Action, remember: boolean): Decision | Promise<Decision> {
     let payload: JWTPayload | Promise<JWTPayload>;
     try {
       payload = verify(token);
     } catch (error) {
       return refused(token, error);
     }
-    if (!(payload instanceof Promise)) return decide(granted(token, payload, false), channel, action);
-    return verifiedLater(token, payload, channel, action, false);
+    if (!(payload instanceof Promise)) return decide(granted(token, payload, remember), channel, action);
+    return verifiedLater(token, payload, channel, action, remember);
   }
 
   function refused(token: string, error: unknown): Refused {
@@ -187,14 +192,7 @@ export function jwtAccess(settings: JwtSettings): Access {
     // A client that keeps coming back with a bad token costs a lookup, and is still answered 401 every time.
     const known = refusedTokens.get(token);
     if (known !== undefined) return invalidToken(known.why, known.reason);
-    let payload: JWTPayload | Promise<JWTPayload>;
-    try {
-      payload = verify(token);
-    } catch (error) {
-      return refused(token, error);
-    }
-    if (!(payload instanceof Promise)) return decide(granted(token, payload, true), channel, action);
-    return verifiedLater(token, payload, channel, action, true);
+    return verifyNow(token, channel, action, true);
   }
 
   function verifiedLater(
