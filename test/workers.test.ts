@@ -134,6 +134,9 @@ describe.skipIf(skip)("--workers", () => {
     // Each worker is a cluster node: a POST says how many had subscribers of the channel.
     const first = await post(`${workers.url}/mix`, "first");
     expect([first.status, first.headers.get(NODES_HEADER)]).toEqual([200, "2"]);
+    // Heard by every subscriber, so on both workers: a POST is answered once Redis took it, and the other worker
+    // may hear it a moment later, when a websocket opened there meanwhile would hear it too (seen once in CI).
+    await Promise.all(audience.map((s) => s.received(1)));
     // Publishers on both workers at once, websocket frames and POSTs interleaved.
     const publishers = [await open(workers.ws("/mix")), await open(workers.ws("/mix"))];
     const posts: Promise<unknown>[] = [];
