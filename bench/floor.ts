@@ -8,11 +8,12 @@
 //
 //   bun bench/floor.ts PORT     (listens on 127.0.0.1:PORT)
 
-import { FLOOR_WEBSOCKET_SETTINGS } from "./floor-websocket.ts";
+import type { Server } from "bun";
+import { floorWebsocket } from "./floor-websocket.ts";
 
 const port = Number(process.argv[2]);
 
-const server = Bun.serve<string>({
+const server: Server<string> = Bun.serve<string>({
   hostname: "127.0.0.1",
   port,
   fetch(req, server) {
@@ -26,15 +27,7 @@ const server = Bun.serve<string>({
       return new Response("OK\n");
     });
   },
-  websocket: {
-    ...FLOOR_WEBSOCKET_SETTINGS,
-    open(ws) {
-      ws.subscribe(ws.data);
-    },
-    message(ws, message) {
-      server.publish(ws.data, message);
-    },
-  },
+  websocket: floorWebsocket(() => server),
 });
 
 // The benchmark waits for this line before it connects.

@@ -7,7 +7,8 @@
 //   taskset -c 0 bun bench/protocol-floor.ts PORT
 //   taskset -c 1 wrk -t1 -c50 -d5s -s bench/load/post.lua http://127.0.0.1:PORT/bench/post
 
-import { FLOOR_WEBSOCKET_SETTINGS } from "./floor-websocket.ts";
+import type { Server } from "bun";
+import { FLOOR_WEBSOCKET_SETTINGS, floorWebsocket } from "./floor-websocket.ts";
 
 const port = Number(process.argv[2]);
 const MAX_MESSAGE_BYTES = FLOOR_WEBSOCKET_SETTINGS.maxPayloadLength;
@@ -22,7 +23,7 @@ function accepted(subscribers: number): Response {
   return answer;
 }
 
-const server = Bun.serve<string>({
+const server: Server<string> = Bun.serve<string>({
   hostname: "127.0.0.1",
   port,
   maxRequestBodySize: Number.MAX_SAFE_INTEGER,
@@ -43,15 +44,7 @@ const server = Bun.serve<string>({
       return accepted(server.subscriberCount(channel));
     });
   },
-  websocket: {
-    ...FLOOR_WEBSOCKET_SETTINGS,
-    open(ws) {
-      ws.subscribe(ws.data);
-    },
-    message(ws, message) {
-      server.publish(ws.data, message);
-    },
-  },
+  websocket: floorWebsocket(() => server),
 });
 
 console.log(`protocol floor listening on 127.0.0.1:${server.port}`);
